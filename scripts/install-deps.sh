@@ -6,12 +6,16 @@ set -eu
 PKGS="build-essential cmake pkg-config clang-format \
 libmicrohttpd-dev libsqlite3-dev libjansson-dev uuid-dev libssl-dev check \
 libwslay-dev libpcap-dev libcurl4-openssl-dev \
-nodejs npm wrk iproute2 procps curl ca-certificates"
+wrk iproute2 procps curl ca-certificates"
 
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js runs the contract linter and the official Azure SDK test. A Node.js from elsewhere
+# (with its own npm) is kept; otherwise Debian's nodejs and npm are installed.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
