@@ -1,0 +1,352 @@
+/* Packet-capture session rules: create-only names, the per-region limit, dispatch through the
+ * agent port, stop and delete, each recorded with its long-running operation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/strutil.h"
+#include "common/timefmt.h"
+#include "core/core_int.h"
+
+static enum cp_err capture_not_found(struct cp_error *e, const struct db_watcher *w,
+                                     const char *name)
+{
+    char rid[DB_TARGET_MAX];
+    core_resource_id(w, name, rid, sizeof(rid));
+    return cp_fail(e, CP_ENOTFOUND, "NotFound", "", "Resource %s not found.", rid);
+}
+
+/* Finds the watcher (into w) and its capture `name` (into cap). */
+static enum cp_err find_capture(struct db_conn *c, const struct core_watcher_ref *parent,
+                                const char *name, struct db_watcher *w, struct db_capture *cap,
+                                struct cp_error *e)
+{
+    memset(cap, 0, sizeof(*cap));
+    enum cp_err err = core_find_watcher(c, parent, w, e);
+    if (err != CP_OK)
+        return err;
+    char name_key[81];
+    if (str_lower_copy(name_key, sizeof(name_key), name))
+        err = CP_ENOTFOUND;
+    else
+        err = db_capture_get(c, w->id, name_key, cap);
+    if (err == CP_ENOTFOUND)
+        err = capture_not_found(e, w, name);
+    if (err != CP_OK)
+        db_watcher_clear(w);
+    return err;
+}
+
+struct capture_create_job {
+    const struct core_watcher_ref *parent;
+    const struct core_capture_new *req;
+    const struct core_precond *pre;
+    struct db_capture *out;
+    struct db_watcher *watcher;
+    struct db_operation op;
+};
+
+static enum cp_err capture_create_checks(struct db_conn *c, struct capture_create_job *job,
+                                         const char *name_key, struct cp_error *e)
+{
+    struct db_watcher *w = job->watcher;
+    struct db_capture existing;
+    enum cp_err err = db_capture_get(c, w->id, name_key, &existing);
+    db_capture_clear(&existing);
+    if (err == CP_OK) {
+        if (job->pre && job->pre->if_none_match)
+            return cp_fail(e, CP_EPRECOND, "PreconditionFailed", "",
+                           "The condition specified by If-None-Match was not met.");
+        return cp_fail(e, CP_EEXIST, "PacketCaptureAlreadyExists", "",
+                       "A packet capture named '%s' already exists in network watcher '%s'. "
+                       "Packet captures cannot be updated: delete it first or use another name.",
+                       job->req->name, w->name);
+    }
+    if (err != CP_ENOTFOUND)
+        return err;
+    if (job->pre && job->pre->if_match)
+        return cp_fail(e, CP_EPRECOND, "PreconditionFailed", "",
+                       "The condition specified by If-Match was not met.");
+
+    char sub_key[64];
+    str_lower_copy(sub_key, sizeof(sub_key), w->sub);
+    int64_t unfinished = 0;
+    err = db_capture_count_unfinished(c, sub_key, w->region, &unfinished);
+    if (err != CP_OK)
+        return err;
+    if (unfinished >= CORE_MAX_UNFINISHED_CAPTURES)
+        return cp_fail(e, CP_EINVAL, "PacketCaptureCountLimitReached", "",
+                       "Cannot run more than %d packet capture sessions for this subscription in "
+                       "region '%s'. Stop or delete some first.",
+                       CORE_MAX_UNFINISHED_CAPTURES, w->region);
+    return CP_OK;
+}
+
+static enum cp_err capture_create_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    struct capture_create_job *job = arg;
+    struct db_watcher *w = job->watcher;
+    enum cp_err err = core_find_watcher(c, job->parent, w, e);
+    if (err != CP_OK)
+        return err;
+    char name_key[81];
+    if (str_lower_copy(name_key, sizeof(name_key), job->req->name))
+        err = cp_fail(e, CP_EINVAL, "InvalidResourceName", "", "The name is too long.");
+    if (err == CP_OK)
+        err = capture_create_checks(c, job, name_key, e);
+    if (err != CP_OK)
+        goto fail;
+
+    int64_t now = timefmt_now_ms();
+    char rid[DB_TARGET_MAX];
+    core_resource_id(w, job->req->name, rid, sizeof(rid));
+    core_operation_init(&job->op, w, "capture.create", rid, job->req->api_version, now);
+
+    struct db_capture *cap = job->out;
+    memset(cap, 0, sizeof(*cap));
+    cap->watcher_id = w->id;
+    str_copy(cap->name, sizeof(cap->name), job->req->name);
+    str_lower_copy(cap->sub_key, sizeof(cap->sub_key), w->sub);
+    str_copy(cap->region, sizeof(cap->region), w->region);
+    if (str_copy(cap->target, sizeof(cap->target), job->req->target)) {
+        err = cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "properties.target",
+                      "The target resource id is too long.");
+        goto fail;
+    }
+    str_copy(cap->provisioning_state, sizeof(cap->provisioning_state), "Updating");
+    str_copy(cap->capture_status, sizeof(cap->capture_status), "NotStarted");
+    str_copy(cap->capture_errors_json, sizeof(cap->capture_errors_json), "[]");
+    cap->unfinished = 1;
+    str_copy(cap->create_operation_id, sizeof(cap->create_operation_id), job->op.id);
+    cap->created_ms = cap->updated_ms = now;
+    if (!(cap->properties_json = strdup(job->req->properties_json))) {
+        err = CP_ENOMEM;
+        goto fail;
+    }
+    err = db_capture_insert(c, cap);
+    if (err == CP_OK)
+        err = db_operation_insert(c, &job->op);
+    if (err == CP_OK)
+        err = core_touch_watcher(c, w, now);
+    if (err == CP_OK)
+        return CP_OK;
+    db_capture_clear(cap);
+fail:
+    db_watcher_clear(w);
+    return err;
+}
+
+struct capture_fail_job {
+    const struct db_capture *cap;
+    const struct db_operation *op;
+};
+
+/* Ends a create that could not be dispatched: the capture shows provisioningState Failed and
+ * stops counting against the limit; the operation carries the reason. */
+static enum cp_err capture_fail_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)e;
+    struct capture_fail_job *job = arg;
+    struct db_capture cap = *job->cap;
+    int64_t now = job->op->end_ms;
+    str_copy(cap.provisioning_state, sizeof(cap.provisioning_state), "Failed");
+    cap.unfinished = 0;
+    cap.updated_ms = now;
+    enum cp_err err = db_capture_update_state(c, &cap);
+    if (err == CP_OK)
+        err = db_operation_finish(c, job->op);
+    if (err == CP_OK) {
+        struct db_watcher w = {.id = cap.watcher_id};
+        err = core_touch_watcher(c, &w, now);
+    }
+    return err;
+}
+
+enum cp_err core_capture_create(struct core *core, const struct core_watcher_ref *parent,
+                                const struct core_capture_new *req, const struct core_precond *pre,
+                                struct db_capture *out, struct db_watcher *watcher, char *op_id,
+                                size_t op_id_size, struct cp_error *e)
+{
+    struct capture_create_job job = {.parent = parent, .req = req, .pre = pre, .out = out, .watcher = watcher};
+    memset(out, 0, sizeof(*out));
+    memset(watcher, 0, sizeof(*watcher));
+    enum cp_err err = db_store_write(core->store, capture_create_run, &job, e);
+    if (err != CP_OK)
+        return err;
+    str_copy(op_id, op_id_size, job.op.id);
+
+    struct cp_error why;
+    memset(&why, 0, sizeof(why));
+    err = CP_ENOAGENT;
+    if (core->agents && core->agents->start)
+        err = core->agents->start(core->agents->ctx, out, &why);
+    else
+        cp_fail(&why, CP_ENOAGENT, "AgentNotConnected", "properties.target",
+                "No netwatch agent serves target '%s', so the capture cannot start. Register an "
+                "agent for that machine and start it, then create the capture again.",
+                out->target);
+    if (err == CP_OK)
+        return CP_OK;
+
+    /* The create was acknowledged as Updating; its failure is a second durable step that is
+     * recorded before the caller answers, so the first poll already sees it. */
+    struct db_operation op = job.op;
+    str_copy(op.status, sizeof(op.status), "Failed");
+    str_copy(op.error_code, sizeof(op.error_code), why.code[0] ? why.code : "InternalError");
+    str_copy(op.error_message, sizeof(op.error_message), why.message);
+    op.result_status = err == CP_ENOAGENT ? 409 : 500;
+    op.end_ms = timefmt_now_ms();
+    struct capture_fail_job fj = {out, &op};
+    return db_store_write(core->store, capture_fail_run, &fj, e);
+}
+
+struct capture_get_job {
+    const struct core_watcher_ref *parent;
+    const char *name;
+    struct db_capture *out;
+    struct db_watcher *watcher;
+};
+
+static enum cp_err capture_get_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    struct capture_get_job *job = arg;
+    return find_capture(c, job->parent, job->name, job->watcher, job->out, e);
+}
+
+enum cp_err core_capture_get(struct core *core, const struct core_watcher_ref *parent,
+                             const char *name, struct db_capture *out, struct db_watcher *watcher,
+                             struct cp_error *e)
+{
+    struct capture_get_job job = {parent, name, out, watcher};
+    return db_store_read(core->store, capture_get_run, &job, e);
+}
+
+struct capture_list_job {
+    const struct core_watcher_ref *parent;
+    struct db_watcher *watcher;
+    db_capture_each_fn each;
+    void *arg;
+};
+
+static enum cp_err capture_list_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    struct capture_list_job *job = arg;
+    enum cp_err err = core_find_watcher(c, job->parent, job->watcher, e);
+    if (err == CP_OK)
+        err = db_capture_list(c, job->watcher->id, job->each, job->arg);
+    return err;
+}
+
+enum cp_err core_capture_list(struct core *core, const struct core_watcher_ref *parent,
+                              struct db_watcher *watcher, db_capture_each_fn each, void *arg,
+                              struct cp_error *e)
+{
+    struct capture_list_job job = {parent, watcher, each, arg};
+    memset(watcher, 0, sizeof(*watcher));
+    return db_store_read(core->store, capture_list_run, &job, e);
+}
+
+struct capture_end_job {
+    const struct core_watcher_ref *parent;
+    const char *name;
+    const struct core_precond *pre;
+    const char *api_version;
+    struct db_operation *op;
+    int is_delete;
+};
+
+/* Stop and delete. Until agents run captures no capture is Running, so both finish within the
+ * job: stop has nothing to stop (success, result 200 null), delete removes the row (204). */
+static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    struct capture_end_job *job = arg;
+    struct db_watcher w;
+    struct db_capture cap;
+    enum cp_err err = find_capture(c, job->parent, job->name, &w, &cap, e);
+    if (err == CP_ENOTFOUND && job->is_delete && job->pre && job->pre->if_match &&
+        strcmp(e->code, "NotFound") == 0)
+        return cp_fail(e, CP_EPRECOND, "PreconditionFailed", "",
+                       "The condition specified by If-Match was not met.");
+    if (err != CP_OK)
+        return err;
+    if (job->is_delete && job->pre && job->pre->if_match &&
+        !core_etag_listed(job->pre->if_match, w.etag)) {
+        err = cp_fail(e, CP_EPRECOND, "PreconditionFailed", "",
+                      "The condition specified by If-Match was not met.");
+        goto cleanup;
+    }
+    int64_t now = timefmt_now_ms();
+    char rid[DB_TARGET_MAX];
+    core_resource_id(&w, cap.name, rid, sizeof(rid));
+    core_operation_init(job->op, &w, job->is_delete ? "capture.delete" : "capture.stop", rid,
+                        job->api_version, now);
+    str_copy(job->op->status, sizeof(job->op->status), "Succeeded");
+    job->op->end_ms = now;
+    if (job->is_delete) {
+        job->op->result_status = 204;
+        err = db_capture_delete(c, cap.id);
+    } else {
+        job->op->result_status = 200;
+        if (!(job->op->result_json = strdup("null")))
+            err = CP_ENOMEM;
+    }
+    if (err == CP_OK)
+        err = db_operation_insert(c, job->op);
+    if (err == CP_OK)
+        err = core_touch_watcher(c, &w, now);
+cleanup:
+    db_capture_clear(&cap);
+    db_watcher_clear(&w);
+    return err;
+}
+
+static enum cp_err capture_end(struct core *core, struct capture_end_job *job, struct cp_error *e)
+{
+    memset(job->op, 0, sizeof(*job->op));
+    enum cp_err err = db_store_write(core->store, capture_end_run, job, e);
+    if (err != CP_OK)
+        db_operation_clear(job->op);
+    return err;
+}
+
+enum cp_err core_capture_delete(struct core *core, const struct core_watcher_ref *parent,
+                                const char *name, const struct core_precond *pre,
+                                const char *api_version, struct db_operation *op,
+                                struct cp_error *e)
+{
+    struct capture_end_job job = {parent, name, pre, api_version, op, 1};
+    return capture_end(core, &job, e);
+}
+
+enum cp_err core_capture_stop(struct core *core, const struct core_watcher_ref *parent,
+                              const char *name, const char *api_version, struct db_operation *op,
+                              struct cp_error *e)
+{
+    struct capture_end_job job = {parent, name, NULL, api_version, op, 0};
+    return capture_end(core, &job, e);
+}
+
+struct operation_get_job {
+    const char *sub;
+    const char *id;
+    struct db_operation *out;
+};
+
+static enum cp_err operation_get_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    struct operation_get_job *job = arg;
+    char sub_key[64], id_key[DB_OP_ID_MAX];
+    if (str_lower_copy(sub_key, sizeof(sub_key), job->sub) ||
+        str_lower_copy(id_key, sizeof(id_key), job->id))
+        return cp_fail(e, CP_ENOTFOUND, "NotFound", "", "Operation %.64s not found.", job->id);
+    enum cp_err err = db_operation_get(c, id_key, sub_key, job->out);
+    if (err == CP_ENOTFOUND)
+        return cp_fail(e, CP_ENOTFOUND, "NotFound", "", "Operation %s not found.", job->id);
+    return err;
+}
+
+enum cp_err core_operation_get(struct core *core, const char *sub, const char *id,
+                               struct db_operation *out, struct cp_error *e)
+{
+    struct operation_get_job job = {sub, id, out};
+    return db_store_read(core->store, operation_get_run, &job, e);
+}

@@ -1,0 +1,34 @@
+/*
+ * netwatchd configuration: one table of settings (name, type, default, bounds, environment
+ * variable, help). Precedence: defaults < environment < flags. Validated once at start-up
+ * and read-only afterwards.
+ */
+#ifndef NW_SERVER_CONFIG_H
+#define NW_SERVER_CONFIG_H
+
+#include <stdio.h>
+
+#include "common/err.h"
+
+#define CONFIG_PATH_MAX 1024
+
+struct config {
+    char listen[128];                /* host:port; port 0 = any free port */
+    char db[CONFIG_PATH_MAX];        /* SQLite database file */
+    char public_url[512];            /* base of monitor URLs; "" = http://<listen address> */
+    char log_level[16];              /* debug | info | warn | error */
+    char token_file[CONFIG_PATH_MAX];/* API bearer tokens (hashed) */
+    char ready_file[CONFIG_PATH_MAX];/* written with the bound port once serving; "" = none */
+    long threads;                    /* HTTP worker threads */
+    long max_connections;            /* concurrent HTTP connections */
+    int check_config;                /* validate and exit */
+    int help;
+};
+
+/* Fills c from defaults, the environment, then argv (argv[first..argc)). Errors name the
+ * setting. */
+enum cp_err config_load(struct config *c, int argc, char **argv, int first,
+                        struct cp_error *e) CP_MUST_USE;
+void config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,306 @@
+/* libmicrohttpd wiring behind http.h. Handlers stay thin: collect, translate, api_handle. */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    const struct api_ctx *api;
+    struct metrics *metrics;
+    unsigned port;
+};
+
+/* Per-request state: created on the first callback, freed in request_completed(). */
+struct request_state {
+    struct timespec start;
+    char *body;
+    size_t len, cap;
+    int too_large;
+};
+
+static double elapsed(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static enum api_method method_of(const char *m)
+{
+    static const char *const names[] = {"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"};
+    for (int i = 0; i < API_OTHER; i++) {
+        if (strcmp(m, names[i]) == 0)
+            return (enum api_method)i;
+    }
+    return API_OTHER;
+}
+
+/* Appends upload data, keeping at most API_MAX_BODY bytes; past that only notes the excess. */
+static int append_body(struct request_state *st, const char *data, size_t n)
+{
+    if (st->too_large || st->len + n > API_MAX_BODY) {
+        st->too_large = 1;
+        return 0;
+    }
+    if (st->len + n > st->cap) {
+        size_t cap = st->cap ? st->cap : 4096;
+        while (cap < st->len + n)
+            cap *= 2;
+        if (cap > API_MAX_BODY)
+            cap = API_MAX_BODY;
+        char *b = realloc(st->body, cap);
+        if (!b)
+            return -1;
+        st->body = b;
+        st->cap = cap;
+    }
+    memcpy(st->body + st->len, data, n);
+    st->len += n;
+    return 0;
+}
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+/* The server's own routes; returns 1 when it answered. */
+static int own_route(struct http_server *h, const char *url, const struct api_request *req,
+                     struct api_response *res)
+{
+    if (strcmp(url, "/healthz") == 0) {
+        res->route = "healthz";
+        api_set_json_text(res, 200, "{\"status\":\"ok\"}");
+        return 1;
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        res->route = "metrics";
+        if (h->api->auth(h->api->auth_ctx, req->authorization, NULL) != CP_OK) {
+            api_add_header(res, "WWW-Authenticate", "Bearer realm=\"netwatch\"");
+            api_set_error(res, 401, "AuthenticationFailed",
+                          "Authentication failed. The Authorization header is missing or does "
+                          "not carry a valid bearer token.",
+                          NULL);
+            return 1;
+        }
+        char *text = metrics_render(h->metrics, h->api->core);
+        if (!text) {
+            api_set_error(res, 500, "InternalServerError", "Metrics are unavailable.", NULL);
+            return 1;
+        }
+        res->status = 200;
+        res->body = text;
+        res->body_len = strlen(text);
+        api_add_header(res, "Content-Type", "text/plain; version=0.0.4");
+        return 1;
+    }
+    return 0;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *c, struct api_response *res)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        res->body_len, res->body ? res->body : (void *)"", res->body ? MHD_RESPMEM_MUST_FREE
+                                                                      : MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    res->body = NULL; /* MHD owns it now */
+    int has_type = 0;
+    for (int i = 0; i < res->nheaders; i++) {
+        MHD_add_response_header(r, res->headers[i].name, res->headers[i].value);
+        has_type |= strcasecmp(res->headers[i].name, "Content-Type") == 0;
+    }
+    if (!has_type && res->status != 204)
+        MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)res->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+    (void)version;
+    struct http_server *h = cls;
+    struct request_state *st = *req_cls;
+    if (!st) {
+        /* First call: headers only. Refuse a declared oversize body before reading it. */
+        if (!(st = calloc(1, sizeof(*st))))
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &st->start);
+        *req_cls = st;
+        const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
+            st->too_large = 1;
+        else
+            return MHD_YES;
+    }
+    if (*upload_data_size && !st->too_large) {
+        if (append_body(st, upload_data, *upload_data_size) != 0)
+            return MHD_NO;
+        *upload_data_size = 0;
+        if (!st->too_large)
+            return MHD_YES;
+    }
+    /* Past the limit the answer goes out at once; MHD discards the rest and closes. */
+    *upload_data_size = 0;
+
+    struct api_request req = {
+        .method = method_of(method),
+        .path = url,
+        .api_version = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api-version"),
+        .authorization = header(c, MHD_HTTP_HEADER_AUTHORIZATION),
+        .if_match = header(c, MHD_HTTP_HEADER_IF_MATCH),
+        .if_none_match = header(c, MHD_HTTP_HEADER_IF_NONE_MATCH),
+        .correlation_id = header(c, "x-ms-correlation-request-id"),
+        .client_request_id = header(c, "x-ms-client-request-id"),
+        .body = st->body,
+        .body_len = st->len,
+        .body_too_large = st->too_large,
+    };
+    const char *ret_cid = header(c, "x-ms-return-client-request-id");
+    req.return_client_request_id = ret_cid && strcasecmp(ret_cid, "true") == 0;
+
+    struct api_response res;
+    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
+        api_response_init(&res, &req);
+        own_route(h, url, &req, &res);
+    } else {
+        api_handle(h->api, &req, &res);
+    }
+    double secs = elapsed(&st->start);
+    metrics_observe(h->metrics, res.route[0] ? res.route : "unmatched", res.status, secs);
+    /* One line per request; never the body or the Authorization header. */
+    log_info("event=request method=%s path=\"%.200s\" status=%d duration_ms=%.3f "
+             "request_id=%s route=%s",
+             method, url, res.status, secs * 1e3, res.request_id,
+             res.route[0] ? res.route : "unmatched");
+    enum MHD_Result ret = send_response(c, &res);
+    api_response_free(&res);
+    return ret;
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct request_state *st = *req_cls;
+    if (st) {
+        free(st->body);
+        free(st);
+    }
+    *req_cls = NULL;
+}
+
+int http_parse_listen(const char *listen, char *host, size_t hostsz, unsigned *port)
+{
+    const char *colon;
+    const char *h = listen;
+    size_t hlen;
+    if (*listen == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        h = listen + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon)
+            return -1;
+        hlen = (size_t)(colon - listen);
+    }
+    if (hlen == 0 || hlen >= hostsz)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end = NULL;
+    unsigned long p = strtoul(colon + 1, &end, 10);
+    if (!colon[1] || *end || p > 65535)
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+enum cp_err http_start(const struct http_options *opt, struct http_server **out,
+                       struct cp_error *e)
+{
+    char host[64];
+    unsigned port;
+    if (http_parse_listen(opt->listen, host, sizeof(host), &port) != 0)
+        return cp_fail(e, CP_EINVAL, "", "listen", "listen: expected host:port, got '%s'",
+                       opt->listen);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return cp_fail(e, CP_EINVAL, "", "listen", "listen: '%s' is not an IP address", host);
+    }
+    struct http_server *h = calloc(1, sizeof(*h));
+    if (!h)
+        return CP_ENOMEM;
+    h->api = opt->api;
+    h->metrics = opt->metrics;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        /* Headers and the read buffer of one connection; bodies are copied out as they come. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        request_completed, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return cp_fail(e, CP_EIO, "", "listen", "cannot listen on %s", opt->listen);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : port;
+    *out = h;
+    return CP_OK;
+}
+
+unsigned http_port(struct http_server *h)
+{
+    return h->port;
+}
+
+void http_stop(struct http_server *h, int grace_ms)
+{
+    if (!h)
+        return;
+    /* Stop accepting first, then give open connections time to finish their requests. */
+    MHD_quiesce_daemon(h->daemon);
+    for (int waited = 0; waited < grace_ms; waited += 20) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0)
+            break;
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

@@ -1,0 +1,34 @@
+/*
+ * The HTTP front: libmicrohttpd daemon, request bodies (bounded), translation between MHD and
+ * struct api_request/api_response, the server's own routes (/healthz, /metrics), the request
+ * log line and metrics.
+ */
+#ifndef NW_SERVER_HTTP_H
+#define NW_SERVER_HTTP_H
+
+#include "api/api.h"
+#include "common/err.h"
+#include "server/metrics.h"
+
+struct http_server;
+
+struct http_options {
+    const char *listen; /* host:port */
+    unsigned threads;
+    unsigned max_connections;
+    const struct api_ctx *api; /* borrowed */
+    struct metrics *metrics;   /* borrowed */
+};
+
+/* Binds and starts serving. */
+enum cp_err http_start(const struct http_options *opt, struct http_server **out,
+                       struct cp_error *e) CP_MUST_USE;
+/* The port actually bound (useful with port 0). */
+unsigned http_port(struct http_server *h);
+/* Stops accepting, lets in-flight requests finish (up to grace_ms), then stops. NULL: no-op. */
+void http_stop(struct http_server *h, int grace_ms);
+
+/* Splits "host:port" or "[v6]:port" into host and port. Returns 0 or -1. */
+int http_parse_listen(const char *listen, char *host, size_t hostsz, unsigned *port);
+
+#endif

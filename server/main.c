@@ -1,0 +1,177 @@
+/*
+ * netwatchd: the packet-capture control plane. Wires config, store, core, auth, API and HTTP;
+ * serves until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish and closes
+ * the store. `netwatchd token add` manages API tokens.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "common/log.h"
+#include "core/core.h"
+#include "db/store.h"
+#include "server/auth.h"
+#include "server/config.h"
+#include "server/http.h"
+
+#define SHUTDOWN_GRACE_MS 10000
+
+static int token_add(int argc, char **argv)
+{
+    const char *file = getenv("NETWATCH_TOKEN_FILE");
+    const char *name = "default";
+    const char *subs = NULL;
+    if (!file)
+        file = "./var/tokens";
+    for (int i = 3; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--token-file") == 0 && v)
+            file = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && v)
+            name = argv[++i];
+        else if (strcmp(argv[i], "--subscriptions") == 0 && v)
+            subs = argv[++i];
+        else {
+            fprintf(stderr, "usage: netwatchd token add --subscriptions SUB[,SUB...]|'*' "
+                            "[--name NAME] [--token-file PATH]\n");
+            return 2;
+        }
+    }
+    if (!subs) {
+        fprintf(stderr, "netwatchd token add: --subscriptions is required ('*' for all)\n");
+        return 2;
+    }
+    char token[AUTH_TOKEN_LEN];
+    struct cp_error e = {{0}, {0}, {0}};
+    if (auth_add(file, name, subs, token, &e) != CP_OK) {
+        fprintf(stderr, "netwatchd token add: %s\n", e.message);
+        return 1;
+    }
+    /* The only time the token is ever shown: only its hash is kept. */
+    printf("%s\n", token);
+    return 0;
+}
+
+/* Writes the port to path atomically (temp file + rename), so readers never see half. */
+static int write_ready_file(const char *path, unsigned port)
+{
+    char tmp[CONFIG_PATH_MAX + 8];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%u\n", port) > 0;
+    ok &= fclose(f) == 0;
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+static int serve(const struct config *cfg)
+{
+    int rc = 1;
+    struct db_store *store = NULL;
+    struct core *core = NULL;
+    struct auth *auth = NULL;
+    struct metrics *metrics = NULL;
+    struct http_server *http = NULL;
+    struct cp_error e = {{0}, {0}, {0}};
+
+    struct db_store_options so = {.path = cfg->db, .readers = (int)cfg->threads + 2,
+                                  .busy_timeout_ms = 5000};
+    if (db_store_open(&so, &store, &e) != CP_OK) {
+        log_error("event=store_open_failed path=\"%s\" detail=\"%s\"", cfg->db, e.message);
+        goto cleanup;
+    }
+    if (auth_load(cfg->token_file, 0, &auth, &e) != CP_OK) {
+        log_error("event=token_file_invalid detail=\"%s\"", e.message);
+        goto cleanup;
+    }
+    if (auth_count(auth) == 0)
+        log_warnx("event=no_tokens token_file=\"%s\" hint=\"every API call will get 401; run "
+                  "'netwatchd token add'\"",
+                  cfg->token_file);
+    if (cfg->check_config) {
+        printf("configuration ok: db=%s schema=%d tokens=%d\n", cfg->db,
+               db_store_schema_version(store), auth_count(auth));
+        rc = 0;
+        goto cleanup;
+    }
+    if (core_new(store, NULL, &core) != CP_OK || !(metrics = metrics_new()))
+        goto cleanup;
+
+    /* Signals are taken by sigwait() below; every thread started from here inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char public_url[600];
+    struct api_ctx api = {.core = core, .public_url = public_url, .auth = auth_check,
+                          .auth_ctx = auth};
+    struct http_options ho = {.listen = cfg->listen, .threads = (unsigned)cfg->threads,
+                              .max_connections = (unsigned)cfg->max_connections, .api = &api,
+                              .metrics = metrics};
+    if (http_start(&ho, &http, &e) != CP_OK) {
+        log_error("event=listen_failed detail=\"%s\"", e.message);
+        goto cleanup;
+    }
+    char host[64];
+    unsigned port;
+    http_parse_listen(cfg->listen, host, sizeof(host), &port);
+    port = http_port(http);
+    if (cfg->public_url[0])
+        snprintf(public_url, sizeof(public_url), "%s", cfg->public_url);
+    else if (strchr(host, ':'))
+        snprintf(public_url, sizeof(public_url), "http://[%s]:%u", host, port);
+    else
+        snprintf(public_url, sizeof(public_url), "http://%s:%u", host, port);
+    if (cfg->ready_file[0] && write_ready_file(cfg->ready_file, port) != 0) {
+        log_warn("event=ready_file_failed path=\"%s\"", cfg->ready_file);
+        goto cleanup;
+    }
+    log_info("event=serving listen=%s:%u public_url=%s db=\"%s\" schema=%d threads=%ld", host,
+             port, public_url, cfg->db, db_store_schema_version(store), cfg->threads);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    log_info("event=shutdown signal=%d", sig);
+    rc = 0;
+cleanup:
+    http_stop(http, SHUTDOWN_GRACE_MS);
+    core_free(core);
+    db_store_close(store);
+    metrics_free(metrics);
+    auth_free(auth);
+    if (rc == 0 && !cfg->check_config)
+        log_info("event=stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "token") == 0 && strcmp(argv[2], "add") == 0)
+        return token_add(argc, argv);
+    struct config cfg;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (config_load(&cfg, argc, argv, 1, &e) != CP_OK) {
+        fprintf(stderr, "netwatchd: %s\n", e.message);
+        return 2;
+    }
+    if (cfg.help) {
+        config_usage(stdout);
+        return 0;
+    }
+    enum log_level lvl = LOG_LEVEL_INFO;
+    log_level_parse(cfg.log_level, &lvl);
+    log_level = lvl;
+    return serve(&cfg);
+}

@@ -1,0 +1,1 @@
+nw_unit_test(test_api nw_api)
