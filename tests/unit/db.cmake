@@ -1,0 +1,1 @@
+nw_unit_test(test_db_store nw_db)
