@@ -1,0 +1,100 @@
+#!/bin/sh
+# Runs the official Azure SDK test (sdk-test.mjs) against a throw-away netwatchd:
+#   tests/node/run-sdk-test.sh build/server/netwatchd
+# In a temporary folder it makes a token for a fresh subscription GUID
+# (`netwatchd token add`, which prints the token), starts the server on a free loopback port
+# (`--listen 127.0.0.1:0 --ready-file`, waiting up to 10 s for the port), runs the test with
+# NETWATCH_URL / NETWATCH_TOKEN / NETWATCH_SUB set, then stops the server and removes the folder.
+# Every reply the SDK received is also checked against openapi.yaml (validate-replies.mjs).
+# Exits 0 only when both pass. Installs the locked packages (npm ci) first when node_modules is
+# missing or stale. The server's log is printed when something fails.
+set -u
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 <netwatchd-binary>" >&2
+    exit 2
+fi
+case $1 in
+    /*) bin=$1 ;;
+    *) bin=$(pwd)/$1 ;;
+esac
+if [ ! -x "$bin" ]; then
+    echo "run-sdk-test: $bin is not an executable" >&2
+    exit 2
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here" || exit 2
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error >&2 || exit 2
+fi
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/netwatch-sdk.XXXXXX") || exit 2
+pid=""
+cleanup() {
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null
+        # Give it 5 s to shut down cleanly, then force.
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+fail() {
+    echo "run-sdk-test: $*" >&2
+    if [ -s "$dir/server.log" ]; then
+        echo "--- netwatchd log (last 50 lines) ---" >&2
+        tail -n 50 "$dir/server.log" >&2
+    fi
+    exit 1
+}
+
+sub=$(node -e 'console.log(require("crypto").randomUUID())') || fail "node is missing"
+"$bin" token add --token-file "$dir/tokens" --subscriptions "$sub" --name sdk >"$dir/token.out" ||
+    fail "'netwatchd token add' failed (exit $?)"
+token=$(tail -n 1 "$dir/token.out" | tr -d '[:space:]')
+[ -n "$token" ] || fail "'netwatchd token add' printed no token"
+
+"$bin" --listen 127.0.0.1:0 --ready-file "$dir/ready" --db "$dir/nw.db" --token-file "$dir/tokens" \
+    >"$dir/server.log" 2>&1 &
+pid=$!
+
+# The ready file holds the port (a bare number, or host:port); wait up to 10 s for it.
+port=""
+i=0
+while [ $i -lt 100 ]; do
+    if [ -s "$dir/ready" ]; then
+        port=$(tr -d '[:space:]' <"$dir/ready" | sed -n 's/^.*[^0-9]\([0-9][0-9]*\)$/\1/p; s/^\([0-9][0-9]*\)$/\1/p')
+        if [ -n "$port" ] && [ "$port" -gt 0 ] && [ "$port" -lt 65536 ]; then
+            break
+        fi
+        port=""
+    fi
+    kill -0 "$pid" 2>/dev/null || fail "netwatchd exited before it was ready"
+    sleep 0.1
+    i=$((i + 1))
+done
+[ -n "$port" ] || fail "netwatchd wrote no port to its ready file within 10 s"
+
+echo "run-sdk-test: netwatchd pid $pid on 127.0.0.1:$port, subscription $sub"
+NETWATCH_URL="http://127.0.0.1:$port" NETWATCH_TOKEN="$token" NETWATCH_SUB="$sub" \
+    NETWATCH_REPLIES="$dir/replies.jsonl" node --test sdk-test.mjs
+test_status=$?
+
+echo "run-sdk-test: checking the SDK's replies against openapi.yaml"
+if [ -s "$dir/replies.jsonl" ]; then
+    node validate-replies.mjs "$dir/replies.jsonl"
+    replies_status=$?
+else
+    echo "run-sdk-test: no replies were recorded" >&2
+    replies_status=1
+fi
+
+if [ $test_status -ne 0 ] || [ $replies_status -ne 0 ]; then
+    fail "failed (sdk test exit $test_status, reply validation exit $replies_status)"
+fi
+exit 0
