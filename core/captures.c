@@ -1,5 +1,6 @@
 /* Packet-capture session rules: create-only names, the per-region limit, dispatch through the
  * agent port, stop and delete, each recorded with its long-running operation. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,68 +136,23 @@ fail:
     return err;
 }
 
-struct capture_fail_job {
-    const struct db_capture *cap;
-    const struct db_operation *op;
-};
-
-/* Ends a create that could not be dispatched: the capture shows provisioningState Failed and
- * stops counting against the limit; the operation carries the reason. */
-static enum cp_err capture_fail_run(struct db_conn *c, void *arg, struct cp_error *e)
-{
-    (void)e;
-    struct capture_fail_job *job = arg;
-    struct db_capture cap = *job->cap;
-    int64_t now = job->op->end_ms;
-    str_copy(cap.provisioning_state, sizeof(cap.provisioning_state), "Failed");
-    cap.unfinished = 0;
-    cap.updated_ms = now;
-    enum cp_err err = db_capture_update_state(c, &cap);
-    if (err == CP_OK)
-        err = db_operation_finish(c, job->op);
-    if (err == CP_OK) {
-        struct db_watcher w = {.id = cap.watcher_id};
-        err = core_touch_watcher(c, &w, now);
-    }
-    return err;
-}
-
 enum cp_err core_capture_create(struct core *core, const struct core_watcher_ref *parent,
                                 const struct core_capture_new *req, const struct core_precond *pre,
                                 struct db_capture *out, struct db_watcher *watcher, char *op_id,
                                 size_t op_id_size, struct cp_error *e)
 {
-    struct capture_create_job job = {.parent = parent, .req = req, .pre = pre, .out = out, .watcher = watcher};
+    struct capture_create_job job = {
+        .parent = parent, .req = req, .pre = pre, .out = out, .watcher = watcher};
     memset(out, 0, sizeof(*out));
     memset(watcher, 0, sizeof(*watcher));
     enum cp_err err = db_store_write(core->store, capture_create_run, &job, e);
     if (err != CP_OK)
         return err;
     str_copy(op_id, op_id_size, job.op.id);
-
-    struct cp_error why;
-    memset(&why, 0, sizeof(why));
-    err = CP_ENOAGENT;
-    if (core->agents && core->agents->start)
-        err = core->agents->start(core->agents->ctx, out, &why);
-    else
-        cp_fail(&why, CP_ENOAGENT, "AgentNotConnected", "properties.target",
-                "No netwatch agent serves target '%s', so the capture cannot start. Register an "
-                "agent for that machine and start it, then create the capture again.",
-                out->target);
-    if (err == CP_OK)
-        return CP_OK;
-
-    /* The create was acknowledged as Updating; its failure is a second durable step that is
-     * recorded before the caller answers, so the first poll already sees it. */
-    struct db_operation op = job.op;
-    str_copy(op.status, sizeof(op.status), "Failed");
-    str_copy(op.error_code, sizeof(op.error_code), why.code[0] ? why.code : "InternalError");
-    str_copy(op.error_message, sizeof(op.error_message), why.message);
-    op.result_status = err == CP_ENOAGENT ? 409 : 500;
-    op.end_ms = timefmt_now_ms();
-    struct capture_fail_job fj = {out, &op};
-    return db_store_write(core->store, capture_fail_run, &fj, e);
+    core_cache_changed(core->cache, watcher->id);
+    /* Durable now; the agent side happens after the caller has its answer. */
+    core_dispatch_push(core->dispatch, job.op.id);
+    return CP_OK;
 }
 
 struct capture_get_job {
@@ -212,12 +168,32 @@ static enum cp_err capture_get_run(struct db_conn *c, void *arg, struct cp_error
     return find_capture(c, job->parent, job->name, job->watcher, job->out, e);
 }
 
+/* "sub/rg/watcher/capture", lower case: the cache key. Returns -1 when it does not fit. */
+static int cache_key(const struct core_watcher_ref *parent, const char *name, char *out, size_t n)
+{
+    int len = snprintf(out, n, "%s/%s/%s/%s", parent->sub, parent->rg, parent->name, name);
+    if (len < 0 || (size_t)len >= n)
+        return -1;
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return 0;
+}
+
 enum cp_err core_capture_get(struct core *core, const struct core_watcher_ref *parent,
                              const char *name, struct db_capture *out, struct db_watcher *watcher,
                              struct cp_error *e)
 {
+    char key[CORE_CACHE_KEY_MAX];
+    int cacheable = cache_key(parent, name, key, sizeof(key)) == 0;
+    if (cacheable && core_cache_get(core->cache, key, out, watcher))
+        return CP_OK;
+    uint64_t token = core_cache_token(core->cache);
     struct capture_get_job job = {parent, name, out, watcher};
-    return db_store_read(core->store, capture_get_run, &job, e);
+    enum cp_err err = db_store_read(core->store, capture_get_run, &job, e);
+    if (err == CP_OK && cacheable)
+        core_cache_put(core->cache, key, token, out, watcher);
+    return err;
 }
 
 struct capture_list_job {
@@ -252,6 +228,7 @@ struct capture_end_job {
     const char *api_version;
     struct db_operation *op;
     int is_delete;
+    int64_t watcher_id; /* set when the job changed something */
 };
 
 /* Stop and delete. Until agents run captures no capture is Running, so both finish within the
@@ -293,6 +270,8 @@ static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error
         err = db_operation_insert(c, job->op);
     if (err == CP_OK)
         err = core_touch_watcher(c, &w, now);
+    if (err == CP_OK)
+        job->watcher_id = w.id;
 cleanup:
     db_capture_clear(&cap);
     db_watcher_clear(&w);
@@ -305,6 +284,8 @@ static enum cp_err capture_end(struct core *core, struct capture_end_job *job, s
     enum cp_err err = db_store_write(core->store, capture_end_run, job, e);
     if (err != CP_OK)
         db_operation_clear(job->op);
+    else
+        core_cache_changed(core->cache, job->watcher_id);
     return err;
 }
 
@@ -313,7 +294,7 @@ enum cp_err core_capture_delete(struct core *core, const struct core_watcher_ref
                                 const char *api_version, struct db_operation *op,
                                 struct cp_error *e)
 {
-    struct capture_end_job job = {parent, name, pre, api_version, op, 1};
+    struct capture_end_job job = {parent, name, pre, api_version, op, 1, 0};
     return capture_end(core, &job, e);
 }
 
@@ -321,7 +302,7 @@ enum cp_err core_capture_stop(struct core *core, const struct core_watcher_ref *
                               const char *name, const char *api_version, struct db_operation *op,
                               struct cp_error *e)
 {
-    struct capture_end_job job = {parent, name, NULL, api_version, op, 0};
+    struct capture_end_job job = {parent, name, NULL, api_version, op, 0, 0};
     return capture_end(core, &job, e);
 }
 

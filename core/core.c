@@ -17,13 +17,32 @@ enum cp_err core_new(struct db_store *store, const struct core_agent_port *agent
         return CP_ENOMEM;
     core->store = store;
     core->agents = agents;
+    if (!(core->cache = core_cache_new())) {
+        free(core);
+        return CP_ENOMEM;
+    }
+    enum cp_err err = core_dispatch_start(core, &core->dispatch);
+    if (err != CP_OK) {
+        core_cache_free(core->cache);
+        free(core);
+        return err;
+    }
     *out = core;
     return CP_OK;
 }
 
 void core_free(struct core *core)
 {
+    if (!core)
+        return;
+    core_dispatch_stop(core->dispatch);
+    core_cache_free(core->cache);
     free(core);
+}
+
+void core_drain(struct core *core)
+{
+    core_dispatch_drain(core->dispatch);
 }
 
 struct db_store *core_store(struct core *core)

@@ -22,8 +22,8 @@
 #define CORE_MAX_UNFINISHED_CAPTURES 10000
 
 /*
- * The seam to the agents. start() is asked to hand a capture that was just recorded to the
- * agent serving its target. It returns CP_OK once the start command is on its way (its outcome
+ * The seam to the agents. start() is called on the dispatcher thread to hand a capture that was
+ * just recorded to the agent serving its target. It returns CP_OK once the start command is on its way (its outcome
  * is reported back to core later), or CP_ENOAGENT (e filled) when no agent serves the target,
  * which ends the create operation as Failed. With no port at all, no agent serves anything.
  */
@@ -37,7 +37,10 @@ struct core;
 /* store is borrowed and must outlive core; agents may be NULL (no agents). */
 enum cp_err core_new(struct db_store *store, const struct core_agent_port *agents,
                      struct core **out) CP_MUST_USE;
+/* Stops the dispatcher; creates still queued stay InProgress in the store for the next start. */
 void core_free(struct core *core);
+/* Waits until every create made so far has been dispatched (or has failed to be). */
+void core_drain(struct core *core);
 struct db_store *core_store(struct core *core);
 
 /* Which watcher (or which parent watcher of a capture). */
@@ -92,9 +95,10 @@ struct core_capture_new {
     const char *api_version;
 };
 
-/* Records a new capture (provisioningState Updating) with its create operation, then asks the
- * agent port to start it. out (caller clears) is the capture as first recorded, etag the
- * etag it had then, op_id the create operation. Errors: CP_ENOTFOUND (watcher), CP_EEXIST,
+/* Records a new capture (provisioningState Updating) with its create operation, durably, and
+ * queues it for the dispatcher, which asks the agent port to start it after this returns.
+ * out (caller clears) is the capture as recorded, watcher its parent (etag as of then),
+ * op_id the create operation. Errors: CP_ENOTFOUND (watcher), CP_EEXIST,
  * CP_EINVAL PacketCaptureCountLimitReached, CP_EPRECOND. */
 enum cp_err core_capture_create(struct core *core, const struct core_watcher_ref *parent,
                                 const struct core_capture_new *req,

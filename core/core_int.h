@@ -3,10 +3,14 @@
 #define NW_CORE_INT_H
 
 #include "core/core.h"
+#include "core/cache.h"
+#include "core/dispatch.h"
 
 struct core {
     struct db_store *store;              /* borrowed */
     const struct core_agent_port *agents; /* borrowed; NULL = no agents */
+    struct core_dispatch *dispatch;       /* owned */
+    struct core_cache *cache;             /* owned */
 };
 
 /* Lower-cased keys of a watcher reference; CP_EINVAL when a part is too long. */

@@ -41,6 +41,20 @@ static enum cp_err read_row(sqlite3_stmt *st, struct db_capture *cap)
     return cap->properties_json ? CP_OK : CP_ENOMEM;
 }
 
+static enum cp_err get_one(sqlite3_stmt *st, struct db_capture *out)
+{
+    int rc = sqlite3_step(st);
+    enum cp_err err;
+    if (rc == SQLITE_ROW)
+        err = read_row(st, out);
+    else if (rc == SQLITE_DONE)
+        err = CP_ENOTFOUND;
+    else
+        err = db_err(rc);
+    sqlite3_reset(st);
+    return err;
+}
+
 enum cp_err db_capture_get(struct db_conn *c, int64_t watcher_id, const char *name_key,
                            struct db_capture *out)
 {
@@ -52,16 +66,31 @@ enum cp_err db_capture_get(struct db_conn *c, int64_t watcher_id, const char *na
     sqlite3_bind_int64(st, 1, watcher_id);
     if (db_bind_text(st, 2, name_key))
         return CP_ENOMEM;
-    int rc = sqlite3_step(st);
-    enum cp_err err;
-    if (rc == SQLITE_ROW)
-        err = read_row(st, out);
-    else if (rc == SQLITE_DONE)
-        err = CP_ENOTFOUND;
-    else
-        err = db_err(rc);
-    sqlite3_reset(st);
-    return err;
+    return get_one(st, out);
+}
+
+enum cp_err db_capture_get_by_id(struct db_conn *c, int64_t id, struct db_capture *out)
+{
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st =
+        db_conn_stmt(c, "SELECT " CAPTURE_COLUMNS " FROM packet_captures WHERE id = ?1");
+    if (!st)
+        return CP_EIO;
+    sqlite3_bind_int64(st, 1, id);
+    return get_one(st, out);
+}
+
+enum cp_err db_capture_get_by_create_op(struct db_conn *c, const char *op_id,
+                                        struct db_capture *out)
+{
+    memset(out, 0, sizeof(*out));
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT " CAPTURE_COLUMNS " FROM packet_captures"
+                                       " WHERE create_operation_id = ?1");
+    if (!st)
+        return CP_EIO;
+    if (db_bind_text(st, 1, op_id))
+        return CP_ENOMEM;
+    return get_one(st, out);
 }
 
 enum cp_err db_capture_insert(struct db_conn *c, struct db_capture *cap)

@@ -43,6 +43,11 @@ void db_capture_clear(struct db_capture *cap);
 /* The capture named name_key (lower case) under a watcher; CP_ENOTFOUND when absent. */
 enum cp_err db_capture_get(struct db_conn *c, int64_t watcher_id, const char *name_key,
                            struct db_capture *out) CP_MUST_USE;
+/* The capture with this row id; CP_ENOTFOUND when absent. */
+enum cp_err db_capture_get_by_id(struct db_conn *c, int64_t id, struct db_capture *out) CP_MUST_USE;
+/* The capture that the create operation op_id made; CP_ENOTFOUND when absent. */
+enum cp_err db_capture_get_by_create_op(struct db_conn *c, const char *op_id,
+                                        struct db_capture *out) CP_MUST_USE;
 /* Inserts cap (name_key derived from cap->name) and sets cap->id; CP_EEXIST on a name clash. */
 enum cp_err db_capture_insert(struct db_conn *c, struct db_capture *cap) CP_MUST_USE;
 /* Writes the state columns of cap (provisioning_state .. capture_start_ms, updated_ms). */

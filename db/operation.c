@@ -92,3 +92,22 @@ enum cp_err db_operation_finish(struct db_conn *c, const struct db_operation *op
         return db_err(rc);
     return sqlite3_changes(db_conn_handle(c)) == 1 ? CP_OK : CP_ENOTFOUND;
 }
+
+enum cp_err db_operation_list_running(struct db_conn *c, const char *kind, db_operation_id_fn each,
+                                      void *arg)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT id FROM operations WHERE status = 'InProgress'"
+                                       " AND kind = ?1 ORDER BY start_ms");
+    if (!st)
+        return CP_EIO;
+    if (db_bind_text(st, 1, kind))
+        return CP_ENOMEM;
+    enum cp_err err = CP_OK;
+    int rc = SQLITE_DONE;
+    while (err == CP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        err = each((const char *)sqlite3_column_text(st, 0), arg);
+    if (err == CP_OK && rc != SQLITE_DONE)
+        err = db_err(rc);
+    sqlite3_reset(st);
+    return err;
+}

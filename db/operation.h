@@ -40,4 +40,9 @@ enum cp_err db_operation_get(struct db_conn *c, const char *id, const char *sub_
 /* Records the end of a running operation: status, error, result and end time from op. */
 enum cp_err db_operation_finish(struct db_conn *c, const struct db_operation *op) CP_MUST_USE;
 
+/* Calls each() with the id of every operation of this kind still InProgress, oldest first. */
+typedef enum cp_err (*db_operation_id_fn)(const char *id, void *arg);
+enum cp_err db_operation_list_running(struct db_conn *c, const char *kind, db_operation_id_fn each,
+                                      void *arg) CP_MUST_USE;
+
 #endif

@@ -43,6 +43,7 @@ CREATE TABLE packet_captures (
     updated_ms          INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX packet_captures_by_key ON packet_captures (watcher_id, name_key);
+CREATE UNIQUE INDEX packet_captures_by_create_operation ON packet_captures (create_operation_id);
 CREATE INDEX packet_captures_unfinished ON packet_captures (sub_key, region) WHERE unfinished = 1;
 
 -- Long-running operations behind Azure-AsyncOperation (.../operations/{id}) and
@@ -62,4 +63,5 @@ CREATE TABLE operations (
     start_ms      INTEGER NOT NULL,
     end_ms        INTEGER
 );
-CREATE INDEX operations_by_resource ON operations (resource_id, status);
+-- Start-up finds the operations still running (e.g. creates not yet dispatched).
+CREATE INDEX operations_running ON operations (kind, start_ms) WHERE status = 'InProgress';

@@ -242,7 +242,8 @@ START_TEST(capture_defaults_and_create)
     api_response_free(&res);
     json_decref(j);
 
-    /* Without agents the create fails; the resource says so. */
+    /* Without agents the create fails once dispatched; the resource says so. */
+    core_drain(core);
     ck_assert_int_eq(call(API_GET, NW "/packetCaptures/PC1", V, NULL, &j, NULL), 200);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "properties"),
                                                        "provisioningState")),
@@ -392,6 +393,54 @@ START_TEST(stop_delete_and_monitors)
 }
 END_TEST
 
+/* A create acknowledged before a restart but never dispatched is dispatched at the next start. */
+static enum cp_err seed_running_create(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)arg;
+    (void)e;
+    sqlite3 *db = db_conn_handle(c);
+    return sqlite3_exec(db,
+                        "INSERT INTO network_watchers (sub_key, rg_key, name_key, sub, rg, name,"
+                        " region, tags_json, etag, version, created_ms, updated_ms) VALUES ('" SUB
+                        "', 'rg1', 'nw1', '" SUB "', 'rg1', 'nw1', 'westus2', '{}', 'e1', 1, 1, 1);"
+                        "INSERT INTO packet_captures (watcher_id, name_key, name, sub_key, region,"
+                        " target, properties_json, provisioning_state, capture_status,"
+                        " capture_errors_json, unfinished, create_operation_id, created_ms,"
+                        " updated_ms) VALUES (1, 'old', 'old', '" SUB "', 'westus2', '" VM
+                        "', '{}', 'Updating', 'NotStarted', '[]', 1, 'op-old', 1, 1);"
+                        "INSERT INTO operations (id, sub_key, region, kind, resource_id, status,"
+                        " api_version, start_ms) VALUES ('op-old', '" SUB "', 'westus2',"
+                        " 'capture.create', 'x', 'InProgress', '" V "', 1);",
+                        NULL, NULL, NULL) == SQLITE_OK
+               ? CP_OK
+               : CP_EIO;
+}
+
+START_TEST(dispatch_recovers_running_creates)
+{
+    core_free(core);
+    ck_assert_int_eq(db_store_write(store, seed_running_create, NULL, NULL), CP_OK);
+    ck_assert_int_eq(core_new(store, NULL, &core), CP_OK);
+    ctx.core = core;
+    core_drain(core);
+    json_t *j;
+    ck_assert_int_eq(call(API_GET, NW "/packetCaptures/old", V, NULL, &j, NULL), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "properties"),
+                                                       "provisioningState")),
+                     "Failed");
+    json_decref(j);
+    ck_assert_int_eq(call(API_GET,
+                          "/subscriptions/" SUB "/providers/Microsoft.Network/locations/westus2/"
+                          "operations/op-old",
+                          V, NULL, &j, NULL),
+                     200);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "Failed");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                     "AgentNotConnected");
+    json_decref(j);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -407,6 +456,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, continuous_capture_shape);
     tcase_add_test(tc, malformed_and_oversize_bodies);
     tcase_add_test(tc, stop_delete_and_monitors);
+    tcase_add_test(tc, dispatch_recovers_running_creates);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
     return s;
