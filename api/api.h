@@ -70,6 +70,10 @@ void api_handle(const struct api_ctx *ctx, const struct api_request *req,
                 struct api_response *res);
 void api_response_free(struct api_response *res);
 
+/* Adds the headers every response carries (x-ms-request-id, correlation ids); api_handle()
+ * calls it, server/ calls it for its own routes. */
+void api_finish(const struct api_request *req, struct api_response *res);
+
 /* Used by server/ for its own routes (healthz, metrics, errors before api_handle). */
 void api_response_init(struct api_response *res, const struct api_request *req);
 void api_set_error(struct api_response *res, int status, const char *code, const char *message,

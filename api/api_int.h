@@ -24,6 +24,8 @@ typedef void (*api_handler_fn)(const struct api_ctx *ctx, const struct api_reque
 
 /* Takes (steals) json: renders it as the body with the JSON content type. */
 void api_set_json(struct api_response *res, int status, json_t *json);
+/* Takes body (a malloc'd JSON text, or NULL meaning out of memory: 500) as the response. */
+void api_set_body(struct api_response *res, int status, char *body);
 /* Maps err (with detail e) to the ARM error response; only this maps enum cp_err to HTTP. */
 void api_set_cp_error(struct api_response *res, enum cp_err err, const struct cp_error *e);
 /* Adds Azure-AsyncOperation, Location and Retry-After for operation op_id in sub/region. */

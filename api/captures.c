@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "common/dynbuf.h"
 #include "common/timefmt.h"
 
 static struct core_watcher_ref parent_of(const struct api_route_args *a)
@@ -21,23 +22,38 @@ static void capture_id(const struct db_watcher *w, const struct db_capture *cap,
              w->sub, w->rg, w->name, cap->name);
 }
 
-/* PacketCaptureResult: the stored parameters under properties, provisioningState first. */
-static json_t *capture_json(const struct db_watcher *w, const struct db_capture *cap)
+/* Responses are far below this; it only bounds a runaway list. */
+#define CAPTURE_JSON_MAX (8 * 1024 * 1024)
+
+/*
+ * Appends a PacketCaptureResult: the stored parameters under properties, provisioningState
+ * first. Rendered as text, not through a JSON tree: GET and list are the hot reads, and the
+ * stored parameters are already compact JSON that netwatchd wrote itself. The other strings are
+ * names the router admitted ([A-Za-z0-9_.()-], GUIDs) and state words, none needing escapes.
+ */
+static void capture_render(struct dynbuf *b, const struct db_watcher *w,
+                           const struct db_capture *cap)
 {
-    char id[DB_TARGET_MAX + 128], etag[64];
-    capture_id(w, cap, id, sizeof(id));
-    api_weak_etag(w->etag, etag, sizeof(etag));
-    json_t *stored = json_loads(cap->properties_json, 0, NULL);
-    json_t *props = json_pack("{s:s}", "provisioningState", cap->provisioning_state);
-    if (!stored || !props || json_object_update(props, stored) != 0) {
-        json_decref(stored);
-        json_decref(props);
-        return NULL;
-    }
-    json_decref(stored);
-    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", cap->name, "id", id, "etag", etag,
-                     "type", "Microsoft.Network/networkWatchers/packetCaptures", "properties",
-                     props);
+    const char *props = cap->properties_json;
+    if (props[0] == '{')
+        props++;
+    dynbuf_printf(b,
+                  "{\"name\":\"%s\",\"id\":\"/subscriptions/%s/resourceGroups/%s/providers/"
+                  "Microsoft.Network/networkWatchers/%s/packetCaptures/%s\",\"etag\":\"W/\\\"%s\\\"\","
+                  "\"type\":\"Microsoft.Network/networkWatchers/packetCaptures\",\"properties\":{"
+                  "\"provisioningState\":\"%s\"%s%s}",
+                  cap->name, w->sub, w->rg, w->name, cap->name, w->etag, cap->provisioning_state,
+                  props[0] == '}' ? "" : ",", props);
+}
+
+static void reply_capture(struct api_response *res, int status, const struct db_watcher *w,
+                          const struct db_capture *cap)
+{
+    struct dynbuf b;
+    dynbuf_init(&b, CAPTURE_JSON_MAX);
+    dynbuf_reserve(&b, 2048); /* a typical capture renders in one pass */
+    capture_render(&b, w, cap);
+    api_set_body(res, status, dynbuf_take(&b));
 }
 
 void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
@@ -77,7 +93,7 @@ void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
     }
     snprintf(res->request_id, sizeof(res->request_id), "%s", op_id);
     api_add_monitor_headers(ctx, res, a->sub, w.region, op_id, req->api_version, 0);
-    api_set_json(res, 201, capture_json(&w, &cap));
+    reply_capture(res, 201, &w, &cap);
     db_capture_clear(&cap);
     db_watcher_clear(&w);
 }
@@ -98,21 +114,24 @@ void api_capture_get(const struct api_ctx *ctx, const struct api_request *req,
     char etag[64];
     api_weak_etag(w.etag, etag, sizeof(etag));
     api_add_header(res, "ETag", "%s", etag);
-    api_set_json(res, 200, capture_json(&w, &cap));
+    reply_capture(res, 200, &w, &cap);
     db_capture_clear(&cap);
     db_watcher_clear(&w);
 }
 
 struct list_acc {
-    json_t *value;
+    struct dynbuf b;
     const struct db_watcher *w;
+    int n;
 };
 
 static enum cp_err append_capture(const struct db_capture *cap, void *arg)
 {
     struct list_acc *acc = arg;
-    json_t *j = capture_json(acc->w, cap);
-    return j && json_array_append_new(acc->value, j) == 0 ? CP_OK : CP_ENOMEM;
+    if (acc->n++)
+        dynbuf_addstr(&acc->b, ",");
+    capture_render(&acc->b, acc->w, cap);
+    return acc->b.failed ? CP_ENOMEM : CP_OK;
 }
 
 void api_capture_list(const struct api_ctx *ctx, const struct api_request *req,
@@ -121,17 +140,19 @@ void api_capture_list(const struct api_ctx *ctx, const struct api_request *req,
     (void)req;
     struct core_watcher_ref parent = parent_of(a);
     struct db_watcher w;
-    struct list_acc acc = {json_array(), &w};
+    struct list_acc acc = {.w = &w};
+    dynbuf_init(&acc.b, CAPTURE_JSON_MAX);
+    dynbuf_addstr(&acc.b, "{\"value\":[");
     struct cp_error e = {{0}, {0}, {0}};
-    enum cp_err err = acc.value ? core_capture_list(ctx->core, &parent, &w, append_capture, &acc, &e)
-                                : CP_ENOMEM;
+    enum cp_err err = core_capture_list(ctx->core, &parent, &w, append_capture, &acc, &e);
     db_watcher_clear(&w);
     if (err != CP_OK) {
-        json_decref(acc.value);
+        dynbuf_free(&acc.b);
         api_set_cp_error(res, err, &e);
         return;
     }
-    api_set_json(res, 200, json_pack("{s:o}", "value", acc.value));
+    dynbuf_addstr(&acc.b, "]}");
+    api_set_body(res, 200, dynbuf_take(&acc.b));
 }
 
 static void reply_operation_started(const struct api_ctx *ctx, const struct api_request *req,

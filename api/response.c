@@ -12,9 +12,13 @@
 void api_response_init(struct api_response *res, const struct api_request *req)
 {
     (void)req;
-    memset(res, 0, sizeof(*res));
-    res->route = "";
+    /* Not a memset: the header array is large and filled entry by entry. */
     res->status = 500;
+    res->nheaders = 0;
+    res->body = NULL;
+    res->body_len = 0;
+    res->route = "";
+    res->request_id[0] = '\0';
 }
 
 void api_response_free(struct api_response *res)
@@ -47,6 +51,15 @@ static void set_body(struct api_response *res, int status, char *body)
     res->status = status;
     res->body = body;
     res->body_len = body ? strlen(body) : 0;
+}
+
+void api_set_body(struct api_response *res, int status, char *body)
+{
+    if (!body) {
+        api_set_error(res, 500, "InternalServerError", "The response could not be built.", NULL);
+        return;
+    }
+    set_body(res, status, body);
 }
 
 void api_set_json(struct api_response *res, int status, json_t *json)

@@ -103,7 +103,7 @@ static int match(const struct route *r, char seg[][API_SEGMENT_MAX], int n,
         if (i >= n)
             return 0;
         if (r->segments[i][0] == '{')
-            memcpy(arg_slot(args, r->segments[i]), seg[i], API_SEGMENT_MAX);
+            memcpy(arg_slot(args, r->segments[i]), seg[i], strlen(seg[i]) + 1);
         else if (strcasecmp(r->segments[i], seg[i]) != 0)
             return 0;
     }
@@ -195,19 +195,22 @@ static int auth_failed(const struct api_ctx *ctx, enum cp_err err, struct api_re
 static void route(const struct api_ctx *ctx, const struct api_request *req,
                   struct api_response *res)
 {
-    enum cp_err aerr = ctx->auth(ctx->auth_ctx, req->authorization, NULL);
-    if (aerr != CP_OK) {
-        auth_failed(ctx, aerr, res);
-        return;
-    }
     char seg[API_MAX_SEGMENTS][API_SEGMENT_MAX];
     int n = split_path(req->path, seg);
     struct api_route_args args;
     const struct route *found = NULL;
     for (size_t i = 0; n >= 0 && i < sizeof(routes) / sizeof(routes[0]) && !found; i++) {
-        memset(&args, 0, sizeof(args));
+        args.sub[0] = args.rg[0] = args.watcher[0] = args.capture[0] = '\0';
+        args.region[0] = args.operation[0] = '\0';
         if (match(&routes[i], seg, n, &args))
             found = &routes[i];
+    }
+    /* One credential check per request: 401 comes before anything about the path. */
+    int sub_ok = found && armid_is_guid(args.sub);
+    enum cp_err aerr = ctx->auth(ctx->auth_ctx, req->authorization, sub_ok ? args.sub : NULL);
+    if (aerr == CP_EAUTH) {
+        auth_failed(ctx, aerr, res);
+        return;
     }
     if (!found) {
         char msg[CP_ERROR_MESSAGE_MAX];
@@ -220,11 +223,10 @@ static void route(const struct api_ctx *ctx, const struct api_request *req,
         not_allowed(found, res);
         return;
     }
-    if (!armid_is_guid(args.sub)) {
+    if (!sub_ok) {
         bad_name(res, "InvalidSubscriptionId", "subscription id", args.sub);
         return;
     }
-    aerr = ctx->auth(ctx->auth_ctx, req->authorization, args.sub);
     if (aerr != CP_OK) {
         auth_failed(ctx, aerr, res);
         return;
@@ -238,10 +240,16 @@ void api_handle(const struct api_ctx *ctx, const struct api_request *req,
                 struct api_response *res)
 {
     api_response_init(res, req);
-    core_guid(res->request_id);
     route(ctx, req, res);
+    api_finish(req, res);
+}
+
+void api_finish(const struct api_request *req, struct api_response *res)
+{
     /* Long-running starts replace the request id with their operation id (Network RP habit);
      * handlers do that by writing res->request_id, so the header is added last. */
+    if (!res->request_id[0])
+        core_guid(res->request_id);
     api_add_header(res, "x-ms-request-id", "%s", res->request_id);
     if (req->correlation_id && req->correlation_id[0] &&
         strlen(req->correlation_id) < API_HEADER_VALUE_MAX)

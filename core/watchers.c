@@ -131,6 +131,7 @@ enum cp_err core_watcher_put(struct core *core, const struct core_watcher_ref *r
         db_watcher_clear(out);
         return err;
     }
+    core_cache_changed(core->cache, out->id);
     *created = job.created;
     return CP_OK;
 }
@@ -196,7 +197,10 @@ enum cp_err core_watcher_patch_tags(struct core *core, const struct core_watcher
 {
     struct watcher_patch_job job = {ref, tags_json, pre, out};
     memset(out, 0, sizeof(*out));
-    return db_store_write(core->store, watcher_patch_run, &job, e);
+    enum cp_err err = db_store_write(core->store, watcher_patch_run, &job, e);
+    if (err == CP_OK)
+        core_cache_changed(core->cache, out->id);
+    return err;
 }
 
 struct watcher_delete_job {
@@ -204,6 +208,7 @@ struct watcher_delete_job {
     const struct core_precond *pre;
     const char *api_version;
     struct db_operation *op;
+    int64_t watcher_id; /* the deleted watcher */
 };
 
 static enum cp_err watcher_delete_run(struct db_conn *c, void *arg, struct cp_error *e)
@@ -227,6 +232,7 @@ static enum cp_err watcher_delete_run(struct db_conn *c, void *arg, struct cp_er
         job->op->result_status = 204;
         job->op->end_ms = now;
         err = db_watcher_delete(c, w.id);
+        job->watcher_id = w.id;
         if (err == CP_OK)
             err = db_operation_insert(c, job->op);
     }
@@ -238,9 +244,12 @@ enum cp_err core_watcher_delete(struct core *core, const struct core_watcher_ref
                                 const struct core_precond *pre, const char *api_version,
                                 struct db_operation *op, struct cp_error *e)
 {
-    struct watcher_delete_job job = {ref, pre, api_version, op};
+    struct watcher_delete_job job = {ref, pre, api_version, op, 0};
     memset(op, 0, sizeof(*op));
-    return db_store_write(core->store, watcher_delete_run, &job, e);
+    enum cp_err err = db_store_write(core->store, watcher_delete_run, &job, e);
+    if (err == CP_OK)
+        core_cache_changed(core->cache, job.watcher_id);
+    return err;
 }
 
 struct watcher_list_job {

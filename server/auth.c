@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +33,23 @@ struct auth {
     struct auth_token tokens[];
 };
 
+static EVP_MD *sha256_md;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static int sha256(const char *s, size_t len, unsigned char out[32])
 {
     unsigned int outlen = 0;
-    return EVP_Digest(s, len, out, &outlen, EVP_sha256(), NULL) == 1 && outlen == 32 ? 0 : -1;
+    /* Fetched once: OpenSSL 3 otherwise looks the algorithm up on every call. */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fetch_sha256);
+    return EVP_Digest(s, len, out, &outlen, sha256_md ? sha256_md : EVP_sha256(), NULL) == 1 &&
+                   outlen == 32
+               ? 0
+               : -1;
 }
 
 static int hex_decode(const char *hex, unsigned char *out, size_t n)

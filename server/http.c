@@ -178,6 +178,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
         api_response_init(&res, &req);
         own_route(h, url, &req, &res);
+        api_finish(&req, &res);
     } else {
         api_handle(h->api, &req, &res);
     }
@@ -270,7 +271,7 @@ enum cp_err http_start(const struct http_options *opt, struct http_server **out,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         /* Headers and the read buffer of one connection; bodies are copied out as they come. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         request_completed, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
