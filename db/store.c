@@ -611,6 +611,7 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&s->space_cv);
         pthread_mutex_unlock(&s->mu);
 
+        log_debug("component=db event=batch jobs=%d", n);
         run_batch(s, s->batch, n);
 
         pthread_mutex_lock(&s->mu);
