@@ -1,0 +1,1 @@
+nw_unit_test(test_core_cache nw_core)
