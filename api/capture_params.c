@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "api/api_int.h"
@@ -114,7 +115,9 @@ static enum cp_err check_scope_list(json_t *scope, const char *key, json_t **out
     json_t *item;
     json_array_foreach(v, i, item)
     {
-        if (!json_is_string(item) || json_string_length(item) == 0 ||
+        if (!json_is_string(item))
+            return wrong_type(e, target, "an array of strings");
+        if (json_string_length(item) == 0 ||
             json_string_length(item) > SCOPE_ENTRY_MAX)
             return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", target,
                            "%s entries must be instance ids (1-%d characters).", target,
@@ -299,6 +302,54 @@ static enum cp_err check_capture_settings(json_t *p, int continuous, json_t *out
     return err;
 }
 
+/* Lower-cases s into out (size n). */
+static void lower(const char *s, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++)
+        out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+    out[i] = '\0';
+}
+
+/*
+ * With a storage account, storagePath is the server's: the blob URL in Azure's layout,
+ * container network-watcher-logs, under the target's lower-cased resource path and the UTC
+ * creation time (packetcapture_HH_mm_ss_fff.cap). A scale set gets the folder-style prefix
+ * its instances write under.
+ */
+static enum cp_err fill_storage_path(json_t *out, struct cp_error *e)
+{
+    json_t *sl = json_object_get(out, "storageLocation");
+    const char *sid = json_string_value(json_object_get(sl, "storageId"));
+    if (!sid)
+        return CP_OK;
+    struct armid account, target;
+    if (armid_parse(sid, &account, e, "properties.storageLocation.storageId") ||
+        armid_parse(json_string_value(json_object_get(out, "target")), &target, e,
+                    "properties.target"))
+        return CP_EINVAL;
+    char acc[81], sub[64], rg[91], name[81];
+    lower(account.name, acc, sizeof(acc));
+    lower(target.sub, sub, sizeof(sub));
+    lower(target.rg, rg, sizeof(rg));
+    lower(target.name, name, sizeof(name));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int vmss = target.kind == ARMID_VMSS;
+    char url[1024];
+    snprintf(url, sizeof(url),
+             "https://%s.blob.core.windows.net/network-watcher-logs/subscriptions/%s/"
+             "resourcegroups/%s/providers/microsoft.compute/%s/%s/%04d/%02d/%02d/"
+             "packetcapture_%02d_%02d_%02d_%03ld%s",
+             acc, sub, rg, vmss ? "virtualmachinescalesets" : "virtualmachines", name,
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             ts.tv_nsec / 1000000L, vmss ? "" : ".cap");
+    json_object_set_new(sl, "storagePath", json_string(url));
+    return CP_OK;
+}
+
 static enum cp_err check_properties(json_t *p, json_t *out, struct cp_error *e)
 {
     json_t *cc = json_object_get(p, "continuousCapture");
@@ -329,6 +380,8 @@ static enum cp_err check_properties(json_t *p, json_t *out, struct cp_error *e)
         json_object_set_new(out, "timeLimitInSeconds", json_integer(seconds));
     }
     if ((err = check_storage(p, continuous, out, e)) || (err = check_filters(p, out, e)))
+        return err;
+    if ((err = fill_storage_path(out, e)))
         return err;
     if (continuous)
         json_object_set(out, "continuousCapture", cc);

@@ -52,7 +52,13 @@ static char *tags_text(json_t *body, struct api_response *res)
     json_t *v;
     json_object_foreach(tags, k, v)
     {
-        if (!json_is_string(v) || strlen(k) == 0 || strlen(k) > TAG_NAME_MAX ||
+        if (!json_is_string(v)) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "Tag '%.64s' must have a string value.", k);
+            api_set_error(res, 400, "InvalidRequestContent", msg, "tags");
+            return NULL;
+        }
+        if (strlen(k) == 0 || strlen(k) > TAG_NAME_MAX ||
             json_string_length(v) > TAG_VALUE_MAX) {
             char msg[256];
             snprintf(msg, sizeof(msg),

@@ -1,12 +1,14 @@
 /* The settings table behind config.h. */
 #include "server/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "server/http.h"
 
 enum setting_type { SET_STRING, SET_LONG, SET_FLAG };
 
@@ -112,6 +114,13 @@ enum cp_err config_load(struct config *c, int argc, char **argv, int first, stru
     }
     if (err != CP_OK)
         return err;
+    char host[64];
+    unsigned port;
+    struct in6_addr addr;
+    if (http_parse_listen(c->listen, host, sizeof(host), &port) != 0 ||
+        (inet_pton(AF_INET, host, &addr) != 1 && inet_pton(AF_INET6, host, &addr) != 1))
+        return cp_fail(e, CP_EINVAL, "", "listen",
+                       "listen: expected <IP address>:<port 0-65535>, got '%s'", c->listen);
     enum log_level lvl;
     if (log_level_parse(c->log_level, &lvl) != 0)
         return cp_fail(e, CP_EINVAL, "", "log-level", "log-level: expected debug, info, warn or error");
