@@ -66,8 +66,7 @@ struct api_ctx {
 };
 
 /* Handles one request; res is always filled (callers free it with api_response_free). */
-void api_handle(const struct api_ctx *ctx, const struct api_request *req,
-                struct api_response *res);
+void api_handle(const struct api_ctx *ctx, const struct api_request *req, struct api_response *res);
 void api_response_free(struct api_response *res);
 
 /* Adds the headers every response carries (x-ms-request-id, correlation ids); api_handle()

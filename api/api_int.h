@@ -29,9 +29,9 @@ void api_set_body(struct api_response *res, int status, char *body);
 /* Maps err (with detail e) to the ARM error response; only this maps enum cp_err to HTTP. */
 void api_set_cp_error(struct api_response *res, enum cp_err err, const struct cp_error *e);
 /* Adds Azure-AsyncOperation, Location and Retry-After for operation op_id in sub/region. */
-void api_add_monitor_headers(const struct api_ctx *ctx, struct api_response *res,
-                             const char *sub, const char *region, const char *op_id,
-                             const char *api_version, int location);
+void api_add_monitor_headers(const struct api_ctx *ctx, struct api_response *res, const char *sub,
+                             const char *region, const char *op_id, const char *api_version,
+                             int location);
 /* Parses the request body as a JSON object; on failure sets the 400/413 response, returns NULL. */
 json_t *api_parse_object(const struct api_request *req, struct api_response *res);
 

@@ -17,10 +17,10 @@
 #include "common/capture_path.h"
 #include "common/netfilter.h"
 
-#define MAX_FILTERS        100
-#define MAX_SCOPE_ENTRIES  1000
-#define SCOPE_ENTRY_MAX    64
-#define UINT32_LIMIT       4294967295LL
+#define MAX_FILTERS       100
+#define MAX_SCOPE_ENTRIES 1000
+#define SCOPE_ENTRY_MAX   64
+#define UINT32_LIMIT      4294967295LL
 
 static enum cp_err missing(struct cp_error *e, const char *target)
 {
@@ -109,16 +109,15 @@ static enum cp_err check_scope_list(json_t *scope, const char *key, json_t **out
     if (!json_is_array(v))
         return wrong_type(e, target, "an array of strings");
     if (json_array_size(v) > MAX_SCOPE_ENTRIES)
-        return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", target,
-                       "%s has more than %d entries.", target, MAX_SCOPE_ENTRIES);
+        return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", target, "%s has more than %d entries.",
+                       target, MAX_SCOPE_ENTRIES);
     size_t i;
     json_t *item;
     json_array_foreach(v, i, item)
     {
         if (!json_is_string(item))
             return wrong_type(e, target, "an array of strings");
-        if (json_string_length(item) == 0 ||
-            json_string_length(item) > SCOPE_ENTRY_MAX)
+        if (json_string_length(item) == 0 || json_string_length(item) > SCOPE_ENTRY_MAX)
             return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", target,
                            "%s entries must be instance ids (1-%d characters).", target,
                            SCOPE_ENTRY_MAX);
@@ -187,9 +186,9 @@ static enum cp_err check_storage(json_t *p, int continuous, json_t *out, struct 
     }
     if (err == CP_OK && spath && *spath && strncmp(spath, "https://", 8) != 0 &&
         strncmp(spath, "http://", 7) != 0)
-        err = cp_fail(e, CP_EINVAL, "InvalidPropertyValue",
-                      "properties.storageLocation.storagePath",
-                      "storagePath must be an http(s) URI.");
+        err =
+            cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "properties.storageLocation.storagePath",
+                    "storagePath must be an http(s) URI.");
     if (err == CP_OK)
         json_object_set_new(o, "storagePath", json_string(spath ? spath : ""));
     json_t *fp = json_object_get(sl, "filePath");
@@ -285,8 +284,8 @@ static enum cp_err check_capture_settings(json_t *p, int continuous, json_t *out
         return CP_OK;
     json_t *s = cs && json_is_object(cs) ? cs : NULL;
     long long count, size, secs;
-    enum cp_err err = opt_int(s, "fileCount", "properties.captureSettings.fileCount", 0, 10000,
-                              10, &count, e);
+    enum cp_err err =
+        opt_int(s, "fileCount", "properties.captureSettings.fileCount", 0, 10000, 10, &count, e);
     if (err == CP_OK)
         err = opt_int(s, "fileSizeInBytes", "properties.captureSettings.fileSizeInBytes", 0,
                       UINT32_LIMIT, 104857600, &size, e);
@@ -365,8 +364,8 @@ static enum cp_err check_properties(json_t *p, json_t *out, struct cp_error *e)
         err = opt_int(p, "bytesToCapturePerPacket", "properties.bytesToCapturePerPacket", 0,
                       UINT32_LIMIT, 0, &per_packet, e);
     if (err == CP_OK)
-        err = opt_int(p, "totalBytesPerSession", "properties.totalBytesPerSession", 0,
-                      UINT32_LIMIT, 1073741824, &per_session, e);
+        err = opt_int(p, "totalBytesPerSession", "properties.totalBytesPerSession", 0, UINT32_LIMIT,
+                      1073741824, &per_session, e);
     if (err == CP_OK)
         err = opt_int(p, "timeLimitInSeconds", "properties.timeLimitInSeconds", 0, 18000, 18000,
                       &seconds, e);

@@ -37,13 +37,14 @@ static void capture_render(struct dynbuf *b, const struct db_watcher *w,
     const char *props = cap->properties_json;
     if (props[0] == '{')
         props++;
-    dynbuf_printf(b,
-                  "{\"name\":\"%s\",\"id\":\"/subscriptions/%s/resourceGroups/%s/providers/"
-                  "Microsoft.Network/networkWatchers/%s/packetCaptures/%s\",\"etag\":\"W/\\\"%s\\\"\","
-                  "\"type\":\"Microsoft.Network/networkWatchers/packetCaptures\",\"properties\":{"
-                  "\"provisioningState\":\"%s\"%s%s}",
-                  cap->name, w->sub, w->rg, w->name, cap->name, w->etag, cap->provisioning_state,
-                  props[0] == '}' ? "" : ",", props);
+    dynbuf_printf(
+        b,
+        "{\"name\":\"%s\",\"id\":\"/subscriptions/%s/resourceGroups/%s/providers/"
+        "Microsoft.Network/networkWatchers/%s/packetCaptures/%s\",\"etag\":\"W/\\\"%s\\\"\","
+        "\"type\":\"Microsoft.Network/networkWatchers/packetCaptures\",\"properties\":{"
+        "\"provisioningState\":\"%s\"%s%s}",
+        cap->name, w->sub, w->rg, w->name, cap->name, w->etag, cap->provisioning_state,
+        props[0] == '}' ? "" : ",", props);
 }
 
 static void reply_capture(struct api_response *res, int status, const struct db_watcher *w,
@@ -78,8 +79,7 @@ void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
     }
     struct core_watcher_ref parent = parent_of(a);
     struct core_precond pre = {req->if_match, req->if_none_match};
-    struct core_capture_new spec = {a->capture,
-                                    json_string_value(json_object_get(props, "target")),
+    struct core_capture_new spec = {a->capture, json_string_value(json_object_get(props, "target")),
                                     props_text, req->api_version};
     struct db_capture cap;
     struct db_watcher w;

@@ -7,8 +7,8 @@
 #include "api/api_int.h"
 #include "common/timefmt.h"
 
-static int load(const struct api_ctx *ctx, const struct api_route_args *a,
-                struct api_response *res, struct db_operation *op)
+static int load(const struct api_ctx *ctx, const struct api_route_args *a, struct api_response *res,
+                struct db_operation *op)
 {
     struct cp_error e = {{0}, {0}, {0}};
     enum cp_err err = core_operation_get(ctx->core, a->sub, a->operation, op, &e);
@@ -32,8 +32,9 @@ void api_operation_status(const struct api_ctx *ctx, const struct api_request *r
     if (load(ctx, a, res, &op))
         return;
     char id[512], when[40];
-    snprintf(id, sizeof(id), "/subscriptions/%s/providers/Microsoft.Network/locations/%s/operations/%s",
-             a->sub, op.region, op.id);
+    snprintf(id, sizeof(id),
+             "/subscriptions/%s/providers/Microsoft.Network/locations/%s/operations/%s", a->sub,
+             op.region, op.id);
     timefmt_rfc3339(op.start_ms, when, sizeof(when));
     json_t *out = json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", op.id, "status", op.status,
                             "startTime", when);
@@ -42,8 +43,9 @@ void api_operation_status(const struct api_ctx *ctx, const struct api_request *r
         json_object_set_new(out, "endTime", json_string(when));
     }
     if (out && strcmp(op.status, "Failed") == 0)
-        json_object_set_new(out, "error", json_pack("{s:s, s:s}", "code", op.error_code,
-                                                    "message", op.error_message));
+        json_object_set_new(
+            out, "error",
+            json_pack("{s:s, s:s}", "code", op.error_code, "message", op.error_message));
     if (out && strcmp(op.status, "Succeeded") == 0 && strcmp(op.kind, "capture.stop") == 0)
         json_object_set_new(out, "properties", json_object());
     if (strcmp(op.status, "InProgress") == 0)

@@ -127,9 +127,9 @@ void api_set_cp_error(struct api_response *res, enum cp_err err, const struct cp
                   has ? e->target : NULL);
 }
 
-void api_add_monitor_headers(const struct api_ctx *ctx, struct api_response *res,
-                             const char *sub, const char *region, const char *op_id,
-                             const char *api_version, int location)
+void api_add_monitor_headers(const struct api_ctx *ctx, struct api_response *res, const char *sub,
+                             const char *region, const char *op_id, const char *api_version,
+                             int location)
 {
     const char *base = ctx->public_url;
     api_add_header(res, "Azure-AsyncOperation",

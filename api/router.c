@@ -21,10 +21,11 @@
 #define V_LOC "{region}"
 #define V_OP  "{op}"
 
-#define WATCHERS_RG "subscriptions", V_SUB, "resourceGroups", V_RG, "providers", \
-                    "Microsoft.Network", "networkWatchers"
-#define CAPTURES    WATCHERS_RG, V_NW, "packetCaptures"
-#define LOCATION    "subscriptions", V_SUB, "providers", "Microsoft.Network", "locations", V_LOC
+#define WATCHERS_RG                                                                                \
+    "subscriptions", V_SUB, "resourceGroups", V_RG, "providers", "Microsoft.Network",              \
+        "networkWatchers"
+#define CAPTURES WATCHERS_RG, V_NW, "packetCaptures"
+#define LOCATION "subscriptions", V_SUB, "providers", "Microsoft.Network", "locations", V_LOC
 
 struct route {
     const char *name; /* template, for metrics and logs */
@@ -48,7 +49,9 @@ static const struct route routes[] = {
      {CAPTURES, V_PC},
      {[API_GET] = api_capture_get, [API_PUT] = api_capture_put, [API_DELETE] = api_capture_delete}},
     {"capture.stop", {CAPTURES, V_PC, "stop"}, {[API_POST] = api_capture_stop}},
-    {"capture.queryStatus", {CAPTURES, V_PC, "queryStatus"}, {[API_POST] = api_capture_query_status}},
+    {"capture.queryStatus",
+     {CAPTURES, V_PC, "queryStatus"},
+     {[API_POST] = api_capture_query_status}},
     {"operation", {LOCATION, "operations", V_OP}, {[API_GET] = api_operation_status}},
     {"operationResult", {LOCATION, "operationResults", V_OP}, {[API_GET] = api_operation_result}},
 };
@@ -122,8 +125,8 @@ static void not_allowed(const struct route *r, struct api_response *res)
     }
     api_add_header(res, "Allow", "%s", allow);
     char msg[160];
-    snprintf(msg, sizeof(msg), "The requested method is not allowed on %s; allowed: %s.",
-             r->name, allow);
+    snprintf(msg, sizeof(msg), "The requested method is not allowed on %s; allowed: %s.", r->name,
+             allow);
     api_set_error(res, 405, "MethodNotAllowed", msg, NULL);
 }
 
@@ -138,7 +141,8 @@ static int check_api_version(const struct api_request *req, struct api_response 
         return -1;
     }
     if (!apiversion_well_formed(req->api_version)) {
-        snprintf(msg, sizeof(msg), "The api-version '%.40s' is invalid. The supported versions are '%s'.",
+        snprintf(msg, sizeof(msg),
+                 "The api-version '%.40s' is invalid. The supported versions are '%s'.",
                  req->api_version, apiversion_list());
         api_set_error(res, 400, "InvalidApiVersionParameter", msg, NULL);
         return -1;
@@ -154,8 +158,7 @@ static int check_api_version(const struct api_request *req, struct api_response 
     return 0;
 }
 
-static int bad_name(struct api_response *res, const char *code, const char *what,
-                    const char *name)
+static int bad_name(struct api_response *res, const char *code, const char *what, const char *name)
 {
     char msg[CP_ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof(msg), "The %s '%.128s' is not valid.", what, name);
@@ -236,8 +239,7 @@ static void route(const struct api_ctx *ctx, const struct api_request *req,
     found->handlers[req->method](ctx, req, &args, res);
 }
 
-void api_handle(const struct api_ctx *ctx, const struct api_request *req,
-                struct api_response *res)
+void api_handle(const struct api_ctx *ctx, const struct api_request *req, struct api_response *res)
 {
     api_response_init(res, req);
     route(ctx, req, res);

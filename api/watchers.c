@@ -7,9 +7,9 @@
 #include "common/armid.h"
 
 /* ARM's documented tag limits. */
-#define TAGS_MAX        50
-#define TAG_NAME_MAX    512
-#define TAG_VALUE_MAX   256
+#define TAGS_MAX      50
+#define TAG_NAME_MAX  512
+#define TAG_VALUE_MAX 256
 
 static json_t *watcher_json(const struct db_watcher *w)
 {
@@ -58,8 +58,7 @@ static char *tags_text(json_t *body, struct api_response *res)
             api_set_error(res, 400, "InvalidRequestContent", msg, "tags");
             return NULL;
         }
-        if (strlen(k) == 0 || strlen(k) > TAG_NAME_MAX ||
-            json_string_length(v) > TAG_VALUE_MAX) {
+        if (strlen(k) == 0 || strlen(k) > TAG_NAME_MAX || json_string_length(v) > TAG_VALUE_MAX) {
             char msg[256];
             snprintf(msg, sizeof(msg),
                      "Tag '%.64s' is not valid: names are 1-512 characters, values strings of at "

@@ -16,7 +16,8 @@
 #include "db/store.h"
 
 #define SUB "00000000-0000-0000-0000-000000000001"
-#define VM  "/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+#define VM                                                                                         \
+    "/subscriptions/" SUB "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
 
 static struct core *core;
 static int per_thread = 2000;
@@ -35,9 +36,8 @@ static void *worker(void *arg)
     for (int i = 0; i < per_thread; i++) {
         char name[64];
         snprintf(name, sizeof(name), "t%ldn%d", id, i);
-        struct core_capture_new req = {name, VM,
-                                       "{\"target\":\"" VM "\",\"targetType\":\"AzureVM\"}",
-                                       "2024-07-01"};
+        struct core_capture_new req = {
+            name, VM, "{\"target\":\"" VM "\",\"targetType\":\"AzureVM\"}", "2024-07-01"};
         struct db_capture cap;
         struct db_watcher wt;
         char op[64];

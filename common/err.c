@@ -22,10 +22,18 @@ enum cp_err cp_fail(struct cp_error *e, enum cp_err err, const char *code, const
 const char *cp_err_name(enum cp_err err)
 {
     static const char *const names[] = {
-        [CP_OK] = "ok",           [CP_EINVAL] = "invalid",    [CP_ENOTFOUND] = "not_found",
-        [CP_EEXIST] = "exists",   [CP_ECONFLICT] = "conflict", [CP_EPRECOND] = "precondition",
-        [CP_ETOOBIG] = "too_big", [CP_EAUTH] = "auth",         [CP_EFORBIDDEN] = "forbidden",
-        [CP_ENOMEM] = "no_memory", [CP_EIO] = "io",            [CP_EBUSY] = "busy",
+        [CP_OK] = "ok",
+        [CP_EINVAL] = "invalid",
+        [CP_ENOTFOUND] = "not_found",
+        [CP_EEXIST] = "exists",
+        [CP_ECONFLICT] = "conflict",
+        [CP_EPRECOND] = "precondition",
+        [CP_ETOOBIG] = "too_big",
+        [CP_EAUTH] = "auth",
+        [CP_EFORBIDDEN] = "forbidden",
+        [CP_ENOMEM] = "no_memory",
+        [CP_EIO] = "io",
+        [CP_EBUSY] = "busy",
         [CP_ENOAGENT] = "no_agent",
     };
     if ((size_t)err < sizeof(names) / sizeof(names[0]) && names[err])

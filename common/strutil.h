@@ -4,7 +4,8 @@
 
 #include <stddef.h>
 
-/* Copies src into dst (size n) lower-cased; returns 0, or -1 when src does not fit (dst is then ""). */
+/* Copies src into dst (size n) lower-cased; returns 0, or -1 when src does not fit (dst is then
+ * ""). */
 int str_lower_copy(char *dst, size_t n, const char *src);
 /* Copies src into dst (size n); returns 0, or -1 when it does not fit (dst is then ""). */
 int str_copy(char *dst, size_t n, const char *src);

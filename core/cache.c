@@ -16,10 +16,10 @@ struct entry {
 };
 
 struct core_cache {
-    atomic_uint_fast64_t writes;                  /* changes completed, ever */
-    atomic_uint_fast64_t gens[CORE_CACHE_SLOTS];  /* per watcher slot */
-    pthread_mutex_t locks[STRIPES];               /* entry i is guarded by locks[i % STRIPES] */
-    struct entry *entries[CORE_CACHE_ENTRIES];    /* NULL until first filled */
+    atomic_uint_fast64_t writes;                 /* changes completed, ever */
+    atomic_uint_fast64_t gens[CORE_CACHE_SLOTS]; /* per watcher slot */
+    pthread_mutex_t locks[STRIPES];              /* entry i is guarded by locks[i % STRIPES] */
+    struct entry *entries[CORE_CACHE_ENTRIES];   /* NULL until first filled */
 };
 
 struct core_cache *core_cache_new(void)
@@ -88,8 +88,7 @@ int core_cache_get(struct core_cache *c, const char *key, struct db_capture *cap
     int hit = 0;
     pthread_mutex_lock(&c->locks[i % STRIPES]);
     struct entry *en = c->entries[i];
-    if (en && strcmp(en->key, key) == 0 &&
-        en->gen == atomic_load(&c->gens[slot_of(en->w.id)]))
+    if (en && strcmp(en->key, key) == 0 && en->gen == atomic_load(&c->gens[slot_of(en->w.id)]))
         hit = copy_pair(cap, w, &en->cap, &en->w) == 0;
     pthread_mutex_unlock(&c->locks[i % STRIPES]);
     return hit;

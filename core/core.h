@@ -23,9 +23,10 @@
 
 /*
  * The seam to the agents. start() is called on the dispatcher thread to hand a capture that was
- * just recorded to the agent serving its target. It returns CP_OK once the start command is on its way (its outcome
- * is reported back to core later), or CP_ENOAGENT (e filled) when no agent serves the target,
- * which ends the create operation as Failed. With no port at all, no agent serves anything.
+ * just recorded to the agent serving its target. It returns CP_OK once the start command is on its
+ * way (its outcome is reported back to core later), or CP_ENOAGENT (e filled) when no agent serves
+ * the target, which ends the create operation as Failed. With no port at all, no agent serves
+ * anything.
  */
 struct core_agent_port {
     void *ctx;
@@ -68,8 +69,8 @@ int core_etag_listed(const char *header, const char *etag);
  * CP_EPRECOND per the ARM If-Match table. out is filled (caller clears) on success. */
 enum cp_err core_watcher_put(struct core *core, const struct core_watcher_ref *ref,
                              const char *region, const char *tags_json,
-                             const struct core_precond *pre, struct db_watcher *out,
-                             int *created, struct cp_error *e) CP_MUST_USE;
+                             const struct core_precond *pre, struct db_watcher *out, int *created,
+                             struct cp_error *e) CP_MUST_USE;
 enum cp_err core_watcher_get(struct core *core, const struct core_watcher_ref *ref,
                              struct db_watcher *out, struct cp_error *e) CP_MUST_USE;
 enum cp_err core_watcher_patch_tags(struct core *core, const struct core_watcher_ref *ref,
@@ -101,10 +102,9 @@ struct core_capture_new {
  * op_id the create operation. Errors: CP_ENOTFOUND (watcher), CP_EEXIST,
  * CP_EINVAL PacketCaptureCountLimitReached, CP_EPRECOND. */
 enum cp_err core_capture_create(struct core *core, const struct core_watcher_ref *parent,
-                                const struct core_capture_new *req,
-                                const struct core_precond *pre, struct db_capture *out,
-                                struct db_watcher *watcher, char *op_id, size_t op_id_size,
-                                struct cp_error *e) CP_MUST_USE;
+                                const struct core_capture_new *req, const struct core_precond *pre,
+                                struct db_capture *out, struct db_watcher *watcher, char *op_id,
+                                size_t op_id_size, struct cp_error *e) CP_MUST_USE;
 /* A capture and its parent watcher (for the etag and ids); caller clears both. */
 enum cp_err core_capture_get(struct core *core, const struct core_watcher_ref *parent,
                              const char *name, struct db_capture *out, struct db_watcher *watcher,

@@ -7,7 +7,7 @@
 #include "core/dispatch.h"
 
 struct core {
-    struct db_store *store;              /* borrowed */
+    struct db_store *store;               /* borrowed */
     const struct core_agent_port *agents; /* borrowed; NULL = no agents */
     struct core_dispatch *dispatch;       /* owned */
     struct core_cache *cache;             /* owned */

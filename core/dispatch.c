@@ -24,7 +24,7 @@ struct core_dispatch {
     struct item *queue;      /* growable FIFO up to CORE_DISPATCH_QUEUE_MAX */
     size_t head, len, cap;
     unsigned long long pushed, handled;
-    int rescan;   /* the queue overflowed (or start-up): read running creates from the store */
+    int rescan; /* the queue overflowed (or start-up): read running creates from the store */
     int stopping;
 };
 

@@ -131,10 +131,10 @@ enum cp_err db_capture_insert(struct db_conn *c, struct db_capture *cap)
 
 enum cp_err db_capture_update_state(struct db_conn *c, const struct db_capture *cap)
 {
-    sqlite3_stmt *st = db_conn_stmt(
-        c, "UPDATE packet_captures SET provisioning_state = ?1, capture_status = ?2,"
-           " stop_reason = NULLIF(?3, ''), capture_errors_json = ?4, unfinished = ?5,"
-           " capture_start_ms = NULLIF(?6, 0), updated_ms = ?7 WHERE id = ?8");
+    sqlite3_stmt *st =
+        db_conn_stmt(c, "UPDATE packet_captures SET provisioning_state = ?1, capture_status = ?2,"
+                        " stop_reason = NULLIF(?3, ''), capture_errors_json = ?4, unfinished = ?5,"
+                        " capture_start_ms = NULLIF(?6, 0), updated_ms = ?7 WHERE id = ?8");
     if (!st)
         return CP_EIO;
     if (db_bind_text(st, 1, cap->provisioning_state) || db_bind_text(st, 2, cap->capture_status) ||
@@ -162,8 +162,8 @@ enum cp_err db_capture_delete(struct db_conn *c, int64_t id)
     return rc == SQLITE_DONE ? CP_OK : db_err(rc);
 }
 
-enum cp_err db_capture_count_unfinished(struct db_conn *c, const char *sub_key,
-                                        const char *region, int64_t *out)
+enum cp_err db_capture_count_unfinished(struct db_conn *c, const char *sub_key, const char *region,
+                                        int64_t *out)
 {
     sqlite3_stmt *st = db_conn_stmt(c, "SELECT count(*) FROM packet_captures"
                                        " WHERE sub_key = ?1 AND region = ?2 AND unfinished = 1");

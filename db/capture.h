@@ -54,8 +54,8 @@ enum cp_err db_capture_insert(struct db_conn *c, struct db_capture *cap) CP_MUST
 enum cp_err db_capture_update_state(struct db_conn *c, const struct db_capture *cap) CP_MUST_USE;
 enum cp_err db_capture_delete(struct db_conn *c, int64_t id) CP_MUST_USE;
 /* How many unfinished captures a subscription has in a region. */
-enum cp_err db_capture_count_unfinished(struct db_conn *c, const char *sub_key,
-                                        const char *region, int64_t *out) CP_MUST_USE;
+enum cp_err db_capture_count_unfinished(struct db_conn *c, const char *sub_key, const char *region,
+                                        int64_t *out) CP_MUST_USE;
 
 /* Calls each() for every capture of a watcher, in name order; the row is borrowed. */
 typedef enum cp_err (*db_capture_each_fn)(const struct db_capture *cap, void *arg);

@@ -23,8 +23,8 @@ struct db_operation {
     char status[DB_STATE_MAX]; /* InProgress | Succeeded | Failed */
     char error_code[CP_ERROR_CODE_MAX];
     char error_message[CP_ERROR_MESSAGE_MAX];
-    int result_status;  /* HTTP status for the result monitor once done; 0 while running */
-    char *result_json;  /* owned; NULL for no body */
+    int result_status; /* HTTP status for the result monitor once done; 0 while running */
+    char *result_json; /* owned; NULL for no body */
     char api_version[32];
     int64_t start_ms;
     int64_t end_ms; /* 0 while running */

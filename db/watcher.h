@@ -16,9 +16,9 @@
 
 struct db_watcher {
     int64_t id;
-    char sub[64];   /* caller's casing */
-    char rg[91];    /* caller's casing, last written */
-    char name[81];  /* caller's casing, last written */
+    char sub[64];  /* caller's casing */
+    char rg[91];   /* caller's casing, last written */
+    char name[81]; /* caller's casing, last written */
     char region[65];
     char etag[DB_ETAG_MAX];
     int64_t version;

@@ -200,8 +200,8 @@ enum cp_err auth_check(void *ctx, const char *authorization, const char *sub)
     return CP_EFORBIDDEN;
 }
 
-enum cp_err auth_add(const char *path, const char *name, const char *subs,
-                     char out[AUTH_TOKEN_LEN], struct cp_error *e)
+enum cp_err auth_add(const char *path, const char *name, const char *subs, char out[AUTH_TOKEN_LEN],
+                     struct cp_error *e)
 {
     if (!valid_name(name))
         return cp_fail(e, CP_EINVAL, "", "", "token name must be 1-64 of [A-Za-z0-9_.-]");

@@ -24,11 +24,18 @@ struct setting {
 };
 
 #define STR(field, name, env, def, help)                                                           \
-    {name, env, SET_STRING, offsetof(struct config, field),                                        \
-     sizeof(((struct config *)0)->field), def, 0, 0, help}
+    {                                                                                              \
+        name, env, SET_STRING, offsetof(struct config, field),                                     \
+            sizeof(((struct config *)0)->field), def, 0, 0, help                                   \
+    }
 #define NUM(field, name, env, def, min, max, help)                                                 \
-    {name, env, SET_LONG, offsetof(struct config, field), 0, def, min, max, help}
-#define FLAG(field, name, help) {name, NULL, SET_FLAG, offsetof(struct config, field), 0, "0", 0, 1, help}
+    {                                                                                              \
+        name, env, SET_LONG, offsetof(struct config, field), 0, def, min, max, help                \
+    }
+#define FLAG(field, name, help)                                                                    \
+    {                                                                                              \
+        name, NULL, SET_FLAG, offsetof(struct config, field), 0, "0", 0, 1, help                   \
+    }
 
 static const struct setting settings[] = {
     STR(listen, "listen", "NETWATCH_LISTEN", "127.0.0.1:8080",
@@ -123,7 +130,8 @@ enum cp_err config_load(struct config *c, int argc, char **argv, int first, stru
                        "listen: expected <IP address>:<port 0-65535>, got '%s'", c->listen);
     enum log_level lvl;
     if (log_level_parse(c->log_level, &lvl) != 0)
-        return cp_fail(e, CP_EINVAL, "", "log-level", "log-level: expected debug, info, warn or error");
+        return cp_fail(e, CP_EINVAL, "", "log-level",
+                       "log-level: expected debug, info, warn or error");
     if (c->public_url[0]) {
         size_t len = strlen(c->public_url);
         if (strncmp(c->public_url, "http://", 7) != 0 && strncmp(c->public_url, "https://", 8) != 0)

@@ -13,15 +13,15 @@
 #define CONFIG_PATH_MAX 1024
 
 struct config {
-    char listen[128];                /* host:port; port 0 = any free port */
-    char db[CONFIG_PATH_MAX];        /* SQLite database file */
-    char public_url[512];            /* base of monitor URLs; "" = http://<listen address> */
-    char log_level[16];              /* debug | info | warn | error */
-    char token_file[CONFIG_PATH_MAX];/* API bearer tokens (hashed) */
-    char ready_file[CONFIG_PATH_MAX];/* written with the bound port once serving; "" = none */
-    long threads;                    /* HTTP worker threads */
-    long max_connections;            /* concurrent HTTP connections */
-    int check_config;                /* validate and exit */
+    char listen[128];                 /* host:port; port 0 = any free port */
+    char db[CONFIG_PATH_MAX];         /* SQLite database file */
+    char public_url[512];             /* base of monitor URLs; "" = http://<listen address> */
+    char log_level[16];               /* debug | info | warn | error */
+    char token_file[CONFIG_PATH_MAX]; /* API bearer tokens (hashed) */
+    char ready_file[CONFIG_PATH_MAX]; /* written with the bound port once serving; "" = none */
+    long threads;                     /* HTTP worker threads */
+    long max_connections;             /* concurrent HTTP connections */
+    int check_config;                 /* validate and exit */
     int help;
 };
 

@@ -110,9 +110,9 @@ static int own_route(struct http_server *h, const char *url, const struct api_re
 
 static enum MHD_Result send_response(struct MHD_Connection *c, struct api_response *res)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        res->body_len, res->body ? res->body : (void *)"", res->body ? MHD_RESPMEM_MUST_FREE
-                                                                      : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(res->body_len, res->body ? res->body : (void *)"",
+                                        res->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     res->body = NULL; /* MHD owns it now */
@@ -238,8 +238,7 @@ int http_parse_listen(const char *listen, char *host, size_t hostsz, unsigned *p
     return 0;
 }
 
-enum cp_err http_start(const struct http_options *opt, struct http_server **out,
-                       struct cp_error *e)
+enum cp_err http_start(const struct http_options *opt, struct http_server **out, struct cp_error *e)
 {
     char host[64];
     unsigned port;

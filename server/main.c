@@ -82,8 +82,8 @@ static int serve(const struct config *cfg)
     struct http_server *http = NULL;
     struct cp_error e = {{0}, {0}, {0}};
 
-    struct db_store_options so = {.path = cfg->db, .readers = (int)cfg->threads + 2,
-                                  .busy_timeout_ms = 5000};
+    struct db_store_options so = {
+        .path = cfg->db, .readers = (int)cfg->threads + 2, .busy_timeout_ms = 5000};
     if (db_store_open(&so, &store, &e) != CP_OK) {
         log_error("event=store_open_failed path=\"%s\" detail=\"%s\"", cfg->db, e.message);
         goto cleanup;
@@ -114,10 +114,12 @@ static int serve(const struct config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     char public_url[600];
-    struct api_ctx api = {.core = core, .public_url = public_url, .auth = auth_check,
-                          .auth_ctx = auth};
-    struct http_options ho = {.listen = cfg->listen, .threads = (unsigned)cfg->threads,
-                              .max_connections = (unsigned)cfg->max_connections, .api = &api,
+    struct api_ctx api = {
+        .core = core, .public_url = public_url, .auth = auth_check, .auth_ctx = auth};
+    struct http_options ho = {.listen = cfg->listen,
+                              .threads = (unsigned)cfg->threads,
+                              .max_connections = (unsigned)cfg->max_connections,
+                              .api = &api,
                               .metrics = metrics};
     if (http_start(&ho, &http, &e) != CP_OK) {
         log_error("event=listen_failed detail=\"%s\"", e.message);
@@ -137,8 +139,8 @@ static int serve(const struct config *cfg)
         log_warn("event=ready_file_failed path=\"%s\"", cfg->ready_file);
         goto cleanup;
     }
-    log_info("event=serving listen=%s:%u public_url=%s db=\"%s\" schema=%d threads=%ld", host,
-             port, public_url, cfg->db, db_store_schema_version(store), cfg->threads);
+    log_info("event=serving listen=%s:%u public_url=%s db=\"%s\" schema=%d threads=%ld", host, port,
+             public_url, cfg->db, db_store_schema_version(store), cfg->threads);
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)

@@ -9,14 +9,14 @@
 
 /* Route names as api/router.c names them, plus the server's own. */
 static const char *const route_names[] = {
-    "watchers.listAll", "watchers.list", "watcher",   "captures.list",   "capture",
-    "capture.stop",     "capture.queryStatus",        "operation",       "operationResult",
-    "healthz",          "metrics",       "unmatched",
+    "watchers.listAll", "watchers.list",       "watcher",   "captures.list",   "capture",
+    "capture.stop",     "capture.queryStatus", "operation", "operationResult", "healthz",
+    "metrics",          "unmatched",
 };
 #define NROUTES (sizeof(route_names) / sizeof(route_names[0]))
 
-static const int statuses[] = {200, 201, 202, 204, 304, 400, 401, 403, 404,
-                               405, 409, 412, 413, 500, 503, 0 /* other */};
+static const int statuses[] = {200, 201, 202, 204, 304, 400, 401, 403,
+                               404, 405, 409, 412, 413, 500, 503, 0 /* other */};
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 
 /* Upper bounds in seconds; the last bucket is +Inf. */
@@ -143,16 +143,19 @@ char *metrics_render(struct metrics *m, struct core *core)
         for (size_t b = 0; b <= NBUCKETS; b++) {
             cum += atomic_load(&m->latency[r][b]);
             if (b < NBUCKETS)
-                put(&t, "netwatch_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                put(&t,
+                    "netwatch_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
                     route_names[r], buckets[b], cum);
             else
-                put(&t, "netwatch_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
+                put(&t,
+                    "netwatch_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
+                    "%llu\n",
                     route_names[r], cum);
         }
         put(&t, "netwatch_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[r],
             (double)atomic_load(&m->latency_sum_us[r]) / 1e6);
-        put(&t, "netwatch_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-            route_names[r], cum);
+        put(&t, "netwatch_http_request_duration_seconds_count{route=\"%s\"} %llu\n", route_names[r],
+            cum);
     }
     put(&t, "# HELP netwatch_captures Packet captures by provisioning state and status.\n"
             "# TYPE netwatch_captures gauge\n");

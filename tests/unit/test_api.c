@@ -13,9 +13,11 @@
 
 #define SUB   "6a9ad3f3-1b2c-4d5e-8f90-123456789abc"
 #define OTHER "11111111-2222-3333-4444-555555555555"
-#define NW    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1"
-#define VM    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
-#define V     "2024-07-01"
+#define NW                                                                                         \
+    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1"
+#define VM                                                                                         \
+    "/subscriptions/" SUB "/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
+#define V "2024-07-01"
 
 static char dir[64];
 static struct db_store *store;
@@ -56,8 +58,11 @@ static void teardown(void)
 static int call(enum api_method m, const char *path, const char *version, const char *body,
                 json_t **out, struct api_response *keep)
 {
-    struct api_request req = {.method = m, .path = path, .api_version = version,
-                              .authorization = "Bearer good", .body = body,
+    struct api_request req = {.method = m,
+                              .path = path,
+                              .api_version = version,
+                              .authorization = "Bearer good",
+                              .body = body,
                               .body_len = body ? strlen(body) : 0};
     struct api_response res;
     api_handle(&ctx, &req, &res);
@@ -120,8 +125,8 @@ START_TEST(auth_and_versions)
 
     json_t *j;
     ck_assert_int_eq(call(API_GET,
-                          "/subscriptions/" OTHER "/providers/Microsoft.Network/networkWatchers",
-                          V, NULL, &j, NULL),
+                          "/subscriptions/" OTHER "/providers/Microsoft.Network/networkWatchers", V,
+                          NULL, &j, NULL),
                      403);
     ck_assert_str_eq(err_code(j), "AuthorizationFailed");
     json_decref(j);
@@ -137,8 +142,10 @@ START_TEST(auth_and_versions)
     ck_assert_int_eq(call(API_GET, NW, "2016-09-01", NULL, &j, NULL), 404);
     ck_assert_str_eq(err_code(j), "ResourceNotFound");
     json_decref(j);
-    ck_assert_int_eq(call(API_GET, "/subscriptions/not-a-guid/providers/Microsoft.Network/"
-                                   "networkWatchers", V, NULL, &j, NULL),
+    ck_assert_int_eq(call(API_GET,
+                          "/subscriptions/not-a-guid/providers/Microsoft.Network/"
+                          "networkWatchers",
+                          V, NULL, &j, NULL),
                      400);
     ck_assert_str_eq(err_code(j), "InvalidSubscriptionId");
     json_decref(j);
@@ -187,9 +194,13 @@ START_TEST(watcher_etag_preconditions)
     api_response_free(&res);
     json_decref(j);
 
-    struct api_request req = {.method = API_PATCH, .path = NW, .api_version = V,
-                              .authorization = "Bearer good", .if_match = "W/\"nope\"",
-                              .body = "{\"tags\":{}}", .body_len = 11};
+    struct api_request req = {.method = API_PATCH,
+                              .path = NW,
+                              .api_version = V,
+                              .authorization = "Bearer good",
+                              .if_match = "W/\"nope\"",
+                              .body = "{\"tags\":{}}",
+                              .body_len = 11};
     api_handle(&ctx, &req, &res);
     ck_assert_int_eq(res.status, 412);
     api_response_free(&res);
@@ -198,9 +209,13 @@ START_TEST(watcher_etag_preconditions)
     ck_assert_int_eq(res.status, 200);
     ck_assert_str_ne(header_of(&res, "ETag"), etag); /* a change gives a new etag */
     api_response_free(&res);
-    req = (struct api_request){.method = API_PUT, .path = NW, .api_version = V,
-                               .authorization = "Bearer good", .if_none_match = "*",
-                               .body = "{\"location\":\"westus2\"}", .body_len = 22};
+    req = (struct api_request){.method = API_PUT,
+                               .path = NW,
+                               .api_version = V,
+                               .authorization = "Bearer good",
+                               .if_none_match = "*",
+                               .body = "{\"location\":\"westus2\"}",
+                               .body_len = 22};
     api_handle(&ctx, &req, &res);
     ck_assert_int_eq(res.status, 412);
     api_response_free(&res);
@@ -224,9 +239,9 @@ START_TEST(capture_defaults_and_create)
     ck_assert_int_eq(json_integer_value(json_object_get(p, "bytesToCapturePerPacket")), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(p, "totalBytesPerSession")), 1073741824);
     ck_assert_int_eq(json_integer_value(json_object_get(p, "timeLimitInSeconds")), 18000);
-    ck_assert_str_eq(json_string_value(json_object_get(
-                         json_object_get(p, "storageLocation"), "storagePath")),
-                     "");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(p, "storageLocation"), "storagePath")),
+        "");
     json_t *f0 = json_array_get(json_object_get(p, "filters"), 0);
     ck_assert_str_eq(json_string_value(json_object_get(f0, "protocol")), "TCP");
     ck_assert_str_eq(json_string_value(json_object_get(f0, "remoteIPAddress")), "");
@@ -245,9 +260,9 @@ START_TEST(capture_defaults_and_create)
     /* Without agents the create fails once dispatched; the resource says so. */
     core_drain(core);
     ck_assert_int_eq(call(API_GET, NW "/packetCaptures/PC1", V, NULL, &j, NULL), 200);
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "properties"),
-                                                       "provisioningState")),
-                     "Failed");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(j, "properties"), "provisioningState")),
+        "Failed");
     ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "pc1");
     json_decref(j);
     ck_assert_int_eq(call(API_PUT, NW "/packetCaptures/Pc1", V,
@@ -345,8 +360,11 @@ START_TEST(malformed_and_oversize_bodies)
     ck_assert_int_eq(call(API_PUT, NW "/packetCaptures/x", V, "[1]", &j, NULL), 400);
     ck_assert_str_eq(err_code(j), "InvalidRequestFormat");
     json_decref(j);
-    struct api_request req = {.method = API_PUT, .path = NW "/packetCaptures/x", .api_version = V,
-                              .authorization = "Bearer good", .body_too_large = 1};
+    struct api_request req = {.method = API_PUT,
+                              .path = NW "/packetCaptures/x",
+                              .api_version = V,
+                              .authorization = "Bearer good",
+                              .body_too_large = 1};
     struct api_response res;
     api_handle(&ctx, &req, &res);
     ck_assert_int_eq(res.status, 413);
@@ -425,9 +443,9 @@ START_TEST(dispatch_recovers_running_creates)
     core_drain(core);
     json_t *j;
     ck_assert_int_eq(call(API_GET, NW "/packetCaptures/old", V, NULL, &j, NULL), 200);
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "properties"),
-                                                       "provisioningState")),
-                     "Failed");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(j, "properties"), "provisioningState")),
+        "Failed");
     json_decref(j);
     ck_assert_int_eq(call(API_GET,
                           "/subscriptions/" SUB "/providers/Microsoft.Network/locations/westus2/"
