@@ -46,7 +46,12 @@ const PC2 = `pc2-${RUN}`;
 const NW_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/networkWatchers/${NW}`;
 const VM_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/vm-${RUN}`;
 
+// Every Retry-After netwatchd sent, as [method, url, status, value].
+const retryAfters = [];
+
 function record(method, url, status, headers, text) {
+    const ra = Object.entries(headers).find(([k]) => k.toLowerCase() === 'retry-after');
+    if (ra) retryAfters.push([method, url, status, ra[1]]);
     if (!REPLIES) return;
     let body = null;
     if (text) {
@@ -400,5 +405,16 @@ describe('netwatchd through @azure/arm-network', { concurrency: 1 }, () => {
         assert.equal(all.filter((w) => w.id?.toLowerCase() === NW_ID.toLowerCase()).length, 0);
         // Deleting what is gone is 204, which the SDK takes as done at once.
         await timed('watcher delete again', () => client.networkWatchers.beginDeleteAndWait(RG, NW));
+    });
+
+    it('every Retry-After is at most 1 s (docs/api.md: SDK pollers obey it)', () => {
+        requireServer();
+        // The timings above only show it when an operation is still running at the second
+        // poll; the headers show it always.
+        assert.ok(retryAfters.length > 0, 'no response carried Retry-After');
+        for (const [method, url, status, value] of retryAfters) {
+            assert.match(String(value), /^[0-9]+$/, `${method} ${url} ${status}: Retry-After ${value}`);
+            assert.ok(Number(value) <= 1, `${method} ${url} ${status}: Retry-After ${value}`);
+        }
     });
 });
