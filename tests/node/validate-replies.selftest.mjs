@@ -58,6 +58,7 @@ const GOOD = [
     { method: 'GET', path: `/subscriptions/${SUB}/providers/Microsoft.Network/networkWatchers`, status: 200, body: { value: [watcher()] } },
     { method: 'PUT', path: `${NW}/packetCaptures/pc1`, status: 201, body: capture() },
     { method: 'GET', path: PC, status: 200, body: capture('Failed') },
+    { method: 'GET', path: PC, status: 200, body: (() => { const c = capture('Succeeded'); c.properties.filters[0].protocol = 'ICMP'; return c; })() },
     {
         method: 'GET', path: PC, status: 200,
         body: (() => {
@@ -105,6 +106,9 @@ const MORE_BAD = [
     // an enum value out of the list
     [{ method: 'POST', path: `${PC}/queryStatus`, status: 200, body: { name: 'pc1', id: PC, packetCaptureStatus: 'Started', packetCaptureError: [] } },
         /must be equal to one of the allowed values/],
+    // responses use the canonical protocol casing
+    [{ method: 'GET', path: PC, status: 200, body: (() => { const c = capture(); c.properties.filters[0].protocol = 'tcp'; return c; })() },
+        /protocol must be equal to one of the allowed values/],
     // filters must be an array
     [{ method: 'GET', path: PC, status: 200, body: (() => { const c = capture(); c.properties.filters = {}; return c; })() }, /filters must be array/],
     // a body where the contract declares none
