@@ -50,6 +50,9 @@ static const struct setting settings[] = {
     STR(ready_file, "ready-file", "NETWATCH_READY_FILE", "",
         "file to write the bound port to once serving (for scripts and tests)"),
     NUM(threads, "threads", "NETWATCH_THREADS", "2", 1, 64, "HTTP worker threads"),
+    NUM(write_workers, "write-workers", "NETWATCH_WRITE_WORKERS", "64", 1, 1024,
+        "threads that run changing requests while they wait for their commit (bounds the writes "
+        "in flight, and so the size of each group commit)"),
     NUM(max_connections, "max-connections", "NETWATCH_MAX_CONNECTIONS", "1024", 16, 65536,
         "concurrent HTTP connections"),
     FLAG(check_config, "check-config", "validate the configuration and the database, then exit"),

@@ -20,6 +20,7 @@ struct config {
     char token_file[CONFIG_PATH_MAX]; /* API bearer tokens (hashed) */
     char ready_file[CONFIG_PATH_MAX]; /* written with the bound port once serving; "" = none */
     long threads;                     /* HTTP worker threads */
+    long write_workers;               /* threads for requests that wait on a commit */
     long max_connections;             /* concurrent HTTP connections */
     int check_config;                 /* validate and exit */
     int help;

@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "server/workers.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct api_ctx *api;
     struct metrics *metrics;
+    struct workers *workers; /* runs requests that wait on a commit */
     unsigned port;
 };
 
@@ -27,6 +29,12 @@ struct request_state {
     char *body;
     size_t len, cap;
     int too_large;
+    /* While a worker runs the request, its connection is suspended; these carry it across. */
+    struct http_server *h;
+    struct MHD_Connection *conn;
+    struct api_request req; /* pointers into the connection's memory and body, both kept */
+    struct api_response res;
+    int done; /* res is ready (set by the worker before it resumes the connection) */
 };
 
 static double elapsed(const struct timespec *start)
@@ -129,6 +137,39 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct api_respon
     return ret;
 }
 
+/* Logs, counts and sends a finished request. */
+static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *c,
+                              struct request_state *st, const char *method, const char *url)
+{
+    struct api_response *res = &st->res;
+    double secs = elapsed(&st->start);
+    const char *route = res->route[0] ? res->route : "unmatched";
+    metrics_observe(h->metrics, route, res->status, secs);
+    /* One line per request; never the body or the Authorization header. */
+    log_info("event=request method=%s path=\"%.200s\" status=%d duration_ms=%.3f "
+             "request_id=%s route=%s",
+             method, url, res->status, secs * 1e3, res->request_id, route);
+    enum MHD_Result ret = send_response(c, res);
+    api_response_free(res);
+    return ret;
+}
+
+/* On a worker thread: run the request (it may wait for a group commit), then hand the
+ * connection back to its HTTP thread, which sends the answer. */
+static void run_deferred(void *arg)
+{
+    struct request_state *st = arg;
+    api_handle(st->h->api, &st->req, &st->res);
+    st->done = 1;
+    MHD_resume_connection(st->conn);
+}
+
+/* Requests that change state wait on a durable commit: they go to the workers. */
+static int waits_on_commit(enum api_method m)
+{
+    return m == API_PUT || m == API_PATCH || m == API_DELETE || m == API_POST;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -136,6 +177,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)version;
     struct http_server *h = cls;
     struct request_state *st = *req_cls;
+    if (st && st->done)
+        return finish(h, c, st, method, url); /* back from a worker */
     if (!st) {
         /* First call: headers only. Refuse a declared oversize body before reading it. */
         if (!(st = calloc(1, sizeof(*st))))
@@ -158,7 +201,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     /* Past the limit the answer goes out at once; MHD discards the rest and closes. */
     *upload_data_size = 0;
 
-    struct api_request req = {
+    struct api_request *req = &st->req;
+    *req = (struct api_request){
         .method = method_of(method),
         .path = url,
         .api_version = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "api-version"),
@@ -172,26 +216,31 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         .body_too_large = st->too_large,
     };
     const char *ret_cid = header(c, "x-ms-return-client-request-id");
-    req.return_client_request_id = ret_cid && strcasecmp(ret_cid, "true") == 0;
+    req->return_client_request_id = ret_cid && strcasecmp(ret_cid, "true") == 0;
 
-    struct api_response res;
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
-        api_response_init(&res, &req);
-        own_route(h, url, &req, &res);
-        api_finish(&req, &res);
-    } else {
-        api_handle(h->api, &req, &res);
+        api_response_init(&st->res, req);
+        own_route(h, url, req, &st->res);
+        api_finish(req, &st->res);
+        return finish(h, c, st, method, url);
     }
-    double secs = elapsed(&st->start);
-    metrics_observe(h->metrics, res.route[0] ? res.route : "unmatched", res.status, secs);
-    /* One line per request; never the body or the Authorization header. */
-    log_info("event=request method=%s path=\"%.200s\" status=%d duration_ms=%.3f "
-             "request_id=%s route=%s",
-             method, url, res.status, secs * 1e3, res.request_id,
-             res.route[0] ? res.route : "unmatched");
-    enum MHD_Result ret = send_response(c, &res);
-    api_response_free(&res);
-    return ret;
+    if (h->workers && waits_on_commit(req->method) && !st->too_large) {
+        st->h = h;
+        st->conn = c;
+        MHD_suspend_connection(c);
+        if (workers_submit(h->workers, run_deferred, st) != CP_OK) {
+            api_response_init(&st->res, req);
+            api_add_header(&st->res, "Retry-After", "1");
+            api_set_error(&st->res, 503, "ServiceUnavailable",
+                          "Too many requests are waiting to be stored; retry shortly.", NULL);
+            api_finish(req, &st->res);
+            st->done = 1;
+            MHD_resume_connection(c);
+        }
+        return MHD_YES;
+    }
+    api_handle(h->api, req, &st->res);
+    return finish(h, c, st, method, url);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -247,7 +296,7 @@ enum cp_err http_start(const struct http_options *opt, struct http_server **out,
                        opt->listen);
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
@@ -265,6 +314,10 @@ enum cp_err http_start(const struct http_options *opt, struct http_server **out,
         return CP_ENOMEM;
     h->api = opt->api;
     h->metrics = opt->metrics;
+    if (opt->write_workers && workers_start(opt->write_workers, &h->workers) != CP_OK) {
+        free(h);
+        return cp_fail(e, CP_ENOMEM, "", "", "cannot start the write workers");
+    }
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
@@ -273,6 +326,7 @@ enum cp_err http_start(const struct http_options *opt, struct http_server **out,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         request_completed, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!h->daemon) {
+        workers_stop(h->workers);
         free(h);
         return cp_fail(e, CP_EIO, "", "listen", "cannot listen on %s", opt->listen);
     }
@@ -301,6 +355,9 @@ void http_stop(struct http_server *h, int grace_ms)
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    /* Requests still with a worker finish and resume their connections while the daemon runs;
+     * after the join nothing resumes anything, so the daemon can stop. */
+    workers_stop(h->workers);
     MHD_stop_daemon(h->daemon);
     free(h);
 }

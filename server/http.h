@@ -16,6 +16,7 @@ struct http_options {
     const char *listen; /* host:port */
     unsigned threads;
     unsigned max_connections;
+    unsigned write_workers;    /* threads for requests that wait on a commit; 0 = inline */
     const struct api_ctx *api; /* borrowed */
     struct metrics *metrics;   /* borrowed */
 };

@@ -119,6 +119,7 @@ static int serve(const struct config *cfg)
     struct http_options ho = {.listen = cfg->listen,
                               .threads = (unsigned)cfg->threads,
                               .max_connections = (unsigned)cfg->max_connections,
+                              .write_workers = (unsigned)cfg->write_workers,
                               .api = &api,
                               .metrics = metrics};
     if (http_start(&ho, &http, &e) != CP_OK) {
