@@ -68,10 +68,13 @@ static enum cp_err armid_bad(struct cp_error *e, const char *target, const char 
         target && target[0] ? target : "the field", why);
 }
 
-/* Copies a segment into a NUL-terminated buffer; the caller checked that it fits. */
+/* Copies a segment into a NUL-terminated buffer; the caller checked that it fits (a segment
+ * that does not is cut short rather than overrun, should that check ever be wrong). */
 static void armid_seg_copy(char *dst, size_t dstsz, struct armid_seg seg)
 {
     assert(seg.len < dstsz);
+    if (seg.len >= dstsz)
+        seg.len = dstsz - 1;
     memcpy(dst, seg.p, seg.len);
     dst[seg.len] = '\0';
 }
