@@ -98,19 +98,28 @@ void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
     db_watcher_clear(&w);
 }
 
+/* The capture of the route and its watcher (caller clears both), or -1 with res set. */
+static int load_capture(const struct api_ctx *ctx, const struct api_route_args *a,
+                        struct api_response *res, struct db_capture *cap, struct db_watcher *w)
+{
+    struct core_watcher_ref parent = parent_of(a);
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = core_capture_get(ctx->core, &parent, a->capture, cap, w, &e);
+    if (err != CP_OK) {
+        api_set_cp_error(res, err, &e);
+        return -1;
+    }
+    return 0;
+}
+
 void api_capture_get(const struct api_ctx *ctx, const struct api_request *req,
                      const struct api_route_args *a, struct api_response *res)
 {
     (void)req;
-    struct core_watcher_ref parent = parent_of(a);
     struct db_capture cap;
     struct db_watcher w;
-    struct cp_error e = {{0}, {0}, {0}};
-    enum cp_err err = core_capture_get(ctx->core, &parent, a->capture, &cap, &w, &e);
-    if (err != CP_OK) {
-        api_set_cp_error(res, err, &e);
+    if (load_capture(ctx, a, res, &cap, &w))
         return;
-    }
     char etag[64];
     api_weak_etag(w.etag, etag, sizeof(etag));
     api_add_header(res, "ETag", "%s", etag);
@@ -203,15 +212,10 @@ void api_capture_query_status(const struct api_ctx *ctx, const struct api_reques
                               const struct api_route_args *a, struct api_response *res)
 {
     (void)req;
-    struct core_watcher_ref parent = parent_of(a);
     struct db_capture cap;
     struct db_watcher w;
-    struct cp_error e = {{0}, {0}, {0}};
-    enum cp_err err = core_capture_get(ctx->core, &parent, a->capture, &cap, &w, &e);
-    if (err != CP_OK) {
-        api_set_cp_error(res, err, &e);
+    if (load_capture(ctx, a, res, &cap, &w))
         return;
-    }
     char id[DB_TARGET_MAX + 128];
     capture_id(&w, &cap, id, sizeof(id));
     json_t *errors = json_loads(cap.capture_errors_json, 0, NULL);

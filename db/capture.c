@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/strutil.h"
+#include "db/rows.h"
 
 #define CAPTURE_COLUMNS                                                                            \
     "id, watcher_id, name, sub_key, region, target, properties_json, provisioning_state,"          \
@@ -19,8 +20,9 @@ void db_capture_clear(struct db_capture *cap)
     memset(cap, 0, sizeof(*cap));
 }
 
-static enum cp_err read_row(sqlite3_stmt *st, struct db_capture *cap)
+static enum cp_err read_row(sqlite3_stmt *st, void *out)
 {
+    struct db_capture *cap = out;
     cap->id = sqlite3_column_int64(st, 0);
     cap->watcher_id = sqlite3_column_int64(st, 1);
     db_column_copy(st, 2, cap->name, sizeof(cap->name));
@@ -43,16 +45,7 @@ static enum cp_err read_row(sqlite3_stmt *st, struct db_capture *cap)
 
 static enum cp_err get_one(sqlite3_stmt *st, struct db_capture *out)
 {
-    int rc = sqlite3_step(st);
-    enum cp_err err;
-    if (rc == SQLITE_ROW)
-        err = read_row(st, out);
-    else if (rc == SQLITE_DONE)
-        err = CP_ENOTFOUND;
-    else
-        err = db_err(rc);
-    sqlite3_reset(st);
-    return err;
+    return db_row_one(st, read_row, out);
 }
 
 enum cp_err db_capture_get(struct db_conn *c, int64_t watcher_id, const char *name_key,
@@ -181,6 +174,22 @@ enum cp_err db_capture_count_unfinished(struct db_conn *c, const char *sub_key, 
     return err;
 }
 
+struct list_visit {
+    db_capture_each_fn each;
+    void *arg;
+};
+
+static enum cp_err visit_row(void *row, void *arg)
+{
+    struct list_visit *v = arg;
+    return v->each(row, v->arg);
+}
+
+static void clear_row(void *row)
+{
+    db_capture_clear(row);
+}
+
 enum cp_err db_capture_list(struct db_conn *c, int64_t watcher_id, db_capture_each_fn each,
                             void *arg)
 {
@@ -189,20 +198,9 @@ enum cp_err db_capture_list(struct db_conn *c, int64_t watcher_id, db_capture_ea
     if (!st)
         return CP_EIO;
     sqlite3_bind_int64(st, 1, watcher_id);
-    enum cp_err err = CP_OK;
-    int rc = SQLITE_DONE;
-    while (err == CP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct db_capture cap;
-        memset(&cap, 0, sizeof(cap));
-        err = read_row(st, &cap);
-        if (err == CP_OK)
-            err = each(&cap, arg);
-        db_capture_clear(&cap);
-    }
-    if (err == CP_OK && rc != SQLITE_DONE)
-        err = db_err(rc);
-    sqlite3_reset(st);
-    return err;
+    struct list_visit v = {each, arg};
+    struct db_capture cap;
+    return db_row_each(st, read_row, &cap, sizeof(cap), visit_row, &v, clear_row);
 }
 
 enum cp_err db_capture_count_by_state(struct db_conn *c, db_capture_count_fn each, void *arg)

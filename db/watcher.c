@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/strutil.h"
+#include "db/rows.h"
 
 #define WATCHER_COLUMNS                                                                            \
     "id, sub, rg, name, region, etag, version, created_ms, updated_ms, tags_json"
@@ -17,8 +18,9 @@ void db_watcher_clear(struct db_watcher *w)
     memset(w, 0, sizeof(*w));
 }
 
-static enum cp_err read_row(sqlite3_stmt *st, struct db_watcher *w)
+static enum cp_err read_row(sqlite3_stmt *st, void *out)
 {
+    struct db_watcher *w = out;
     w->id = sqlite3_column_int64(st, 0);
     db_column_copy(st, 1, w->sub, sizeof(w->sub));
     db_column_copy(st, 2, w->rg, sizeof(w->rg));
@@ -36,16 +38,7 @@ static enum cp_err read_row(sqlite3_stmt *st, struct db_watcher *w)
 static enum cp_err get_one(sqlite3_stmt *st, struct db_watcher *out)
 {
     memset(out, 0, sizeof(*out));
-    int rc = sqlite3_step(st);
-    enum cp_err err;
-    if (rc == SQLITE_ROW)
-        err = read_row(st, out);
-    else if (rc == SQLITE_DONE)
-        err = CP_ENOTFOUND;
-    else
-        err = db_err(rc);
-    sqlite3_reset(st);
-    return err;
+    return db_row_one(st, read_row, out);
 }
 
 enum cp_err db_watcher_get(struct db_conn *c, const char *sub_key, const char *rg_key,
@@ -155,6 +148,22 @@ enum cp_err db_watcher_delete(struct db_conn *c, int64_t id)
     return rc == SQLITE_DONE ? CP_OK : db_err(rc);
 }
 
+struct list_visit {
+    db_watcher_each_fn each;
+    void *arg;
+};
+
+static enum cp_err visit_row(void *row, void *arg)
+{
+    struct list_visit *v = arg;
+    return v->each(row, v->arg);
+}
+
+static void clear_row(void *row)
+{
+    db_watcher_clear(row);
+}
+
 enum cp_err db_watcher_list(struct db_conn *c, const char *sub_key, const char *rg_key,
                             db_watcher_each_fn each, void *arg)
 {
@@ -165,18 +174,7 @@ enum cp_err db_watcher_list(struct db_conn *c, const char *sub_key, const char *
         return CP_EIO;
     if (db_bind_text(st, 1, sub_key) || db_bind_text(st, 2, rg_key))
         return CP_ENOMEM;
-    enum cp_err err = CP_OK;
-    int rc = SQLITE_DONE;
-    while (err == CP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct db_watcher w;
-        memset(&w, 0, sizeof(w));
-        err = read_row(st, &w);
-        if (err == CP_OK)
-            err = each(&w, arg);
-        db_watcher_clear(&w);
-    }
-    if (err == CP_OK && rc != SQLITE_DONE)
-        err = db_err(rc);
-    sqlite3_reset(st);
-    return err;
+    struct list_visit v = {each, arg};
+    struct db_watcher w;
+    return db_row_each(st, read_row, &w, sizeof(w), visit_row, &v, clear_row);
 }
