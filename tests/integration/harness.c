@@ -394,10 +394,13 @@ int nw_http(const char *base_url, const struct nw_request *req, struct nw_respon
             goto cleanup;
         hl = tmp;
     }
-    /* No 100-continue round trip, and no form content type that curl would add by itself. */
-    if ((tmp = curl_slist_append(hl, "Expect:")) == NULL)
-        goto cleanup;
-    hl = tmp;
+    /* No 100-continue round trip unless the caller asks for one (a server may refuse a big
+     * body before it is sent), and no form content type that curl would add by itself. */
+    if (!has_header(req->headers, "Expect")) {
+        if ((tmp = curl_slist_append(hl, "Expect:")) == NULL)
+            goto cleanup;
+        hl = tmp;
+    }
     if (!has_header(req->headers, "Content-Type")) {
         const char *ct = req->body != NULL ? "Content-Type: application/json" : "Content-Type:";
         if ((tmp = curl_slist_append(hl, ct)) == NULL)
