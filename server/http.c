@@ -23,12 +23,17 @@ struct http_server {
     unsigned port;
 };
 
+/* Body bytes read and dropped past API_MAX_BODY before answering 413 anyway. */
+#define DISCARD_MAX (8 * 1024 * 1024)
+
 /* Per-request state: created on the first callback, freed in request_completed(). */
 struct request_state {
     struct timespec start;
     char *body;
     size_t len, cap;
-    int too_large;
+    int too_large;   /* over API_MAX_BODY: the answer is 413 */
+    int answer_now;  /* over DISCARD_MAX: answer without reading further */
+    size_t received; /* body bytes seen, kept or not */
     /* While a worker runs the request, its connection is suspended; these carry it across. */
     struct http_server *h;
     struct MHD_Connection *conn;
@@ -180,25 +185,32 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (st && st->done)
         return finish(h, c, st, method, url); /* back from a worker */
     if (!st) {
-        /* First call: headers only. Refuse a declared oversize body before reading it. */
+        /* First call: headers only. A body declared past DISCARD_MAX is refused unread. */
         if (!(st = calloc(1, sizeof(*st))))
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         *req_cls = st;
         const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
-            st->too_large = 1;
-        else
+        if (cl && strtoull(cl, NULL, 10) > DISCARD_MAX) {
+            st->too_large = 1; /* far too big to read: answer now, MHD closes after */
+            st->answer_now = 1;
+        } else {
             return MHD_YES;
+        }
     }
-    if (*upload_data_size && !st->too_large) {
-        if (append_body(st, upload_data, *upload_data_size) != 0)
+    if (*upload_data_size && !st->answer_now) {
+        /* Over API_MAX_BODY the rest is read and dropped (up to DISCARD_MAX), so that the 413
+         * reaches a client that sends its whole body before reading the answer. */
+        st->received += *upload_data_size;
+        if (st->received > DISCARD_MAX)
+            st->too_large = st->answer_now = 1;
+        else if (append_body(st, upload_data, *upload_data_size) != 0)
             return MHD_NO;
-        *upload_data_size = 0;
-        if (!st->too_large)
+        if (!st->answer_now) {
+            *upload_data_size = 0;
             return MHD_YES;
+        }
     }
-    /* Past the limit the answer goes out at once; MHD discards the rest and closes. */
     *upload_data_size = 0;
 
     struct api_request *req = &st->req;
