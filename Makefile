@@ -27,8 +27,8 @@ node-deps: deps
 
 # Every test, then the C suites once more under the sanitizers.
 test: build build-asan node-deps
-	ctest --test-dir $(BUILD) --output-on-failure -j2
-	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j2 -L sanitize
+	NW_REQUIRE_COVERAGE=1 ctest --test-dir $(BUILD) --output-on-failure -j2
+	NW_REQUIRE_COVERAGE=1 ctest --test-dir $(ASAN_BUILD) --output-on-failure -j2 -L sanitize
 
 # Starts netwatchd on 127.0.0.1:8080 with ./var/netwatch.db and a local token.
 run: build
