@@ -47,6 +47,9 @@ static const struct setting settings[] = {
     STR(log_level, "log-level", "NETWATCH_LOG_LEVEL", "info", "debug, info, warn or error"),
     STR(token_file, "token-file", "NETWATCH_TOKEN_FILE", "./var/tokens",
         "API bearer tokens, stored as SHA-256 hashes (see 'netwatchd token add')"),
+    STR(tls_cert, "tls-cert", "NETWATCH_TLS_CERT", "",
+        "PEM certificate (chain) to serve HTTPS with; with --tls-key"),
+    STR(tls_key, "tls-key", "NETWATCH_TLS_KEY", "", "PEM private key of --tls-cert"),
     STR(ready_file, "ready-file", "NETWATCH_READY_FILE", "",
         "file to write the bound port to once serving (for scripts and tests)"),
     NUM(threads, "threads", "NETWATCH_THREADS", "2", 1, 64, "HTTP worker threads"),
@@ -131,6 +134,8 @@ enum cp_err config_load(struct config *c, int argc, char **argv, int first, stru
         (inet_pton(AF_INET, host, &addr) != 1 && inet_pton(AF_INET6, host, &addr) != 1))
         return cp_fail(e, CP_EINVAL, "", "listen",
                        "listen: expected <IP address>:<port 0-65535>, got '%s'", c->listen);
+    if (!c->tls_cert[0] != !c->tls_key[0])
+        return cp_fail(e, CP_EINVAL, "", "tls-cert", "--tls-cert and --tls-key go together");
     enum log_level lvl;
     if (log_level_parse(c->log_level, &lvl) != 0)
         return cp_fail(e, CP_EINVAL, "", "log-level",

@@ -18,6 +18,8 @@ struct config {
     char public_url[512];             /* base of monitor URLs; "" = http://<listen address> */
     char log_level[16];               /* debug | info | warn | error */
     char token_file[CONFIG_PATH_MAX]; /* API bearer tokens (hashed) */
+    char tls_cert[CONFIG_PATH_MAX];   /* PEM certificate (chain) file; "" = plain HTTP */
+    char tls_key[CONFIG_PATH_MAX];    /* PEM private key file */
     char ready_file[CONFIG_PATH_MAX]; /* written with the bound port once serving; "" = none */
     long threads;                     /* HTTP worker threads */
     long write_workers;               /* threads for requests that wait on a commit */

@@ -2,8 +2,10 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ struct http_server {
     const struct api_ctx *api;
     struct metrics *metrics;
     struct workers *workers; /* runs requests that wait on a commit */
+    int fd;                  /* the bound socket until MHD takes it */
     unsigned port;
 };
 
@@ -299,52 +302,83 @@ int http_parse_listen(const char *listen, char *host, size_t hostsz, unsigned *p
     return 0;
 }
 
-enum cp_err http_start(const struct http_options *opt, struct http_server **out, struct cp_error *e)
+enum cp_err http_bind(const char *listen_addr, struct http_server **out, struct cp_error *e)
 {
     char host[64];
     unsigned port;
-    if (http_parse_listen(opt->listen, host, sizeof(host), &port) != 0)
+    if (http_parse_listen(listen_addr, host, sizeof(host), &port) != 0)
         return cp_fail(e, CP_EINVAL, "", "listen", "listen: expected host:port, got '%s'",
-                       opt->listen);
+                       listen_addr);
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    socklen_t sslen;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
+        sslen = sizeof(*v4);
     } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons((uint16_t)port);
-        flags |= MHD_USE_IPv6;
+        sslen = sizeof(*v6);
     } else {
         return cp_fail(e, CP_EINVAL, "", "listen", "listen: '%s' is not an IP address", host);
     }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        enum cp_err err = cp_fail(e, CP_EIO, "", "listen", "cannot listen on %s: %s", listen_addr,
+                                  strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return err;
+    }
     struct http_server *h = calloc(1, sizeof(*h));
-    if (!h)
+    if (!h) {
+        close(fd);
         return CP_ENOMEM;
+    }
+    h->fd = fd;
+    h->port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+    *out = h;
+    return CP_OK;
+}
+
+enum cp_err http_serve(struct http_server *h, const struct http_options *opt, struct cp_error *e)
+{
     h->api = opt->api;
     h->metrics = opt->metrics;
-    if (opt->write_workers && workers_start(opt->write_workers, &h->workers) != CP_OK) {
-        free(h);
+    if (opt->write_workers && workers_start(opt->write_workers, &h->workers) != CP_OK)
         return cp_fail(e, CP_ENOMEM, "", "", "cannot start the write workers");
-    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    /* TLS when a certificate is configured: the options ride in an MHD_OPTION_ARRAY, which
+     * is empty (just its end marker) for plain HTTP. */
+    struct MHD_OptionItem tls[] = {
+        {.option = MHD_OPTION_HTTPS_MEM_CERT, .ptr_value = (void *)(uintptr_t)opt->tls_cert_pem},
+        {.option = MHD_OPTION_HTTPS_MEM_KEY, .ptr_value = (void *)(uintptr_t)opt->tls_key_pem},
+        {.option = MHD_OPTION_END},
+    };
+    if (opt->tls_cert_pem)
+        flags |= MHD_USE_TLS;
+    /* The socket was bound by http_bind(), so the port (and the public URL built on it) is
+     * known before the first request can arrive. MHD closes it when it stops. */
     h->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, handle, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         /* Headers and the read buffer of one connection; bodies are copied out as they come. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        request_completed, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+        request_completed, h, MHD_OPTION_ARRAY, opt->tls_cert_pem ? tls : tls + 2, MHD_OPTION_END);
     if (!h->daemon) {
         workers_stop(h->workers);
-        free(h);
-        return cp_fail(e, CP_EIO, "", "listen", "cannot listen on %s", opt->listen);
+        h->workers = NULL;
+        return cp_fail(e, CP_EIO, "", "listen",
+                       "cannot start the HTTP server (TLS certificate or key not usable?)");
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : port;
-    *out = h;
+    h->fd = -1;
     return CP_OK;
 }
 
@@ -357,6 +391,12 @@ void http_stop(struct http_server *h, int grace_ms)
 {
     if (!h)
         return;
+    if (!h->daemon) {
+        if (h->fd >= 0)
+            close(h->fd);
+        free(h);
+        return;
+    }
     /* Stop accepting first, then give open connections time to finish their requests. */
     MHD_quiesce_daemon(h->daemon);
     for (int waited = 0; waited < grace_ms; waited += 20) {

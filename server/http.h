@@ -13,16 +13,20 @@
 struct http_server;
 
 struct http_options {
-    const char *listen; /* host:port */
     unsigned threads;
     unsigned max_connections;
     unsigned write_workers;    /* threads for requests that wait on a commit; 0 = inline */
+    const char *tls_cert_pem;  /* PEM certificate chain; NULL = plain HTTP */
+    const char *tls_key_pem;   /* PEM private key, with tls_cert_pem */
     const struct api_ctx *api; /* borrowed */
     struct metrics *metrics;   /* borrowed */
 };
 
-/* Binds and starts serving. */
-enum cp_err http_start(const struct http_options *opt, struct http_server **out,
+/* Binds and listens on "host:port" (port 0: any free port) without serving yet, so the caller
+ * learns the port (http_port) before the first request. */
+enum cp_err http_bind(const char *listen, struct http_server **out, struct cp_error *e) CP_MUST_USE;
+/* Starts serving on the bound socket. */
+enum cp_err http_serve(struct http_server *h, const struct http_options *opt,
                        struct cp_error *e) CP_MUST_USE;
 /* The port actually bound (useful with port 0). */
 unsigned http_port(struct http_server *h);

@@ -72,6 +72,36 @@ static int write_ready_file(const char *path, unsigned port)
     return ok && rename(tmp, path) == 0 ? 0 : -1;
 }
 
+#define PEM_MAX (64 * 1024)
+
+/* A PEM file's text (caller frees), or NULL with e filled: missing, unreadable, too large, or
+ * not PEM at all. */
+static char *read_pem(const char *path, struct cp_error *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cp_fail(e, CP_EIO, "", "", "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad || n == 0 || n > PEM_MAX) {
+        free(buf);
+        cp_fail(e, CP_EINVAL, "", "", "%s: not a readable PEM file of at most %d bytes", path,
+                PEM_MAX);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (!strstr(buf, "-----BEGIN ")) {
+        free(buf);
+        cp_fail(e, CP_EINVAL, "", "", "%s: no PEM block in it", path);
+        return NULL;
+    }
+    return buf;
+}
+
 static int serve(const struct config *cfg)
 {
     int rc = 1;
@@ -80,6 +110,7 @@ static int serve(const struct config *cfg)
     struct auth *auth = NULL;
     struct metrics *metrics = NULL;
     struct http_server *http = NULL;
+    char *tls_cert = NULL, *tls_key = NULL;
     struct cp_error e = {{0}, {0}, {0}};
 
     struct db_store_options so = {
@@ -96,6 +127,11 @@ static int serve(const struct config *cfg)
         log_warnx("event=no_tokens token_file=\"%s\" hint=\"every API call will get 401; run "
                   "'netwatchd token add'\"",
                   cfg->token_file);
+    if (cfg->tls_cert[0] &&
+        (!(tls_cert = read_pem(cfg->tls_cert, &e)) || !(tls_key = read_pem(cfg->tls_key, &e)))) {
+        log_error("event=tls_files_invalid detail=\"%s\"", e.message);
+        goto cleanup;
+    }
     if (cfg->check_config) {
         printf("configuration ok: db=%s schema=%d tokens=%d\n", cfg->db,
                db_store_schema_version(store), auth_count(auth));
@@ -113,16 +149,7 @@ static int serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char public_url[600];
-    struct api_ctx api = {
-        .core = core, .public_url = public_url, .auth = auth_check, .auth_ctx = auth};
-    struct http_options ho = {.listen = cfg->listen,
-                              .threads = (unsigned)cfg->threads,
-                              .max_connections = (unsigned)cfg->max_connections,
-                              .write_workers = (unsigned)cfg->write_workers,
-                              .api = &api,
-                              .metrics = metrics};
-    if (http_start(&ho, &http, &e) != CP_OK) {
+    if (http_bind(cfg->listen, &http, &e) != CP_OK) {
         log_error("event=listen_failed detail=\"%s\"", e.message);
         goto cleanup;
     }
@@ -130,12 +157,27 @@ static int serve(const struct config *cfg)
     unsigned port;
     http_parse_listen(cfg->listen, host, sizeof(host), &port);
     port = http_port(http);
+    const char *scheme = tls_cert ? "https" : "http";
+    char public_url[600];
     if (cfg->public_url[0])
         snprintf(public_url, sizeof(public_url), "%s", cfg->public_url);
     else if (strchr(host, ':'))
-        snprintf(public_url, sizeof(public_url), "http://[%s]:%u", host, port);
+        snprintf(public_url, sizeof(public_url), "%s://[%s]:%u", scheme, host, port);
     else
-        snprintf(public_url, sizeof(public_url), "http://%s:%u", host, port);
+        snprintf(public_url, sizeof(public_url), "%s://%s:%u", scheme, host, port);
+    struct api_ctx api = {
+        .core = core, .public_url = public_url, .auth = auth_check, .auth_ctx = auth};
+    struct http_options ho = {.threads = (unsigned)cfg->threads,
+                              .max_connections = (unsigned)cfg->max_connections,
+                              .write_workers = (unsigned)cfg->write_workers,
+                              .tls_cert_pem = tls_cert,
+                              .tls_key_pem = tls_key,
+                              .api = &api,
+                              .metrics = metrics};
+    if (http_serve(http, &ho, &e) != CP_OK) {
+        log_error("event=serve_failed detail=\"%s\"", e.message);
+        goto cleanup;
+    }
     if (cfg->ready_file[0] && write_ready_file(cfg->ready_file, port) != 0) {
         log_warn("event=ready_file_failed path=\"%s\"", cfg->ready_file);
         goto cleanup;
@@ -154,6 +196,10 @@ cleanup:
     db_store_close(store);
     metrics_free(metrics);
     auth_free(auth);
+    free(tls_cert);
+    if (tls_key)
+        memset(tls_key, 0, strlen(tls_key));
+    free(tls_key);
     if (rc == 0 && !cfg->check_config)
         log_info("event=stopped");
     return rc;

@@ -59,8 +59,12 @@ sub=$(node -e 'console.log(require("crypto").randomUUID())') || fail "node is mi
 token=$(tail -n 1 "$dir/token.out" | tr -d '[:space:]')
 [ -n "$token" ] || fail "'netwatchd token add' printed no token"
 
+# HTTPS with a throw-away self-signed certificate for 127.0.0.1, trusted by this run only.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" \
+    >"$dir/openssl.log" 2>&1 || fail "openssl could not make a test certificate"
 "$bin" --listen 127.0.0.1:0 --ready-file "$dir/ready" --db "$dir/nw.db" --token-file "$dir/tokens" \
-    >"$dir/server.log" 2>&1 &
+    --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem" >"$dir/server.log" 2>&1 &
 pid=$!
 
 # The ready file holds the port (a bare number, or host:port); wait up to 10 s for it.
@@ -81,7 +85,8 @@ done
 [ -n "$port" ] || fail "netwatchd wrote no port to its ready file within 10 s"
 
 echo "run-sdk-test: netwatchd pid $pid on 127.0.0.1:$port, subscription $sub"
-NETWATCH_URL="http://127.0.0.1:$port" NETWATCH_TOKEN="$token" NETWATCH_SUB="$sub" \
+NETWATCH_URL="https://127.0.0.1:$port" NETWATCH_TOKEN="$token" NETWATCH_SUB="$sub" \
+    NODE_EXTRA_CA_CERTS="$dir/cert.pem" \
     NETWATCH_REPLIES="$dir/replies.jsonl" node --test sdk-test.mjs
 test_status=$?
 

@@ -1,17 +1,14 @@
 // The official Azure SDK for JavaScript (@azure/arm-network's NetworkManagementClient, pinned in
 // package.json) driven against a running netwatchd: every operation that works without agents.
 //
-//   NETWATCH_URL=http://127.0.0.1:PORT NETWATCH_TOKEN=... NETWATCH_SUB=<subscription GUID> \
+//   NETWATCH_URL=https://127.0.0.1:PORT NETWATCH_TOKEN=... NETWATCH_SUB=<subscription GUID> \
 //       node --test tests/node/sdk-test.mjs
 // or, starting a throw-away server: tests/node/run-sdk-test.sh build/server/netwatchd
 //
-// The client is used unmodified but for the endpoint and the credential. One thing differs from
-// a client talking to Azure: the SDK's own bearerTokenAuthenticationPolicy refuses to send a
-// token over plain http (a hard check in @azure/core-rest-pipeline that `allowInsecureConnection`
-// does not lift), so the client gets a pipeline whose authentication policy, under the same
-// name, puts the TokenCredential's token in `Authorization` without that check. Everything else
-// (serialisation, status-code handling, retries, the long-running-operation pollers) is the
-// SDK's own.
+// The client is used unmodified but for the endpoint and the credential, over HTTPS (the
+// SDK's bearer-token policy, rightly, sends tokens only over TLS): run-sdk-test.sh starts
+// netwatchd with a throw-away certificate that NODE_EXTRA_CA_CERTS makes trusted. An observer
+// policy records each reply for the contract check; it changes nothing.
 //
 // NETWATCH_REPLIES=FILE also appends every HTTP reply (method, path, status, headers, body) to
 // FILE as JSON lines, for validate-replies.mjs.
@@ -21,8 +18,6 @@ import { appendFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { NetworkManagementClient } from '@azure/arm-network';
-import { createClientPipeline } from '@azure/core-client';
-import { bearerTokenAuthenticationPolicyName } from '@azure/core-rest-pipeline';
 
 const BASE = (process.env.NETWATCH_URL ?? '').replace(/\/+$/, '');
 const TOKEN = process.env.NETWATCH_TOKEN ?? '';
@@ -72,46 +67,25 @@ const credential = {
     },
 };
 
-// The client's pipeline: core-client's default one, plus an authentication policy under the
-// name the SDK looks for (so it keeps it) that also works over http, plus the reply recorder.
-function netwatchPipeline(scopes) {
-    const pipeline = createClientPipeline({});
-    pipeline.addPolicy(
-        {
-            name: bearerTokenAuthenticationPolicyName,
-            async sendRequest(request, next) {
-                const accessToken = await credential.getToken(scopes);
-                request.headers.set('Authorization', `Bearer ${accessToken.token}`);
-                return next(request);
-            },
-        },
-        { phase: 'Sign' },
-    );
-    pipeline.addPolicy(
-        {
-            name: 'netwatchReplyRecorder',
-            async sendRequest(request, next) {
-                const response = await next(request);
-                record(request.method, request.url, response.status, response.headers.toJSON(), response.bodyAsText);
-                return response;
-            },
-        },
-        { phase: 'Sign' },
-    );
-    return pipeline;
-}
+// Records each reply the SDK receives (after retries), for validate-replies.mjs.
+const replyRecorder = {
+    name: 'netwatchReplyRecorder',
+    async sendRequest(request, next) {
+        const response = await next(request);
+        record(request.method, request.url, response.status, response.headers.toJSON(), response.bodyAsText);
+        return response;
+    },
+};
 
 function makeClient() {
-    const credentialScopes = [`${BASE}/.default`];
     return new NetworkManagementClient(credential, SUB, {
         endpoint: BASE,
-        credentialScopes,
-        allowInsecureConnection: true,
-        pipeline: netwatchPipeline(credentialScopes),
+        credentialScopes: [`${BASE}/.default`],
+        additionalPolicies: [{ policy: replyRecorder, position: 'perRetry' }],
     });
 }
 
-// Plain HTTP for what the SDK cannot send (a wrong api-version, no token).
+// Plain requests for what the SDK cannot send (a wrong api-version, no token).
 async function http(method, path, { query = `api-version=${API_VERSION}`, token = TOKEN, headers = {} } = {}) {
     const url = `${BASE}${path}${query === null ? '' : `?${query}`}`;
     const h = { ...headers };
