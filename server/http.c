@@ -2,7 +2,12 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -22,8 +27,12 @@ struct http_server {
     const struct api_ctx *api;
     struct metrics *metrics;
     struct workers *workers; /* runs requests that wait on a commit */
-    int fd;                  /* the bound socket until MHD takes it */
+    int fd;                  /* the bound listening socket; ours, not MHD's */
     unsigned port;
+    pthread_t acceptor; /* accepts on fd and hands connections to MHD */
+    int acceptor_running;
+    int stop_fd;          /* eventfd: tells the acceptor to stop */
+    atomic_int in_flight; /* requests begun and not yet completed */
 };
 
 /* Body bytes read and dropped past API_MAX_BODY before answering 413 anyway. */
@@ -193,6 +202,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         *req_cls = st;
+        atomic_fetch_add(&h->in_flight, 1);
         const char *cl = header(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > DISCARD_MAX) {
             st->too_large = 1; /* far too big to read: answer now, MHD closes after */
@@ -261,13 +271,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct http_server *h = cls;
     (void)c;
     (void)toe;
     struct request_state *st = *req_cls;
     if (st) {
         free(st->body);
         free(st);
+        atomic_fetch_sub(&h->in_flight, 1);
     }
     *req_cls = NULL;
 }
@@ -342,9 +353,46 @@ enum cp_err http_bind(const char *listen_addr, struct http_server **out, struct 
         return CP_ENOMEM;
     }
     h->fd = fd;
+    h->stop_fd = -1;
     h->port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
     *out = h;
     return CP_OK;
+}
+
+/* Accepts connections until told to stop; MHD_add_connection() takes each one (and closes it
+ * when refused, e.g. at the connection limit). */
+static void *acceptor_main(void *arg)
+{
+    struct http_server *h = arg;
+    struct pollfd fds[2] = {{.fd = h->fd, .events = POLLIN}, {.fd = h->stop_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_warn("event=accept_poll_failed");
+            break;
+        }
+        if (fds[1].revents)
+            break;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept(h->fd, (struct sockaddr *)&ss, &len);
+        if (fd >= 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+            close(fd);
+            continue;
+        }
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: back off instead of spinning on the pending connection. */
+                struct timespec ts = {0, 50 * 1000000L};
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        if (MHD_add_connection(h->daemon, fd, (struct sockaddr *)&ss, len) != MHD_YES)
+            log_warnx("event=connection_refused reason=\"connection limit or out of memory\"");
+    }
+    return NULL;
 }
 
 enum cp_err http_serve(struct http_server *h, const struct http_options *opt, struct cp_error *e)
@@ -353,7 +401,12 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     h->metrics = opt->metrics;
     if (opt->write_workers && workers_start(opt->write_workers, &h->workers) != CP_OK)
         return cp_fail(e, CP_ENOMEM, "", "", "cannot start the write workers");
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    /* MHD gets no listening socket: our acceptor thread owns it and hands each connection
+     * over with MHD_add_connection(). Stopping to accept is then closing our socket; MHD's own
+     * MHD_quiesce_daemon() races its epoll worker threads in 0.9.75 and can abort the process
+     * ("Failed to remove listen FD from epoll set"). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     /* TLS when a certificate is configured: the options ride in an MHD_OPTION_ARRAY, which
      * is empty (just its end marker) for plain HTTP. */
     struct MHD_OptionItem tls[] = {
@@ -366,9 +419,9 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     /* The socket was bound by http_bind(), so the port (and the public URL built on it) is
      * known before the first request can arrive. MHD closes it when it stops. */
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, h, MHD_OPTION_LISTEN_SOCKET, h->fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        flags, 0, NULL, NULL, handle, h, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)30,
         /* Headers and the read buffer of one connection; bodies are copied out as they come. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
         request_completed, h, MHD_OPTION_ARRAY, opt->tls_cert_pem ? tls : tls + 2, MHD_OPTION_END);
@@ -378,7 +431,10 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
         return cp_fail(e, CP_EIO, "", "listen",
                        "cannot start the HTTP server (TLS certificate or key not usable?)");
     }
-    h->fd = -1;
+    if ((h->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0 ||
+        pthread_create(&h->acceptor, NULL, acceptor_main, h) != 0)
+        return cp_fail(e, CP_ENOMEM, "", "", "cannot start the acceptor thread");
+    h->acceptor_running = 1;
     return CP_OK;
 }
 
@@ -397,13 +453,17 @@ void http_stop(struct http_server *h, int grace_ms)
         free(h);
         return;
     }
-    /* Stop accepting first, then give open connections time to finish their requests. */
-    MHD_quiesce_daemon(h->daemon);
-    for (int waited = 0; waited < grace_ms; waited += 20) {
-        const union MHD_DaemonInfo *info =
-            MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        if (!info || info->num_connections == 0)
-            break;
+    /* Stop accepting first (new clients are refused by the kernel), then give the requests in
+     * flight time to finish. Idle keep-alive connections are not waited for. */
+    if (h->acceptor_running) {
+        uint64_t one = 1;
+        ssize_t w = write(h->stop_fd, &one, sizeof(one));
+        (void)w;
+        pthread_join(h->acceptor, NULL);
+    }
+    close(h->fd);
+    h->fd = -1;
+    for (int waited = 0; waited < grace_ms && atomic_load(&h->in_flight) > 0; waited += 20) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -411,5 +471,7 @@ void http_stop(struct http_server *h, int grace_ms)
      * after the join nothing resumes anything, so the daemon can stop. */
     workers_stop(h->workers);
     MHD_stop_daemon(h->daemon);
+    if (h->stop_fd >= 0)
+        close(h->stop_fd);
     free(h);
 }
