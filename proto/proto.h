@@ -319,7 +319,8 @@ enum cp_err proto_decode(const char *buf, size_t len, struct proto_msg *out,
  * free(), or NULL when m is not a message proto_decode would accept (a bound, an unset enum, a
  * string not NUL-terminated in its field, a spec that is not a JSON object, more than
  * PROTO_MAX_MESSAGE bytes) or memory ran out. So proto_decode(proto_encode(m)) always succeeds
- * and gives back m (with spec in jansson's compact form).
+ * and gives back m, normalised: ok as 0/1, spec in jansson's compact form, hello.sessions with
+ * the running ones first.
  */
 char *proto_encode(const struct proto_msg *m);
 
