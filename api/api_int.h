@@ -17,6 +17,7 @@ struct api_route_args {
     char capture[API_SEGMENT_MAX];
     char region[API_SEGMENT_MAX];
     char operation[API_SEGMENT_MAX];
+    char agent[API_SEGMENT_MAX];
 };
 
 typedef void (*api_handler_fn)(const struct api_ctx *ctx, const struct api_request *req,
@@ -65,6 +66,10 @@ void api_operation_status(const struct api_ctx *, const struct api_request *,
                           const struct api_route_args *, struct api_response *);
 void api_operation_result(const struct api_ctx *, const struct api_request *,
                           const struct api_route_args *, struct api_response *);
+void api_agent_list(const struct api_ctx *, const struct api_request *,
+                    const struct api_route_args *, struct api_response *);
+void api_agent_get(const struct api_ctx *, const struct api_request *,
+                   const struct api_route_args *, struct api_response *);
 
 /* Validates a PacketCapture PUT body (the whole object) and builds the normalised
  * PacketCaptureParameters with every default filled (new reference in *out). */

@@ -20,12 +20,14 @@
 #define V_PC  "{pc}"
 #define V_LOC "{region}"
 #define V_OP  "{op}"
+#define V_AG  "{agent}"
 
 #define WATCHERS_RG                                                                                \
     "subscriptions", V_SUB, "resourceGroups", V_RG, "providers", "Microsoft.Network",              \
         "networkWatchers"
 #define CAPTURES WATCHERS_RG, V_NW, "packetCaptures"
 #define LOCATION "subscriptions", V_SUB, "providers", "Microsoft.Network", "locations", V_LOC
+#define AGENTS   "subscriptions", V_SUB, "providers", "Netwatch", "agents"
 
 struct route {
     const char *name; /* template, for metrics and logs */
@@ -54,6 +56,8 @@ static const struct route routes[] = {
      {[API_POST] = api_capture_query_status}},
     {"operation", {LOCATION, "operations", V_OP}, {[API_GET] = api_operation_status}},
     {"operationResult", {LOCATION, "operationResults", V_OP}, {[API_GET] = api_operation_result}},
+    {"agents.list", {AGENTS}, {[API_GET] = api_agent_list}},
+    {"agent", {AGENTS, V_AG}, {[API_GET] = api_agent_get}},
 };
 
 static const char *const method_names[] = {"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"};
@@ -95,6 +99,8 @@ static char *arg_slot(struct api_route_args *a, const char *var)
         return a->capture;
     if (strcmp(var, V_LOC) == 0)
         return a->region;
+    if (strcmp(var, V_AG) == 0)
+        return a->agent;
     return a->operation;
 }
 
@@ -204,7 +210,7 @@ static void route(const struct api_ctx *ctx, const struct api_request *req,
     const struct route *found = NULL;
     for (size_t i = 0; n >= 0 && i < sizeof(routes) / sizeof(routes[0]) && !found; i++) {
         args.sub[0] = args.rg[0] = args.watcher[0] = args.capture[0] = '\0';
-        args.region[0] = args.operation[0] = '\0';
+        args.region[0] = args.operation[0] = args.agent[0] = '\0';
         if (match(&routes[i], seg, n, &args))
             found = &routes[i];
     }

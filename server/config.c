@@ -154,7 +154,12 @@ void config_usage(FILE *out)
 {
     fprintf(out, "usage: netwatchd [options]\n"
                  "       netwatchd token add --subscriptions SUB[,SUB...]|'*' [--name NAME] "
-                 "[--token-file PATH]\n\noptions (environment variable, default):\n");
+                 "[--token-file PATH]\n"
+                 "       netwatchd agent add <resource-id> [--instance ID] [--db PATH]\n"
+                 "       netwatchd agent revoke <agent-id | resource-id [--instance ID]> "
+                 "[--db PATH]\n"
+                 "       netwatchd agent list [--db PATH]\n"
+                 "\noptions (environment variable, default):\n");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const struct setting *s = &settings[i];
         fprintf(out, "  --%-16s %s\n", s->name, s->help);

@@ -1,7 +1,8 @@
 /*
  * netwatchd: the packet-capture control plane. Wires config, store, core, auth, API and HTTP;
  * serves until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish and closes
- * the store. `netwatchd token add` manages API tokens.
+ * the store. `netwatchd token add` manages API tokens, `netwatchd agent ...` the agent registry
+ * (server/agent_cli.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "core/core.h"
 #include "db/store.h"
+#include "server/agent_cli.h"
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -209,6 +211,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "token") == 0 && strcmp(argv[2], "add") == 0)
         return token_add(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "agent") == 0)
+        return agent_cli_main(argc, argv);
     struct config cfg;
     struct cp_error e = {{0}, {0}, {0}};
     if (config_load(&cfg, argc, argv, 1, &e) != CP_OK) {

@@ -1,0 +1,13 @@
+-- Agents as `netwatchd agent add` and a hello would leave them (migrations/0002_agents.sql).
+INSERT INTO agents (id, resource_id, resource_key, sub_key, instance_id, instance_key, token_hash,
+    created_ms, revoked_ms, connected, connected_ms, last_seen_ms, agent_version, os, hostname,
+    addresses_json, last_applied_seq)
+VALUES ('11111111-1111-4111-8111-111111111111', '/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1', '/subscriptions/{sub}/resourcegroups/rg1/providers/microsoft.compute/virtualmachines/vm1', '{sub}', NULL, '',
+    'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 1767225600000, NULL, 1, 1767229200000, 1767229215000,
+    '0.2.0', 'linux', 'vm1.internal', '[{"name":"eth0","addresses":["10.0.0.4","fe80::1"]},{"name":"lo","addresses":["127.0.0.1"]}]', 7);
+INSERT INTO agents (id, resource_id, resource_key, sub_key, instance_id, instance_key, token_hash,
+    created_ms, revoked_ms, connected, connected_ms, last_seen_ms, agent_version, os, hostname,
+    addresses_json, last_applied_seq)
+VALUES ('22222222-2222-4222-8222-222222222222', '/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachineScaleSets/ss1', '/subscriptions/{sub}/resourcegroups/rg1/providers/microsoft.compute/virtualmachinescalesets/ss1', '{sub}', 'Inst-3', 'inst-3',
+    'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', 1767225660000, NULL, 0, NULL, NULL,
+    NULL, NULL, NULL, '[]', 7);

@@ -1,0 +1,7 @@
+-- Agents as `netwatchd agent add` and a hello would leave them (migrations/0002_agents.sql).
+INSERT INTO agents (id, resource_id, resource_key, sub_key, instance_id, instance_key, token_hash,
+    created_ms, revoked_ms, connected, connected_ms, last_seen_ms, agent_version, os, hostname,
+    addresses_json, last_applied_seq)
+VALUES ('44444444-4444-4444-8444-444444444444', '/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm9', '/subscriptions/{sub}/resourcegroups/rg1/providers/microsoft.compute/virtualmachines/vm9', '{sub}', NULL, '',
+    'dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd', 1767225700000, 1767312000000, 1, 1767229200000, 1767229300000,
+    '0.1.0', 'linux', 'vm9', '[]', 7);

@@ -1,0 +1,8 @@
+# Check suite for the agent registry (core/agents.c, db/agent.c, migrations/0002) and
+# common/sha256.c, which it compares with OpenSSL. With netwatchd built, the suite also runs
+# `netwatchd agent add|revoke|list` (NW_NETWATCHD).
+nw_unit_test(test_agents nw_core PkgConfig::CRYPTO)
+if(TARGET netwatchd)
+    set_tests_properties(unit.test_agents PROPERTIES
+        ENVIRONMENT "NW_NETWATCHD=$<TARGET_FILE:netwatchd>")
+endif()
