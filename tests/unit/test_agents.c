@@ -4,6 +4,7 @@
  * NW_NETWATCHD names the built daemon, `netwatchd agent add|revoke|list` end to end.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +52,40 @@ static void close_store(void)
 {
     db_store_close(store);
     store = NULL;
+}
+
+/*
+ * Files go under one scratch directory that main() makes before the tests and removes, whatever
+ * is in it, after them: a failing test (its forked child exits at the failed assertion) leaves
+ * nothing behind in /tmp.
+ */
+static char scratch[64];
+
+/* A fresh directory under scratch, its path in out. */
+static void scratch_dir(char *out, size_t n)
+{
+    ck_assert_int_lt(snprintf(out, n, "%s/t-XXXXXX", scratch), (int)n);
+    ck_assert_ptr_nonnull(mkdtemp(out));
+}
+
+static void rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char p[512];
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            snprintf(p, sizeof(p), "%s/%s", path, de->d_name) >= (int)sizeof(p))
+            continue;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            rm_tree(p);
+        else
+            unlink(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(path);
 }
 
 /* Registers and returns the new agent's id in id (37 bytes). */
@@ -354,8 +390,8 @@ END_TEST
 /* The registry survives a restart: what was registered authenticates after reopening. */
 START_TEST(durable_across_reopen)
 {
-    char dir[] = "/tmp/nw-agents-XXXXXX", path[64];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[128], path[160];
+    scratch_dir(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/n.db", dir);
     struct db_store_options o = {.path = path, .readers = 1, .busy_timeout_ms = 0};
     struct cp_error e = {{0}, {0}, {0}};
@@ -370,13 +406,6 @@ START_TEST(durable_across_reopen)
     ck_assert_str_eq(a.id, id);
     db_agent_clear(&a);
     close_store();
-    char f[96];
-    const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(f, sizeof(f), "%s%s", path, suffix[i]);
-        unlink(f);
-    }
-    rmdir(dir);
 }
 END_TEST
 
@@ -622,8 +651,8 @@ END_TEST
 /* ---- the CLI, when NW_NETWATCHD is set ---- */
 
 static const char *netwatchd;
-static char cli_dir[64];
-static char cli_db[96];
+static char cli_dir[128];
+static char cli_db[160];
 
 struct cli_out {
     int status;
@@ -650,7 +679,7 @@ static void cli(struct cli_out *o, const char *env_db, const char *const *args)
     for (; *args && n < 15; args++)
         argv[n++] = (char *)(uintptr_t)*args;
     argv[n] = NULL;
-    char out_path[128], err_path[128];
+    char out_path[160], err_path[160];
     snprintf(out_path, sizeof(out_path), "%s/out", cli_dir);
     snprintf(err_path, sizeof(err_path), "%s/err", cli_dir);
     pid_t pid = fork();
@@ -681,20 +710,8 @@ static void cli(struct cli_out *o, const char *env_db, const char *const *args)
 
 static void cli_setup(void)
 {
-    snprintf(cli_dir, sizeof(cli_dir), "/tmp/nw-agent-cli-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(cli_dir));
+    scratch_dir(cli_dir, sizeof(cli_dir));
     snprintf(cli_db, sizeof(cli_db), "%s/netwatch.db", cli_dir);
-}
-
-static void cli_teardown(void)
-{
-    const char *files[] = {"netwatch.db", "netwatch.db-wal", "netwatch.db-shm", "out", "err"};
-    char p[160];
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        snprintf(p, sizeof(p), "%s/%s", cli_dir, files[i]);
-        unlink(p);
-    }
-    rmdir(cli_dir);
 }
 
 START_TEST(cli_add_list_revoke)
@@ -766,7 +783,6 @@ START_TEST(cli_add_list_revoke)
     /* Re-adding the revoked VM works. */
     cli(&o, NULL, add_vm);
     ck_assert_msg(o.status == 0, "re-add: %d %s", o.status, o.err);
-    cli_teardown();
 }
 END_TEST
 
@@ -803,7 +819,6 @@ START_TEST(cli_usage_errors)
                              "--db",  cli_db,   NULL};
     cli(&o, NULL, unknown);
     ck_assert_int_eq(o.status, 1);
-    cli_teardown();
 }
 END_TEST
 
@@ -833,19 +848,25 @@ int main(void)
     suite_add_tcase(s, tc);
 
     netwatchd = getenv("NW_NETWATCHD");
-    if (netwatchd && *netwatchd) {
+    if (netwatchd && *netwatchd && access(netwatchd, X_OK) == 0) {
         tc = tcase_create("cli");
         tcase_add_test(tc, cli_add_list_revoke);
         tcase_add_test(tc, cli_usage_errors);
         tcase_set_timeout(tc, 60);
         suite_add_tcase(s, tc);
     } else {
-        printf("NW_NETWATCHD not set: the CLI cases are skipped\n");
+        printf("NW_NETWATCHD is not an executable netwatchd: the CLI cases are skipped\n");
     }
 
+    snprintf(scratch, sizeof(scratch), "/tmp/nw-agents-XXXXXX");
+    if (!mkdtemp(scratch)) {
+        perror("mkdtemp");
+        return EXIT_FAILURE;
+    }
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    rm_tree(scratch);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
