@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/armid.h"
-#include "common/sha256.h"
+#include "core/token_hash.h"
 #include "common/strutil.h"
 #include "common/timefmt.h"
 #include "core/ids.h"
@@ -194,8 +194,9 @@ enum cp_err core_agent_register(struct db_store *s, const char *resource_id,
     if (!core_agent_token_well_formed(token))
         return cp_fail(e, CP_EINVAL, "InvalidToken", "",
                        "An agent token is 'nwa_' and 64 lower-case hex digits.");
-    char hash[SHA256_HEX_LEN];
-    sha256_hex(token, strlen(token), hash);
+    char hash[CORE_TOKEN_HEX_LEN];
+    if (core_token_hash_hex(token, strlen(token), hash) != 0)
+        return CP_EIO;
     struct register_job job = {&m, hash, out};
     memset(out, 0, sizeof(*out));
     err = db_store_write(s, register_run, &job, e);
@@ -307,8 +308,9 @@ enum cp_err core_agent_authenticate(struct db_store *s, const char *token, struc
     size_t len = token ? strnlen(token, CORE_AGENT_TOKEN_MAX + 1) : 0;
     if (len == 0 || len > CORE_AGENT_TOKEN_MAX)
         return cp_fail(e, CP_EAUTH, "AgentUnknown", "", "No agent token was presented.");
-    char hash[SHA256_HEX_LEN];
-    sha256_hex(token, len, hash);
+    char hash[CORE_TOKEN_HEX_LEN];
+    if (core_token_hash_hex(token, len, hash) != 0)
+        return CP_EIO;
     struct auth_job job = {hash, out};
     memset(out, 0, sizeof(*out));
     enum cp_err err = db_store_read(s, auth_run, &job, e);

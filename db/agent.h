@@ -16,7 +16,7 @@
 
 #include "common/armid.h"
 #include "common/err.h"
-#include "common/sha256.h"
+
 #include "db/store.h"
 
 #define DB_AGENT_ID_LEN       37                  /* GUID + NUL */

@@ -106,7 +106,8 @@ static enum cp_err rd_iface(const struct proto_rd *rd, const json_t *v, const ch
     if (err)
         return err;
     for (size_t i = 0; a && i < json_array_size(a); i++) {
-        char t[PROTO_TARGET_MAX];
+        /* Room for the prefix (itself at most PROTO_TARGET_MAX) and the suffix. */
+        char t[PROTO_TARGET_MAX + 32];
         snprintf(t, sizeof(t), "%s.addresses[%zu]", prefix, i);
         char *dst = f->addresses[i];
         unsigned char bin[16];

@@ -1,4 +1,5 @@
-/* Bearer-token file: load, check (SHA-256 from common/sha256.h, constant-time compare) and add. */
+/* Bearer-token file: load, check (SHA-256 via core/token_hash.h (OpenSSL), constant-time compare)
+ * and add. */
 #include "server/auth.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 
 #include "common/armid.h"
 #include "common/log.h"
-#include "common/sha256.h"
+#include "core/token_hash.h"
 
 #define AUTH_MAX_TOKENS 1024
 #define AUTH_MAX_SUBS   64
@@ -160,8 +161,9 @@ enum cp_err auth_check(void *ctx, const char *authorization, const char *sub)
     size_t len = strlen(token);
     if (len == 0 || len > 512)
         return CP_EAUTH;
-    unsigned char h[SHA256_DIGEST_LEN];
-    sha256(token, len, h);
+    unsigned char h[CORE_TOKEN_HASH_LEN];
+    if (core_token_hash(token, len, h) != 0)
+        return CP_EAUTH;
     const struct auth_token *found = NULL;
     /* Every stored hash is compared, in constant time, whatever matched before. */
     for (int i = 0; i < a->n; i++) {
@@ -201,7 +203,8 @@ enum cp_err auth_add(const char *path, const char *name, const char *subs, char 
         out[4 + 2 * i] = hexd[raw[i] & 15];
     }
     out[AUTH_TOKEN_LEN - 1] = '\0';
-    sha256(out, AUTH_TOKEN_LEN - 1, h);
+    if (core_token_hash(out, AUTH_TOKEN_LEN - 1, h) != 0)
+        return cp_fail(e, CP_EIO, "", "", "hashing failed");
     char line[AUTH_MAX_SUBS * 40 + 200];
     int n = snprintf(line, sizeof(line), "%s ", name);
     for (int i = 0; i < 32; i++)

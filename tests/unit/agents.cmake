@@ -1,7 +1,7 @@
-# Check suite for the agent registry (core/agents.c, db/agent.c, migrations/0002) and
-# common/sha256.c, which it compares with OpenSSL. With netwatchd built, the suite also runs
+# Check suite for the agent registry (core/agents.c, db/agent.c, migrations/0002) and token
+# hashing (core/token_hash.c, OpenSSL). With netwatchd built, the suite also runs
 # `netwatchd agent add|revoke|list` (NW_NETWATCHD).
-nw_unit_test(test_agents nw_core PkgConfig::CRYPTO)
+nw_unit_test(test_agents nw_core)
 if(TARGET netwatchd)
     set_tests_properties(unit.test_agents PROPERTIES
         ENVIRONMENT "NW_NETWATCHD=$<TARGET_FILE:netwatchd>")
