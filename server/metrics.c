@@ -9,9 +9,20 @@
 
 /* Route names as api/router.c names them, plus the server's own. */
 static const char *const route_names[] = {
-    "watchers.listAll", "watchers.list",       "watcher",   "captures.list",   "capture",
-    "capture.stop",     "capture.queryStatus", "operation", "operationResult", "healthz",
-    "metrics",          "unmatched",
+    "watchers.listAll",
+    "watchers.list",
+    "watcher",
+    "captures.list",
+    "capture",
+    "capture.stop",
+    "capture.queryStatus",
+    "operation",
+    "operationResult",
+    "agents.list",
+    "agent",
+    "healthz",
+    "metrics",
+    "unmatched",
 };
 #define NROUTES (sizeof(route_names) / sizeof(route_names[0]))
 
