@@ -21,12 +21,14 @@
 
 #include "common/log.h"
 #include "server/workers.h"
+#include "server/ws_handshake.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     const struct api_ctx *api;
     struct metrics *metrics;
     struct workers *workers; /* runs requests that wait on a commit */
+    struct hub *hub;         /* takes upgraded agent channels; NULL: none */
     int fd;                  /* the bound listening socket; ours, not MHD's */
     unsigned port;
     pthread_t acceptor; /* accepts on fd and hands connections to MHD */
@@ -52,6 +54,10 @@ struct request_state {
     struct api_request req; /* pointers into the connection's memory and body, both kept */
     struct api_response res;
     int done; /* res is ready (set by the worker before it resumes the connection) */
+    /* An agent channel: the agent its token names, and whether the socket went to the hub (the
+     * request then no longer counts as in flight: the channel outlives http_stop's grace). */
+    char agent_id[HUB_AGENT_ID_MAX];
+    int upgraded;
 };
 
 static double elapsed(const struct timespec *start)
@@ -187,11 +193,134 @@ static int waits_on_commit(enum api_method m)
     return m == API_PUT || m == API_PATCH || m == API_DELETE || m == API_POST;
 }
 
+/* The hub's release callback: MHD still owns an upgraded socket and closes it itself. */
+static void release_upgraded(void *arg, int fd)
+{
+    (void)fd;
+    MHD_upgrade_action(arg, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/* MHD calls this once the 101 is out: the socket, and whatever MHD already read past the
+ * request (the agent may send its hello at once), go to the hub. */
+static void channel_upgraded(void *cls, struct MHD_Connection *c, void *req_cls,
+                             const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                             struct MHD_UpgradeResponseHandle *urh)
+{
+    struct http_server *h = cls;
+    struct request_state *st = req_cls;
+    (void)c;
+    st->upgraded = 1;
+    atomic_fetch_sub(&h->in_flight, 1);
+    if (hub_adopt(h->hub, sock, extra_in, extra_in_size, st->agent_id, release_upgraded, urh) !=
+        CP_OK) {
+        log_warnx("event=agent_channel_refused agent=%s reason=\"the hub is not accepting\"",
+                  st->agent_id);
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    }
+}
+
+/* Answers 101 and hands the socket to the hub (channel_upgraded). */
+static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connection *c,
+                                      struct request_state *st, const char *key, int echo_protocol,
+                                      const char *method, const char *url)
+{
+    char accept[WS_ACCEPT_LEN];
+    if (ws_accept_key(key, accept) != 0) {
+        api_set_error(&st->res, 500, "InternalServerError", "Cannot compute the handshake.", NULL);
+        api_finish(&st->req, &st->res);
+        return finish(h, c, st, method, url);
+    }
+    struct MHD_Response *r = MHD_create_response_for_upgrade(channel_upgraded, h);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
+    if (echo_protocol)
+        MHD_add_response_header(r, "Sec-WebSocket-Protocol", WS_SUBPROTOCOL);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+    MHD_destroy_response(r);
+    double secs = elapsed(&st->start);
+    metrics_observe(h->metrics, st->res.route, 101, secs);
+    log_info("event=request method=%s path=\"%.200s\" status=101 duration_ms=%.3f agent=%s "
+             "route=%s",
+             method, url, secs * 1e3, st->agent_id, st->res.route);
+    api_response_free(&st->res);
+    return ret;
+}
+
+/* GET /agent/v1/channel: checks the WebSocket handshake and the agent's token (through the hub)
+ * BEFORE upgrading: 404 without a hub, 400 malformed, 426 wrong version, 401 bad token. */
+static enum MHD_Result channel_request(struct http_server *h, struct MHD_Connection *c,
+                                       struct request_state *st, const char *method,
+                                       const char *version, const char *url)
+{
+    struct api_response *res = &st->res;
+    api_response_init(res, &st->req);
+    res->route = "agent.channel";
+    if (!h->hub) {
+        api_set_error(res, 404, "NotFound", "No route matches '" WS_CHANNEL_PATH "'.", NULL);
+        api_finish(&st->req, res);
+        return finish(h, c, st, method, url);
+    }
+    struct ws_handshake_request hr = {
+        .method = method,
+        .http_version = version,
+        .upgrade = header(c, MHD_HTTP_HEADER_UPGRADE),
+        .connection = header(c, MHD_HTTP_HEADER_CONNECTION),
+        .ws_version = header(c, "Sec-WebSocket-Version"),
+        .ws_key = header(c, "Sec-WebSocket-Key"),
+        .ws_protocol = header(c, "Sec-WebSocket-Protocol"),
+        .authorization = header(c, MHD_HTTP_HEADER_AUTHORIZATION),
+    };
+    const char *token = NULL, *why = NULL;
+    size_t token_len = 0;
+    int echo_protocol = 0;
+    enum ws_verdict v = ws_handshake_check(&hr, &token, &token_len, &echo_protocol, &why);
+    enum cp_err err = CP_EAUTH;
+    if (v == WS_OK) {
+        char tok[WS_BEARER_TOKEN_MAX + 1];
+        memcpy(tok, token, token_len);
+        tok[token_len] = '\0';
+        struct cp_error e = {{0}, {0}, {0}};
+        err = hub_authenticate(h->hub, tok, st->agent_id, &e);
+        memset(tok, 0, sizeof(tok));
+        st->agent_id[HUB_AGENT_ID_MAX - 1] = '\0';
+        if (err == CP_OK && !st->agent_id[0])
+            err = CP_EIO;
+        if (err == CP_OK)
+            return channel_accept(h, c, st, hr.ws_key, echo_protocol, method, url);
+    }
+    char msg[CP_ERROR_MESSAGE_MAX];
+    if (v == WS_BAD_REQUEST) {
+        snprintf(msg, sizeof(msg), "Not a valid agent channel handshake: %s.", why);
+        api_set_error(res, 400, "InvalidRequestFormat", msg, NULL);
+    } else if (v == WS_BAD_VERSION) {
+        api_add_header(res, "Sec-WebSocket-Version", "13");
+        api_set_error(res, 426, "UpgradeRequired", "The agent channel speaks WebSocket version 13.",
+                      NULL);
+    } else if (err == CP_EAUTH || err == CP_ENOTFOUND || err == CP_EFORBIDDEN) {
+        api_add_header(res, "WWW-Authenticate", "Bearer realm=\"netwatch\"");
+        api_set_error(res, 401, "AuthenticationFailed",
+                      "Authentication failed. The Authorization header is missing or does not "
+                      "carry a valid agent token.",
+                      NULL);
+    } else if (err == CP_EBUSY) {
+        api_add_header(res, "Retry-After", "1");
+        api_set_error(res, 503, "ServiceUnavailable", "Agents cannot connect now; retry shortly.",
+                      NULL);
+    } else {
+        api_set_error(res, 500, "InternalServerError", "The agent token could not be checked.",
+                      NULL);
+    }
+    api_finish(&st->req, res);
+    return finish(h, c, st, method, url);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
 {
-    (void)version;
     struct http_server *h = cls;
     struct request_state *st = *req_cls;
     if (st && st->done)
@@ -243,6 +372,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     const char *ret_cid = header(c, "x-ms-return-client-request-id");
     req->return_client_request_id = ret_cid && strcasecmp(ret_cid, "true") == 0;
 
+    if (strcmp(url, WS_CHANNEL_PATH) == 0)
+        return channel_request(h, c, st, method, version, url);
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
         api_response_init(&st->res, req);
         own_route(h, url, req, &st->res);
@@ -276,9 +407,10 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     (void)toe;
     struct request_state *st = *req_cls;
     if (st) {
+        if (!st->upgraded)
+            atomic_fetch_sub(&h->in_flight, 1);
         free(st->body);
         free(st);
-        atomic_fetch_sub(&h->in_flight, 1);
     }
     *req_cls = NULL;
 }
@@ -399,6 +531,7 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
 {
     h->api = opt->api;
     h->metrics = opt->metrics;
+    h->hub = opt->hub;
     if (opt->write_workers && workers_start(opt->write_workers, &h->workers) != CP_OK)
         return cp_fail(e, CP_ENOMEM, "", "", "cannot start the write workers");
     /* MHD gets no listening socket: our acceptor thread owns it and hands each connection
@@ -416,6 +549,10 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     };
     if (opt->tls_cert_pem)
         flags |= MHD_USE_TLS;
+    /* Agent channels: a 101 hands the socket to the hub. Upgraded sockets stay MHD's (the hub
+     * gives each back with MHD_upgrade_action) and count against max_connections. */
+    if (opt->hub)
+        flags |= MHD_ALLOW_UPGRADE;
     /* The socket was bound by http_bind(), so the port (and the public URL built on it) is
      * known before the first request can arrive. MHD closes it when it stops. */
     h->daemon = MHD_start_daemon(

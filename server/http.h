@@ -1,13 +1,15 @@
 /*
  * The HTTP front: libmicrohttpd daemon, request bodies (bounded), translation between MHD and
- * struct api_request/api_response, the server's own routes (/healthz, /metrics), the request
- * log line and metrics.
+ * struct api_request/api_response, the server's own routes (/healthz, /metrics, and the agent
+ * channel upgrade GET /agent/v1/channel, whose sockets go to the hub), the request log line and
+ * metrics.
  */
 #ifndef NW_SERVER_HTTP_H
 #define NW_SERVER_HTTP_H
 
 #include "api/api.h"
 #include "common/err.h"
+#include "server/hub.h"
 #include "server/metrics.h"
 
 struct http_server;
@@ -20,6 +22,8 @@ struct http_options {
     const char *tls_key_pem;   /* PEM private key, with tls_cert_pem */
     const struct api_ctx *api; /* borrowed */
     struct metrics *metrics;   /* borrowed */
+    struct hub *hub;           /* borrowed, started; NULL: /agent/v1/channel answers 404. Stop
+                                * it (hub_stop) before http_stop, free it after. */
 };
 
 /* Binds and listens on "host:port" (port 0: any free port) without serving yet, so the caller

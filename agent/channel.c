@@ -1,0 +1,683 @@
+/* The WebSocket client behind agent/channel.h: dial, handshake, wslay loop, backoff. */
+#include "agent/channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <wslay/wslay.h>
+
+#include "common/log.h"
+
+#define CHANNEL_RESPONSE_MAX 8192 /* the server's 101 and its headers */
+#define CHANNEL_REQUEST_MAX  2048
+#define CHANNEL_STOP_WAIT_MS 2000 /* after our close 1000, how long the server gets to answer */
+#define HELLO_MAX_IFACES     64
+#define HELLO_MAX_ADDRS      32
+
+/* One connection's state (one at a time). */
+struct channel {
+    const struct channel_options *opt;
+    int fd;
+    wslay_event_context_ptr ws;
+    unsigned char pre[CHANNEL_RESPONSE_MAX]; /* bytes read past the 101's headers */
+    size_t pre_len, pre_off;
+    int64_t last_rx_ms;
+    unsigned silence_ms;
+    int welcomed;
+    const char *ending; /* why this connection ended, for the log */
+};
+
+/* What one connection ended with. */
+enum session_end { SESSION_FAILED, SESSION_STOPPED };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- handshake --------------------------------------------------------------------------- */
+
+int channel_accept_key(const char *key, char out[29])
+{
+    /* Duplicated from server/ws_handshake.c on purpose: the agent links nothing of server/. */
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    char buf[64 + sizeof(guid)];
+    size_t klen = strlen(key);
+    if (klen > 64)
+        return -1;
+    memcpy(buf, key, klen);
+    memcpy(buf + klen, guid, sizeof(guid) - 1);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (EVP_Digest(buf, klen + sizeof(guid) - 1, digest, &dlen, EVP_sha1(), NULL) != 1 ||
+        dlen != 20)
+        return -1;
+    return EVP_EncodeBlock((unsigned char *)out, digest, 20) == 28 ? 0 : -1;
+}
+
+/* Polls fd for events, or stop_fd; returns 1 ready, 0 timed out, -1 stop, -2 error. */
+static int wait_fd(int fd, short events, int stop_fd, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = stop_fd, .events = POLLIN}};
+        int n = poll(p, stop_fd >= 0 ? 2 : 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -2;
+        if (stop_fd >= 0 && p[1].revents)
+            return -1;
+        if (n > 0)
+            return 1;
+    }
+}
+
+/* Connects to host:port (every address getaddrinfo gives, in turn) before deadline.
+ * Returns the non-blocking socket, -1 on failure (*why set), -2 when told to stop. */
+static int dial(const struct channel_options *o, int64_t deadline, const char **why)
+{
+    char port[8];
+    snprintf(port, sizeof(port), "%u", o->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int g = getaddrinfo(o->host, port, &hints, &res);
+    if (g != 0) {
+        *why = "cannot resolve the server";
+        return -1;
+    }
+    int fd = -1;
+    *why = "cannot connect";
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        int w = wait_fd(fd, POLLOUT, o->stop_fd, deadline);
+        int soerr = 0;
+        socklen_t slen = sizeof(soerr);
+        if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) == 0 && soerr == 0)
+            break;
+        close(fd);
+        fd = -1;
+        if (w == -1) {
+            freeaddrinfo(res);
+            return -2;
+        }
+        if (w == 0)
+            *why = "connect timed out";
+    }
+    freeaddrinfo(res);
+    if (fd >= 0) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return fd;
+}
+
+/* The value of header name in the response head (NUL-terminated, lines end in \r\n), copied
+ * into out; 0 found, -1 not. */
+static int response_header(const char *head, const char *name, char *out, size_t outsz)
+{
+    size_t nlen = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line && line[2];
+         line = strstr(line + 2, "\r\n")) {
+        const char *l = line + 2;
+        if (strncasecmp(l, name, nlen) != 0 || l[nlen] != ':')
+            continue;
+        const char *v = l + nlen + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t len = strcspn(v, "\r\n");
+        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+            len--;
+        if (len >= outsz)
+            return -1;
+        memcpy(out, v, len);
+        out[len] = '\0';
+        return 0;
+    }
+    return -1;
+}
+
+static int has_token(const char *list, const char *token)
+{
+    size_t tlen = strlen(token);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t l = len;
+        while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t'))
+            l--;
+        if (l == tlen && strncasecmp(p, token, tlen) == 0)
+            return 1;
+        p += len;
+    }
+    return 0;
+}
+
+/* Sends the upgrade request and checks the 101. Bytes past the response head go to ch->pre.
+ * Returns 0, -1 (*why set), -2 when told to stop. */
+static int handshake(struct channel *ch, int64_t deadline, const char **why)
+{
+    const struct channel_options *o = ch->opt;
+    unsigned char raw[16];
+    char key[32], expect[29];
+    if (RAND_bytes(raw, sizeof(raw)) != 1 || EVP_EncodeBlock((unsigned char *)key, raw, 16) != 24 ||
+        channel_accept_key(key, expect) != 0) {
+        *why = "cannot make a handshake key";
+        return -1;
+    }
+    char req[CHANNEL_REQUEST_MAX];
+    int v6 = strchr(o->host, ':') != NULL;
+    int n = snprintf(req, sizeof(req),
+                     "GET " CHANNEL_PATH " HTTP/1.1\r\n"
+                     "Host: %s%s%s:%u\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Protocol: " CHANNEL_SUBPROTOCOL "\r\n"
+                     "Authorization: Bearer %s\r\n"
+                     "User-Agent: netwatch-agent/" AGENT_VERSION "\r\n\r\n",
+                     v6 ? "[" : "", o->host, v6 ? "]" : "", o->port, key, o->token);
+    if (n < 0 || n >= (int)sizeof(req)) {
+        *why = "the token is too long";
+        return -1;
+    }
+    size_t off = 0;
+    int rc = 0;
+    while (off < (size_t)n && rc == 0) {
+        ssize_t w = send(ch->fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            int r = wait_fd(ch->fd, POLLOUT, o->stop_fd, deadline);
+            rc = r == 1 ? 0 : r == -1 ? -2 : -1;
+            *why = "cannot send the upgrade request";
+        } else {
+            *why = "cannot send the upgrade request";
+            rc = -1;
+        }
+    }
+    memset(req, 0, sizeof(req)); /* it held the token */
+    if (rc != 0)
+        return rc;
+
+    char head[CHANNEL_RESPONSE_MAX + 1];
+    size_t got = 0;
+    char *end = NULL;
+    while (!end) {
+        if (got == CHANNEL_RESPONSE_MAX) {
+            *why = "the server's response head is too large";
+            return -1;
+        }
+        ssize_t r = recv(ch->fd, head + got, CHANNEL_RESPONSE_MAX - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+            head[got] = '\0';
+            end = strstr(head, "\r\n\r\n");
+        } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+            int w = wait_fd(ch->fd, POLLIN, o->stop_fd, deadline);
+            if (w != 1) {
+                *why = "no answer to the upgrade request";
+                return w == -1 ? -2 : -1;
+            }
+        } else {
+            *why = "the server closed during the handshake";
+            return -1;
+        }
+    }
+    size_t head_len = (size_t)(end - head) + 4;
+    ch->pre_len = got - head_len;
+    ch->pre_off = 0;
+    memcpy(ch->pre, head + head_len, ch->pre_len);
+    end[2] = '\0'; /* keep the last header's \r\n for response_header() */
+
+    int status = 0;
+    if (sscanf(head, "HTTP/1.1 %3d", &status) != 1) {
+        *why = "not an HTTP/1.1 response";
+        return -1;
+    }
+    if (status != 101) {
+        log_warnx("event=channel_refused status=%d hint=\"%s\"", status,
+                  status == 401   ? "the agent token was refused"
+                  : status == 404 ? "the server has no agent channel"
+                                  : "see the server log");
+        *why = "upgrade refused";
+        return -1;
+    }
+    char val[256];
+    if (response_header(head, "Upgrade", val, sizeof(val)) != 0 || !has_token(val, "websocket") ||
+        response_header(head, "Connection", val, sizeof(val)) != 0 || !has_token(val, "upgrade")) {
+        *why = "the 101 lacks Upgrade: websocket or Connection: Upgrade";
+        return -1;
+    }
+    if (response_header(head, "Sec-WebSocket-Accept", val, sizeof(val)) != 0 ||
+        strcmp(val, expect) != 0) {
+        *why = "wrong Sec-WebSocket-Accept";
+        return -1;
+    }
+    if (response_header(head, "Sec-WebSocket-Protocol", val, sizeof(val)) == 0 &&
+        strcmp(val, CHANNEL_SUBPROTOCOL) != 0) {
+        *why = "the server chose another subprotocol";
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- hello ------------------------------------------------------------------------------- */
+
+static json_t *interfaces_json(void)
+{
+    json_t *list = json_array();
+    struct ifaddrs *ifs = NULL;
+    if (!list || getifaddrs(&ifs) != 0)
+        return list;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_name)
+            continue;
+        json_t *entry = NULL;
+        size_t idx;
+        json_t *v;
+        json_array_foreach(list, idx, v)
+        {
+            if (strcmp(json_string_value(json_object_get(v, "name")), i->ifa_name) == 0)
+                entry = v;
+        }
+        if (!entry) {
+            if (json_array_size(list) >= HELLO_MAX_IFACES)
+                continue;
+            entry = json_pack("{s:s, s:[]}", "name", i->ifa_name, "addresses");
+            if (!entry || json_array_append_new(list, entry) != 0)
+                continue;
+        }
+        if (!i->ifa_addr)
+            continue;
+        char text[INET6_ADDRSTRLEN];
+        const void *a = NULL;
+        if (i->ifa_addr->sa_family == AF_INET)
+            a = &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr;
+        else if (i->ifa_addr->sa_family == AF_INET6)
+            a = &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr;
+        json_t *addrs = json_object_get(entry, "addresses");
+        if (a && json_array_size(addrs) < HELLO_MAX_ADDRS &&
+            inet_ntop(i->ifa_addr->sa_family, a, text, sizeof(text)))
+            json_array_append_new(addrs, json_string(text));
+    }
+    freeifaddrs(ifs);
+    return list;
+}
+
+char *channel_hello_json(const struct agent_state *st)
+{
+    char host[256];
+    if (gethostname(host, sizeof(host)) != 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1] = '\0';
+    json_t *ifaces = interfaces_json();
+    if (!ifaces)
+        return NULL;
+    /* sessions ({"running":[...],"finished":[...]}): the capture engine fills them next. */
+    json_t *o = json_pack("{s:s, s:[i], s:s, s:s, s:s, s:o, s:{s:[], s:[]}, s:I}", "type", "hello",
+                          "protocols", CHANNEL_PROTOCOL, "agentVersion", AGENT_VERSION, "hostname",
+                          host, "os", "linux", "interfaces", ifaces, "sessions", "running",
+                          "finished", "unackedFrom", (json_int_t)agent_state_unacked_from(st));
+    if (!o)
+        return NULL;
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+/* ---- the wslay session ------------------------------------------------------------------- */
+
+static ssize_t ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags, void *user)
+{
+    struct channel *ch = user;
+    (void)flags;
+    if (ch->pre_off < ch->pre_len) {
+        size_t n = ch->pre_len - ch->pre_off;
+        if (n > len)
+            n = len;
+        memcpy(buf, ch->pre + ch->pre_off, n);
+        ch->pre_off += n;
+        ch->last_rx_ms = now_ms();
+        return (ssize_t)n;
+    }
+    for (;;) {
+        ssize_t r = recv(ch->fd, buf, len, 0);
+        if (r > 0) {
+            ch->last_rx_ms = now_ms();
+            return r;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
+        } else {
+            if (!ch->ending)
+                ch->ending = r == 0 ? "server disconnected" : "receive failed";
+            wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
+        }
+        return -1;
+    }
+}
+
+static ssize_t ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    struct channel *ch = user;
+    (void)flags;
+    for (;;) {
+        ssize_t r = send(ch->fd, data, len, MSG_NOSIGNAL);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
+        } else {
+            if (!ch->ending)
+                ch->ending = "send failed";
+            wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
+        }
+        return -1;
+    }
+}
+
+static int ws_genmask(wslay_event_context_ptr ws, uint8_t *buf, size_t len, void *user)
+{
+    (void)user;
+    if (RAND_bytes(buf, (int)len) != 1) {
+        wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fails the connection from inside a wslay callback: close frame queued, no more reading. */
+static void fail(struct channel *ch, uint16_t code, const char *reason)
+{
+    if (!ch->ending)
+        ch->ending = reason;
+    (void)wslay_event_queue_close(ch->ws, code, (const uint8_t *)reason, strlen(reason));
+    wslay_event_shutdown_read(ch->ws);
+}
+
+static void on_welcome(struct channel *ch, json_t *msg)
+{
+    json_int_t proto = json_integer_value(json_object_get(msg, "protocol"));
+    if (proto != CHANNEL_PROTOCOL) {
+        fail(ch, 4002, "no protocol in common");
+        return;
+    }
+    json_int_t hb = json_integer_value(json_object_get(msg, "heartbeatSeconds"));
+    if (hb >= 1 && hb <= 3600)
+        ch->silence_ms = (unsigned)(3 * hb * 1000);
+    json_t *applied = json_object_get(msg, "lastAppliedSeq");
+    if (json_is_integer(applied) && json_integer_value(applied) > 0) {
+        struct cp_error e = {{0}, {0}, {0}};
+        if (agent_state_set_acked(ch->opt->state, (uint64_t)json_integer_value(applied), &e) !=
+            CP_OK)
+            log_warnx("event=state_write_failed detail=\"%s\"", e.message);
+    }
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(msg, "stop"), i, id)
+    {
+        /* Reconciliation is the capture engine's (next step); noted for now. */
+        if (json_is_string(id))
+            log_info("event=welcome_stop captureId=%.64s handled=no", json_string_value(id));
+    }
+    ch->welcomed = 1;
+    log_info("event=channel_welcome protocol=%lld heartbeat_s=%lld last_applied_seq=%lld",
+             (long long)proto, (long long)hb, (long long)json_integer_value(applied));
+    const struct channel_handler *hd = ch->opt->handler;
+    if (hd && hd->on_welcome)
+        hd->on_welcome(hd->ctx, ch, msg);
+}
+
+static const char *or_dash(const char *s)
+{
+    return s ? s : "-";
+}
+
+static void on_text(struct channel *ch, const uint8_t *data, size_t len)
+{
+    json_error_t jerr;
+    json_t *msg = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!json_is_object(msg) || !type) {
+        json_decref(msg);
+        fail(ch, 1003, "a message is not a JSON object with a type");
+        return;
+    }
+    const struct channel_handler *hd = ch->opt->handler;
+    if (strcmp(type, "welcome") == 0) {
+        on_welcome(ch, msg);
+    } else if (hd && hd->on_message) {
+        hd->on_message(hd->ctx, ch, type, msg);
+    } else {
+        /* No dispatcher yet (start/stop arrive with the capture engine): noted, not answered. */
+        log_info("event=command_received type=%.32s commandId=%.64s captureId=%.64s handled=no",
+                 type, or_dash(json_string_value(json_object_get(msg, "commandId"))),
+                 or_dash(json_string_value(json_object_get(msg, "captureId"))));
+    }
+    json_decref(msg);
+}
+
+static void ws_frame_start(wslay_event_context_ptr ws,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+    (void)ws;
+    if (arg->opcode == WSLAY_BINARY_FRAME)
+        fail(user, 1003, "binary frames are not accepted");
+}
+
+static void ws_message(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
+                       void *user)
+{
+    struct channel *ch = user;
+    if (!wslay_event_get_read_enabled(ws) && arg->opcode != WSLAY_CONNECTION_CLOSE)
+        return; /* failing already */
+    if (arg->opcode == WSLAY_TEXT_FRAME)
+        on_text(ch, arg->msg, arg->msg_length);
+    else if (arg->opcode == WSLAY_CONNECTION_CLOSE && !ch->ending)
+        ch->ending = "server closed";
+}
+
+enum cp_err channel_send(struct channel *ch, const char *json, size_t len)
+{
+    if (len == 0 || len > CHANNEL_MAX_MESSAGE)
+        return CP_ETOOBIG;
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)json, len};
+    int r = wslay_event_queue_msg(ch->ws, &m);
+    if (r == WSLAY_ERR_NOMEM)
+        return CP_ENOMEM;
+    return r == 0 ? CP_OK : CP_EBUSY;
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = ws_recv,
+    .send_callback = ws_send,
+    .genmask_callback = ws_genmask,
+    .on_frame_recv_start_callback = ws_frame_start,
+    .on_msg_recv_callback = ws_message,
+};
+
+/* Serves one upgraded connection until it ends or we are told to stop. */
+static enum session_end serve(struct channel *ch)
+{
+    const struct channel_options *o = ch->opt;
+    ch->last_rx_ms = now_ms();
+    char *hello = channel_hello_json(o->state);
+    if (!hello || channel_send(ch, hello, strlen(hello)) != CP_OK) {
+        free(hello);
+        ch->ending = "cannot build the hello";
+        return SESSION_FAILED;
+    }
+    free(hello);
+    int stopping = 0;
+    int64_t stop_deadline = 0;
+    /* wslay has consumed nothing yet: bytes that came with the 101 go first. */
+    if (ch->pre_len && wslay_event_recv(ch->ws) != 0)
+        return SESSION_FAILED;
+    for (;;) {
+        if (wslay_event_want_write(ch->ws) && wslay_event_send(ch->ws) != 0)
+            break;
+        int want_r = wslay_event_want_read(ch->ws), want_w = wslay_event_want_write(ch->ws);
+        if (!want_r && !want_w)
+            break; /* closing handshake done (or failed) */
+        int64_t now = now_ms();
+        int64_t deadline = stopping ? stop_deadline : ch->last_rx_ms + ch->silence_ms;
+        if (now >= deadline) {
+            if (!ch->ending)
+                ch->ending = stopping ? "close not answered" : "server silent";
+            break;
+        }
+        struct pollfd p[2] = {
+            {.fd = ch->fd, .events = (short)((want_r ? POLLIN : 0) | (want_w ? POLLOUT : 0))},
+            {.fd = o->stop_fd, .events = POLLIN},
+        };
+        int n = poll(p, stopping ? 1 : 2, (int)(deadline - now));
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n <= 0)
+            continue;
+        if (!stopping && p[1].revents) {
+            stopping = 1;
+            stop_deadline = now_ms() + CHANNEL_STOP_WAIT_MS;
+            static const char bye[] = "agent stopping";
+            ch->ending = "agent stopping";
+            (void)wslay_event_queue_close(ch->ws, 1000, (const uint8_t *)bye, sizeof(bye) - 1);
+            continue;
+        }
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && want_r &&
+            wslay_event_recv(ch->ws) != 0)
+            break;
+        if ((p[0].revents & (POLLHUP | POLLERR)) && !want_r) {
+            if (!ch->ending)
+                ch->ending = "server disconnected";
+            break;
+        }
+    }
+    return stopping ? SESSION_STOPPED : SESSION_FAILED;
+}
+
+/* One connection attempt: dial, handshake, serve. */
+static enum session_end session(const struct channel_options *o, int *welcomed)
+{
+    struct channel *ch = calloc(1, sizeof(*ch));
+    if (!ch) {
+        log_warnx("event=channel_failed reason=\"out of memory\"");
+        return SESSION_FAILED;
+    }
+    ch->opt = o;
+    ch->silence_ms = o->silence_ms ? o->silence_ms : 45000;
+    int64_t deadline = now_ms() + (o->connect_timeout_ms ? o->connect_timeout_ms : 10000);
+    const char *why = NULL;
+    enum session_end end = SESSION_FAILED;
+    ch->fd = dial(o, deadline, &why);
+    if (ch->fd == -2) {
+        free(ch);
+        return SESSION_STOPPED;
+    }
+    if (ch->fd < 0) {
+        log_warnx("event=channel_failed server=%s:%u reason=\"%s\"", o->host, o->port, why);
+        free(ch);
+        return SESSION_FAILED;
+    }
+    int hs = handshake(ch, deadline, &why);
+    if (hs == -2) {
+        end = SESSION_STOPPED;
+    } else if (hs != 0) {
+        log_warnx("event=channel_failed server=%s:%u reason=\"%s\"", o->host, o->port, why);
+    } else if (wslay_event_context_client_init(&ch->ws, &ws_callbacks, ch) != 0) {
+        log_warnx("event=channel_failed reason=\"out of memory\"");
+    } else {
+        wslay_event_config_set_max_recv_msg_length(ch->ws, CHANNEL_MAX_MESSAGE);
+        log_info("event=channel_connected server=%s:%u", o->host, o->port);
+        end = serve(ch);
+        log_info("event=channel_closed reason=\"%s\" code_sent=%u code_received=%u",
+                 ch->ending ? ch->ending : "closed",
+                 (unsigned)wslay_event_get_status_code_sent(ch->ws),
+                 (unsigned)wslay_event_get_status_code_received(ch->ws));
+        *welcomed = ch->welcomed;
+    }
+    close(ch->fd);
+    wslay_event_context_free(ch->ws);
+    free(ch);
+    return end;
+}
+
+/* Full jitter: uniform in [0, min(max, min_ms * 2^attempt)]. */
+static unsigned backoff_ms(const struct channel_options *o, unsigned attempt)
+{
+    unsigned lo = o->backoff_min_ms ? o->backoff_min_ms : 500;
+    unsigned hi = o->backoff_max_ms ? o->backoff_max_ms : 30000;
+    uint64_t cap = lo;
+    for (unsigned i = 0; i < attempt && cap < hi; i++)
+        cap *= 2;
+    if (cap > hi)
+        cap = hi;
+    uint32_t r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = (uint32_t)now_ms();
+    return (unsigned)(((uint64_t)r * (cap + 1)) >> 32);
+}
+
+enum cp_err channel_run(const struct channel_options *o)
+{
+    if (!o->host || !o->host[0] || !o->port || !o->token || !o->state || o->stop_fd < 0)
+        return CP_EINVAL;
+    unsigned attempt = 0;
+    for (;;) {
+        int welcomed = 0;
+        if (session(o, &welcomed) == SESSION_STOPPED)
+            return CP_OK;
+        if (welcomed)
+            attempt = 0;
+        unsigned delay = backoff_ms(o, attempt);
+        if (attempt < 32)
+            attempt++;
+        log_info("event=channel_retry delay_ms=%u attempt=%u", delay, attempt);
+        struct pollfd p = {.fd = o->stop_fd, .events = POLLIN};
+        int64_t until = now_ms() + delay;
+        for (;;) {
+            int64_t left = until - now_ms();
+            if (left <= 0)
+                break;
+            int n = poll(&p, 1, (int)left);
+            if (n > 0)
+                return CP_OK;
+            if (n < 0 && errno != EINTR)
+                break;
+        }
+    }
+}

@@ -1,0 +1,71 @@
+/*
+ * The agent's end of the agent channel (docs/agent-protocol.md): a WebSocket client over plain
+ * TCP. It dials netwatchd, upgrades GET /agent/v1/channel with the agent's bearer token and a
+ * random key, checks the 101 and its Sec-WebSocket-Accept, then runs a wslay client context
+ * (masks from OpenSSL's RAND_bytes): sends hello, takes welcome (protocol, heartbeat, the
+ * server's lastAppliedSeq into the state), answers pings (wslay does), hands every other message
+ * to a dispatcher (struct channel_handler), and drops a server silent for 3 x heartbeatSeconds.
+ * On any failure or close it reconnects after an exponential backoff with full jitter (0.5 s
+ * doubling to 30 s; reset once a welcome arrives), until told to stop; then it closes with 1000.
+ *
+ * TLS (https:// / wss://) is not supported yet.
+ *
+ * Threading: channel_run() runs in the calling thread and everything it calls back runs there
+ * too; channel_send() only from those callbacks.
+ */
+#ifndef NW_AGENT_CHANNEL_H
+#define NW_AGENT_CHANNEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "agent/state.h"
+#include "common/err.h"
+
+#define AGENT_VERSION       "0.1.0"
+#define CHANNEL_PATH        "/agent/v1/channel"
+#define CHANNEL_SUBPROTOCOL "netwatch.agent.v1"
+#define CHANNEL_PROTOCOL    1     /* the protocol version this agent speaks */
+#define CHANNEL_MAX_MESSAGE 65536 /* proto's PROTO_MAX_MESSAGE */
+
+struct channel;
+
+/* The dispatcher: what the agent does with the server's messages. Both callbacks are optional;
+ * a missing on_message logs the message's type (and commandId, captureId) and answers nothing. */
+struct channel_handler {
+    void *ctx;
+    /* The server's welcome (borrowed), after the channel has applied it. */
+    void (*on_welcome)(void *ctx, struct channel *ch, json_t *welcome);
+    /* Any other message: type is its "type" (borrowed), msg the whole object (borrowed). */
+    void (*on_message)(void *ctx, struct channel *ch, const char *type, json_t *msg);
+};
+
+struct channel_options {
+    const char *host;                      /* borrowed: name or address, no IPv6 brackets */
+    unsigned port;                         /* TCP port */
+    const char *token;                     /* borrowed; sent as a bearer token, never logged */
+    struct agent_state *state;             /* borrowed; unackedFrom and acks */
+    const struct channel_handler *handler; /* borrowed; NULL: log and ignore */
+    int stop_fd; /* readable = stop (never read here: a signalfd or eventfd stays readable) */
+    unsigned backoff_min_ms;     /* 0 = 500 */
+    unsigned backoff_max_ms;     /* 0 = 30000 */
+    unsigned connect_timeout_ms; /* TCP connect plus handshake; 0 = 10000 */
+    unsigned silence_ms;         /* before a welcome says otherwise; 0 = 45000 */
+};
+
+/* Runs until stop_fd is readable: connect, hello, serve, reconnect. Returns CP_OK after a stop,
+ * CP_EINVAL for unusable options (nothing else ends it). */
+enum cp_err channel_run(const struct channel_options *opt) CP_MUST_USE;
+
+/* Queues one text message (len bytes of JSON, copied) on ch. CP_EBUSY when the channel is
+ * closing, CP_ETOOBIG over CHANNEL_MAX_MESSAGE, CP_ENOMEM. */
+enum cp_err channel_send(struct channel *ch, const char *json, size_t len) CP_MUST_USE;
+
+/* The hello this agent sends now (hostname, interfaces and addresses from getifaddrs, sessions,
+ * unackedFrom); caller frees with free(). NULL when out of memory. */
+char *channel_hello_json(const struct agent_state *st);
+
+/* Sec-WebSocket-Accept for key (RFC 6455; SHA-1 and base64 by OpenSSL). out: 29 bytes. */
+int channel_accept_key(const char *key, char out[29]);
+
+#endif

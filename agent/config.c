@@ -1,0 +1,199 @@
+/* The settings table behind agent/config.h. */
+#include "agent/config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+enum setting_type { SET_STRING, SET_FLAG };
+
+struct setting {
+    const char *name; /* --name */
+    const char *env;  /* NETWATCH_AGENT_* or NULL */
+    enum setting_type type;
+    size_t offset;
+    size_t size; /* strings: buffer size */
+    const char *def;
+    const char *help;
+};
+
+#define STR(field, name, env, def, help)                                                           \
+    {                                                                                              \
+        name, env, SET_STRING, offsetof(struct agent_config, field),                               \
+            sizeof(((struct agent_config *)0)->field), def, help                                   \
+    }
+#define FLAG(field, name, help)                                                                    \
+    {                                                                                              \
+        name, NULL, SET_FLAG, offsetof(struct agent_config, field), 0, "0", help                   \
+    }
+
+static const struct setting settings[] = {
+    STR(server, "server", "NETWATCH_AGENT_SERVER", "http://127.0.0.1:8080",
+        "netwatchd to connect to, http://host:port (https:// is not supported yet)"),
+    STR(token_file, "token-file", "NETWATCH_AGENT_TOKEN_FILE", "./var/agent-token",
+        "file holding this agent's token (from 'netwatchd agent add'); read once at start"),
+    STR(state_dir, "state-dir", "NETWATCH_AGENT_STATE_DIR", "./var/agent",
+        "directory for the agent's own state (created if absent)"),
+    STR(capture_root, "capture-root", "NETWATCH_AGENT_CAPTURE_ROOT", "/var/captures",
+        "capture files are written only under this directory"),
+    STR(log_level, "log-level", "NETWATCH_AGENT_LOG_LEVEL", "info", "debug, info, warn or error"),
+    FLAG(help, "help", "print this help"),
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static enum cp_err apply(struct agent_config *c, const struct setting *s, const char *value,
+                         const char *from, struct cp_error *e)
+{
+    char *field = (char *)c + s->offset;
+    if (s->type == SET_FLAG) {
+        *(int *)(void *)field = 1;
+        return CP_OK;
+    }
+    size_t len = strlen(value);
+    if (len >= s->size)
+        return cp_fail(e, CP_EINVAL, "", s->name, "%s (%s): longer than %zu characters", s->name,
+                       from, s->size - 1);
+    memcpy(field, value, len + 1);
+    return CP_OK;
+}
+
+enum cp_err agent_parse_server_url(const char *url, char *host, size_t hostsz, unsigned *port,
+                                   struct cp_error *e)
+{
+    if (strncmp(url, "https://", 8) == 0 || strncmp(url, "wss://", 6) == 0)
+        return cp_fail(e, CP_EINVAL, "", "server",
+                       "server: https:// is not supported by this agent yet; use http://");
+    if (strncmp(url, "http://", 7) != 0)
+        return cp_fail(e, CP_EINVAL, "", "server", "server: expected http://host:port, got '%s'",
+                       url);
+    const char *p = url + 7;
+    const char *hend;
+    const char *rest;
+    if (*p == '[') {
+        hend = strchr(p, ']');
+        if (!hend)
+            return cp_fail(e, CP_EINVAL, "", "server", "server: unclosed '[' in '%s'", url);
+        p++;
+        rest = hend + 1;
+    } else {
+        hend = p + strcspn(p, ":/");
+        rest = hend;
+    }
+    size_t hlen = (size_t)(hend - p);
+    if (hlen == 0 || hlen >= hostsz)
+        return cp_fail(e, CP_EINVAL, "", "server", "server: no usable host in '%s'", url);
+    unsigned long pv = 80;
+    if (*rest == ':') {
+        char *end = NULL;
+        errno = 0;
+        pv = strtoul(rest + 1, &end, 10);
+        if (errno || end == rest + 1 || pv == 0 || pv > 65535)
+            return cp_fail(e, CP_EINVAL, "", "server", "server: bad port in '%s'", url);
+        rest = end;
+    }
+    if (*rest && strcmp(rest, "/") != 0)
+        return cp_fail(e, CP_EINVAL, "", "server",
+                       "server: expected http://host:port with no path, got '%s'", url);
+    memcpy(host, p, hlen);
+    host[hlen] = '\0';
+    *port = (unsigned)pv;
+    return CP_OK;
+}
+
+enum cp_err agent_config_load(struct agent_config *c, int argc, char **argv, int first,
+                              struct cp_error *e)
+{
+    memset(c, 0, sizeof(*c));
+    enum cp_err err = CP_OK;
+    for (size_t i = 0; i < NSETTINGS && err == CP_OK; i++) {
+        if (settings[i].type != SET_FLAG)
+            err = apply(c, &settings[i], settings[i].def, "default", e);
+    }
+    for (size_t i = 0; i < NSETTINGS && err == CP_OK; i++) {
+        const char *v = settings[i].env ? getenv(settings[i].env) : NULL;
+        if (v)
+            err = apply(c, &settings[i], v, settings[i].env, e);
+    }
+    for (int a = first; a < argc && err == CP_OK; a++) {
+        const char *arg = argv[a];
+        if (strncmp(arg, "--", 2) != 0)
+            return cp_fail(e, CP_EINVAL, "", "", "unexpected argument '%s'", arg);
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const struct setting *s = NULL;
+        for (size_t i = 0; i < NSETTINGS; i++) {
+            if (strlen(settings[i].name) == nlen && strncmp(settings[i].name, name, nlen) == 0)
+                s = &settings[i];
+        }
+        if (!s)
+            return cp_fail(e, CP_EINVAL, "", "", "unknown option '%s' (see --help)", arg);
+        const char *value = eq ? eq + 1 : NULL;
+        if (s->type != SET_FLAG && !value) {
+            if (a + 1 >= argc)
+                return cp_fail(e, CP_EINVAL, "", s->name, "--%s needs a value", s->name);
+            value = argv[++a];
+        }
+        err = apply(c, s, value ? value : "1", "flag", e);
+    }
+    if (err != CP_OK)
+        return err;
+    if (c->help)
+        return CP_OK;
+    enum log_level lvl;
+    if (log_level_parse(c->log_level, &lvl) != 0)
+        return cp_fail(e, CP_EINVAL, "", "log-level",
+                       "log-level: expected debug, info, warn or error");
+    if (!c->token_file[0] || !c->state_dir[0])
+        return cp_fail(e, CP_EINVAL, "", "token-file", "--token-file and --state-dir are required");
+    if (c->capture_root[0] != '/')
+        return cp_fail(e, CP_EINVAL, "", "capture-root", "capture-root must be an absolute path");
+    return agent_parse_server_url(c->server, c->host, sizeof(c->host), &c->port, e);
+}
+
+void agent_config_usage(FILE *out)
+{
+    fprintf(out, "usage: netwatch-agent [options]\n\noptions (environment variable, default):\n");
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        fprintf(out, "  --%-16s %s\n", s->name, s->help);
+        if (s->type != SET_FLAG)
+            fprintf(out, "  %-18s (%s, default '%s')\n", "", s->env, s->def);
+    }
+}
+
+enum cp_err agent_read_token(const char *path, char *out, size_t out_size, struct cp_error *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cp_fail(e, CP_EIO, "", "token-file", "cannot open the token file %s: %s", path,
+                       strerror(errno));
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    int bad = ferror(f);
+    fclose(f);
+    buf[n] = '\0';
+    enum cp_err err = CP_OK;
+    char *p = buf;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, "\r\n");
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    if (bad)
+        err = cp_fail(e, CP_EIO, "", "token-file", "cannot read the token file %s", path);
+    else if (len == 0)
+        err = cp_fail(e, CP_EINVAL, "", "token-file", "the token file %s is empty", path);
+    else if (len >= out_size)
+        err = cp_fail(e, CP_EINVAL, "", "token-file", "the token in %s is too long", path);
+    else {
+        memcpy(out, p, len);
+        out[len] = '\0';
+    }
+    memset(buf, 0, sizeof(buf));
+    return err;
+}

@@ -1,0 +1,92 @@
+/*
+ * netwatch-agent: runs on each machine and keeps one channel to netwatchd (agent/channel.h).
+ * Wires config, the token (read once, never logged), the state directory and the channel; runs
+ * until SIGTERM/SIGINT, then closes the channel with 1000 and exits.
+ *
+ * Commands (start/stop) reach dispatch() below; the capture engine plugs in there next. For now
+ * they are logged and not answered (the server's outbox re-sends them until acknowledged).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "agent/channel.h"
+#include "agent/config.h"
+#include "agent/state.h"
+#include "common/log.h"
+
+#define AGENT_TOKEN_MAX 512
+
+/* The command dispatcher: every server message but welcome. */
+static void dispatch(void *ctx, struct channel *ch, const char *type, json_t *msg)
+{
+    (void)ctx;
+    (void)ch;
+    const char *cmd = json_string_value(json_object_get(msg, "commandId"));
+    const char *cap = json_string_value(json_object_get(msg, "captureId"));
+    log_info("event=command_received type=%.32s commandId=%.64s captureId=%.64s handled=no", type,
+             cmd ? cmd : "-", cap ? cap : "-");
+}
+
+int main(int argc, char **argv)
+{
+    struct agent_config cfg;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (agent_config_load(&cfg, argc, argv, 1, &e) != CP_OK) {
+        fprintf(stderr, "netwatch-agent: %s\n", e.message);
+        return 2;
+    }
+    if (cfg.help) {
+        agent_config_usage(stdout);
+        return 0;
+    }
+    enum log_level lvl = LOG_LEVEL_INFO;
+    log_level_parse(cfg.log_level, &lvl);
+    log_level = lvl;
+
+    char token[AGENT_TOKEN_MAX];
+    if (agent_read_token(cfg.token_file, token, sizeof(token), &e) != CP_OK) {
+        log_error("event=token_unusable detail=\"%s\"", e.message);
+        return 1;
+    }
+    struct agent_state state;
+    if (agent_state_open(cfg.state_dir, &state, &e) != CP_OK) {
+        log_error("event=state_unusable detail=\"%s\"", e.message);
+        memset(token, 0, sizeof(token));
+        return 1;
+    }
+    /* SIGTERM/SIGINT become a readable fd: the channel loop polls it and closes with 1000. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    if (sfd < 0) {
+        log_warn("event=signalfd_failed");
+        memset(token, 0, sizeof(token));
+        return 1;
+    }
+    log_info("event=agent_starting version=%s server=%s:%u state_dir=\"%s\" capture_root=\"%s\" "
+             "next_seq=%llu",
+             AGENT_VERSION, cfg.host, cfg.port, cfg.state_dir, cfg.capture_root,
+             (unsigned long long)state.next_seq);
+
+    static const struct channel_handler handler = {.ctx = NULL, .on_message = dispatch};
+    struct channel_options o = {.host = cfg.host,
+                                .port = cfg.port,
+                                .token = token,
+                                .state = &state,
+                                .handler = &handler,
+                                .stop_fd = sfd};
+    enum cp_err err = channel_run(&o);
+    struct signalfd_siginfo si;
+    ssize_t r = read(sfd, &si, sizeof(si));
+    log_info("event=agent_stopped signal=%d", r == (ssize_t)sizeof(si) ? (int)si.ssi_signo : 0);
+    close(sfd);
+    memset(token, 0, sizeof(token));
+    return err == CP_OK ? 0 : 1;
+}

@@ -1,0 +1,1004 @@
+/*
+ * The agent channel end to end in one process: netwatchd's HTTP front (http_bind/http_serve)
+ * with a hub whose store callbacks are fakes (token "good" is agent "a1"; "tN" is "nN"), driven
+ * by raw WebSocket frames written here (for what a well-behaved client never sends: binary,
+ * oversized, silence) and by the real agent channel code (agent/channel.c).
+ *
+ * Owns: the fake hub_ops (counters under a mutex + condition variable), a blocking raw client
+ * (handshake, masked frames out, frames in), and one Check case per behaviour.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/channel.h"
+#include "agent/state.h"
+#include "common/log.h"
+#include "server/http.h"
+#include "server/hub.h"
+#include "server/metrics.h"
+
+#define MSG_MAX    (70 * 1024)
+#define WAIT_MS    5000
+#define MANY       1000
+#define RFC_KEY    "dGhlIHNhbXBsZSBub25jZQ=="     /* RFC 6455 1.3's example key... */
+#define RFC_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" /* ...and its accept value */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* memmem and strcasestr are GNU's; the project builds as POSIX. */
+static int has_bytes(const char *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++) {
+        if (memcmp(hay + i, needle, k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static const char *find_ci(const char *hay, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (; *hay; hay++) {
+        if (strncasecmp(hay, needle, k) == 0)
+            return hay;
+    }
+    return NULL;
+}
+
+/* ---- fake store callbacks ----------------------------------------------------------------- */
+
+struct fake {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct hub *hub;
+    int welcome; /* answer a hello with a welcome */
+    int opens, closes, messages, hellos;
+    char events[256]; /* "o" / "c" per on_open / on_close of agent a1, in order */
+    char last[MSG_MAX + 1];
+    size_t last_len;
+};
+
+static struct fake fake;
+
+static enum cp_err fake_authenticate(void *ctx, const char *token, char agent_id[40],
+                                     struct cp_error *e)
+{
+    (void)ctx;
+    if (strcmp(token, "good") == 0) {
+        strcpy(agent_id, "a1");
+        return CP_OK;
+    }
+    if (token[0] == 't' && strlen(token) < 10) {
+        snprintf(agent_id, 40, "n%s", token + 1);
+        return CP_OK;
+    }
+    return cp_fail(e, CP_EAUTH, "", "", "unknown token");
+}
+
+static void fake_on_open(void *ctx, const char *agent_id)
+{
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    f->opens++;
+    size_t n = strlen(f->events);
+    if (strcmp(agent_id, "a1") == 0 && n + 1 < sizeof(f->events))
+        f->events[n] = 'o';
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_on_close(void *ctx, const char *agent_id)
+{
+    struct fake *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    f->closes++;
+    size_t n = strlen(f->events);
+    if (strcmp(agent_id, "a1") == 0 && n + 1 < sizeof(f->events))
+        f->events[n] = 'c';
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_on_message(void *ctx, const char *agent_id, const char *json, size_t len)
+{
+    struct fake *f = ctx;
+    int hello = len < 2048 && has_bytes(json, len, "\"type\":\"hello\"");
+    pthread_mutex_lock(&f->mu);
+    f->messages++;
+    f->hellos += hello;
+    memcpy(f->last, json, len);
+    f->last[len] = '\0';
+    f->last_len = len;
+    int welcome = f->welcome && hello;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (welcome) {
+        static const char w[] = "{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15,"
+                                "\"lastAppliedSeq\":0,\"stop\":[]}";
+        ck_assert_int_eq(hub_send(f->hub, agent_id, w, sizeof(w) - 1), CP_OK);
+    }
+}
+
+static const struct hub_ops fake_ops = {
+    .ctx = &fake,
+    .authenticate = fake_authenticate,
+    .on_open = fake_on_open,
+    .on_message = fake_on_message,
+    .on_close = fake_on_close,
+};
+
+/* Waits until *counter >= target; returns the value seen. */
+static int wait_count(const int *counter, int target, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&fake.mu);
+    while (*counter < target && pthread_cond_timedwait(&fake.cv, &fake.mu, &until) == 0)
+        ;
+    int v = *counter;
+    pthread_mutex_unlock(&fake.mu);
+    return v;
+}
+
+/* A copy of one of fake's strings (assertions never run with the lock held: a failing one
+ * would leave it locked for the next case under CK_FORK=no). */
+static const char *fake_copy(const char *field, char *out, size_t n)
+{
+    pthread_mutex_lock(&fake.mu);
+    snprintf(out, n, "%s", field);
+    pthread_mutex_unlock(&fake.mu);
+    return out;
+}
+
+static int count(const int *counter)
+{
+    pthread_mutex_lock(&fake.mu);
+    int v = *counter;
+    pthread_mutex_unlock(&fake.mu);
+    return v;
+}
+
+/* ---- the server under test ---------------------------------------------------------------- */
+
+struct srv {
+    struct http_server *http;
+    struct hub *hub;
+    struct metrics *metrics;
+    struct api_ctx api;
+    unsigned port;
+};
+
+static enum cp_err api_auth_ok(void *ctx, const char *authorization, const char *sub)
+{
+    (void)ctx;
+    (void)authorization;
+    (void)sub;
+    return CP_OK;
+}
+
+/* Starts a server on port (0: any) with a hub (with_hub) made from ho. */
+static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho, int with_hub)
+{
+    memset(s, 0, sizeof(*s));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_ptr_nonnull(s->metrics = metrics_new());
+    if (with_hub) {
+        ck_assert_int_eq(hub_new(ho, &fake_ops, &s->hub), CP_OK);
+        ck_assert_int_eq(hub_start(s->hub), CP_OK);
+    }
+    pthread_mutex_lock(&fake.mu);
+    fake.hub = s->hub;
+    pthread_mutex_unlock(&fake.mu);
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+    enum cp_err err = CP_EIO;
+    /* The same port again (a restart) may need a moment while the old socket goes. */
+    for (int i = 0; i < 100 && err != CP_OK; i++) {
+        err = http_bind(listen, &s->http, &e);
+        if (err != CP_OK)
+            sleep_ms(50);
+    }
+    ck_assert_msg(err == CP_OK, "bind: %s", e.message);
+    s->port = http_port(s->http);
+    s->api = (struct api_ctx){
+        .core = NULL, .public_url = "http://127.0.0.1", .auth = api_auth_ok, .auth_ctx = NULL};
+    struct http_options o = {.threads = 2,
+                             .max_connections = 4 * MANY,
+                             .write_workers = 0,
+                             .api = &s->api,
+                             .metrics = s->metrics,
+                             .hub = s->hub};
+    ck_assert_int_eq(http_serve(s->http, &o, &e), CP_OK);
+}
+
+/* The order netwatchd stops in: hub (channels closed, sockets back to MHD), HTTP, then free. */
+static void srv_stop(struct srv *s)
+{
+    hub_stop(s->hub);
+    http_stop(s->http, 2000);
+    hub_free(s->hub);
+    metrics_free(s->metrics);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- a raw blocking client ---------------------------------------------------------------- */
+
+static int tcp_connect(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {WAIT_MS / 1000, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        ck_assert_int_gt(w, 0);
+        c += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Sends an upgrade request (token NULL: no Authorization; extra: the Sec-WebSocket-Version and
+ * -Protocol lines instead of "13" and "netwatch.agent.v1") and reads
+ * the response head into head (and the body, when the response has one, up to headsz). Returns
+ * the status. */
+static int upgrade(int fd, const char *path, const char *token, const char *extra, char *head,
+                   size_t headsz)
+{
+    char req[2048];
+    char auth[600] = "";
+    if (token)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: " RFC_KEY "\r\n%s%s\r\n",
+             path, auth,
+             extra ? extra
+                   : "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: netwatch.agent.v1\r\n");
+    send_all(fd, req, strlen(req));
+    size_t got = 0;
+    char *end = NULL;
+    while (!end && got + 1 < headsz) {
+        ssize_t r = recv(fd, head + got, 1, 0); /* byte by byte: frames may follow the head */
+        ck_assert_int_gt(r, 0);
+        got += (size_t)r;
+        head[got] = '\0';
+        end = strstr(head, "\r\n\r\n");
+    }
+    ck_assert_ptr_nonnull(end);
+    int status = 0;
+    ck_assert_int_eq(sscanf(head, "HTTP/1.1 %d", &status), 1);
+    if (status != 101) {
+        /* Read the body too (Content-Length), for the error code. */
+        const char *cl = find_ci(head, "Content-Length:");
+        size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
+        while (len > 0 && got + 1 < headsz) {
+            ssize_t r = recv(fd, head + got, len, 0);
+            ck_assert_int_gt(r, 0);
+            got += (size_t)r;
+            len -= (size_t)r;
+            head[got] = '\0';
+        }
+    }
+    return status;
+}
+
+/* Upgrades with token and checks the 101. */
+static int open_channel(unsigned port, const char *token)
+{
+    int fd = tcp_connect(port);
+    char head[4096];
+    ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", token, NULL, head, sizeof(head)), 101);
+    return fd;
+}
+
+/* One client frame: FIN, opcode, masked payload. */
+static void send_frame(int fd, int opcode, const void *payload, size_t len)
+{
+    unsigned char *f = malloc(len + 14);
+    ck_assert_ptr_nonnull(f);
+    size_t n = 0;
+    f[n++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        f[n++] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        f[n++] = 0x80 | 126;
+        f[n++] = (unsigned char)(len >> 8);
+        f[n++] = (unsigned char)len;
+    } else {
+        f[n++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            f[n++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    memcpy(f + n, mask, 4);
+    n += 4;
+    const unsigned char *p = payload;
+    for (size_t i = 0; i < len; i++)
+        f[n + i] = p[i] ^ mask[i % 4];
+    send_all(fd, f, n + len);
+    free(f);
+}
+
+static int recv_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n) {
+        ssize_t r = recv(fd, c, n, 0);
+        if (r <= 0)
+            return -1;
+        c += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads one server frame (unmasked). Returns the opcode, -1 on EOF/timeout. */
+static int read_frame(int fd, char *buf, size_t bufsz, size_t *len)
+{
+    unsigned char h[2];
+    if (recv_all(fd, h, 2) != 0)
+        return -1;
+    ck_assert_int_eq(h[1] & 0x80, 0); /* a server never masks */
+    uint64_t n = h[1] & 0x7f;
+    if (n == 126) {
+        unsigned char x[2];
+        if (recv_all(fd, x, 2) != 0)
+            return -1;
+        n = ((uint64_t)x[0] << 8) | x[1];
+    } else if (n == 127) {
+        unsigned char x[8];
+        if (recv_all(fd, x, 8) != 0)
+            return -1;
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = (n << 8) | x[i];
+    }
+    ck_assert_uint_le(n, bufsz);
+    if (recv_all(fd, buf, (size_t)n) != 0)
+        return -1;
+    *len = (size_t)n;
+    return h[0] & 0x0f;
+}
+
+/* Reads frames until a close; returns its code (-1: EOF or timeout before one). */
+static int read_close(int fd)
+{
+    static char buf[MSG_MAX];
+    size_t len;
+    for (;;) {
+        int op = read_frame(fd, buf, sizeof(buf), &len);
+        if (op < 0)
+            return -1;
+        if (op == 0x8)
+            return len >= 2 ? ((unsigned char)buf[0] << 8) | (unsigned char)buf[1] : 0;
+    }
+}
+
+/* Reads frames until a text one, skipping pings; returns its length, -1 on EOF/timeout. */
+static long read_text(int fd, char *buf, size_t bufsz)
+{
+    size_t len;
+    for (;;) {
+        int op = read_frame(fd, buf, bufsz - 1, &len);
+        if (op < 0 || op == 0x8)
+            return -1;
+        if (op == 0x1) {
+            buf[len] = '\0';
+            return (long)len;
+        }
+    }
+}
+
+static void reset_fake(void)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.opens = fake.closes = fake.messages = fake.hellos = 0;
+    fake.welcome = 0;
+    memset(fake.events, 0, sizeof(fake.events));
+    fake.last_len = 0;
+    pthread_mutex_unlock(&fake.mu);
+}
+
+static void setup(void)
+{
+    log_level = LOG_LEVEL_WARN;
+    signal(SIGPIPE, SIG_IGN);
+    reset_fake();
+}
+
+/* ---- cases -------------------------------------------------------------------------------- */
+
+START_TEST(upgrade_ok_and_messages)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int fd = tcp_connect(s.port);
+    char head[4096];
+    ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", "good", NULL, head, sizeof(head)), 101);
+    ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"));
+    ck_assert_ptr_nonnull(find_ci(head, "Upgrade: websocket\r\n"));
+    ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Protocol: netwatch.agent.v1\r\n"));
+    ck_assert_int_eq(wait_count(&fake.opens, 1, WAIT_MS), 1);
+
+    static const char hello[] = "{\"type\":\"hello\",\"protocols\":[1]}";
+    char copy[256];
+    send_frame(fd, 0x1, hello, sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, 1, WAIT_MS), 1);
+    ck_assert_str_eq(fake_copy(fake.last, copy, sizeof(copy)), hello);
+
+    static const char cmd[] = "{\"type\":\"start\",\"commandId\":\"c1\"}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", cmd, sizeof(cmd) - 1), CP_OK);
+    ck_assert_int_eq(hub_send(s.hub, "nobody", cmd, sizeof(cmd) - 1), CP_ENOAGENT);
+    char buf[1024];
+    ck_assert_int_eq(read_text(fd, buf, sizeof(buf)), (long)(sizeof(cmd) - 1));
+    ck_assert_str_eq(buf, cmd);
+
+    struct hub_stats st;
+    hub_stats(s.hub, &st);
+    ck_assert_uint_eq(st.channels, 1);
+    ck_assert_uint_eq(st.messages_in, 1);
+    ck_assert_uint_eq(st.messages_out, 1);
+
+    /* A clean close from the client: the hub answers 1000 and reports the channel closed. */
+    unsigned char bye[2] = {0x03, 0xe8};
+    send_frame(fd, 0x8, bye, 2);
+    ck_assert_int_eq(read_close(fd), 1000);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    close(fd);
+    srv_stop(&s);
+}
+END_TEST
+
+/* A hello sent in the same packet as the upgrade request reaches on_message (MHD's extra_in). */
+START_TEST(hello_with_the_request)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int fd = tcp_connect(s.port);
+    static const char hello[] = "{\"type\":\"hello\"}";
+    char copy[256];
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "GET /agent/v1/channel HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: " RFC_KEY "\r\nAuthorization: Bearer good\r\n\r\n");
+    /* The frame by hand: FIN|text, masked, 16 bytes, zero mask. */
+    unsigned char frame[2 + 4 + sizeof(hello)] = {0x81,
+                                                  (unsigned char)(0x80 | (sizeof(hello) - 1))};
+    memcpy(frame + 6, hello, sizeof(hello) - 1);
+    memcpy(req + n, frame, 6 + sizeof(hello) - 1);
+    send_all(fd, req, (size_t)n + 6 + sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, 1, WAIT_MS), 1);
+    ck_assert_str_eq(fake_copy(fake.last, copy, sizeof(copy)), hello);
+    close(fd);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(refusals)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    char head[8192];
+    struct {
+        const char *path, *token, *extra;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {"/agent/v1/channel", "bad", NULL, 401, "AuthenticationFailed"},
+        {"/agent/v1/channel", NULL, NULL, 401, "WWW-Authenticate: Bearer"},
+        {"/agent/v1/channelx", "good", NULL, 404, "NotFound"},
+        {"/agent/v1/channel", "good", "Sec-WebSocket-Version: 8\r\n", 426,
+         "Sec-WebSocket-Version: 13"},
+        {"/agent/v1/channel", "good", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: x\r\n",
+         400, "InvalidRequestFormat"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int fd = tcp_connect(s.port);
+        int st = upgrade(fd, cases[i].path, cases[i].token, cases[i].extra, head, sizeof(head));
+        ck_assert_msg(st == cases[i].status, "case %zu: status %d", i, st);
+        ck_assert_msg(strstr(head, cases[i].needle), "case %zu: no '%s' in %s", i, cases[i].needle,
+                      head);
+        close(fd);
+    }
+    /* No key at all: malformed. */
+    int fd = tcp_connect(s.port);
+    static const char nokey[] =
+        "GET /agent/v1/channel HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Authorization: Bearer good\r\n\r\n";
+    send_all(fd, nokey, sizeof(nokey) - 1);
+    ssize_t r = recv(fd, head, sizeof(head) - 1, 0);
+    ck_assert_int_gt(r, 12);
+    ck_assert_int_eq(strncmp(head, "HTTP/1.1 400", 12), 0);
+    close(fd);
+    ck_assert_int_eq(count(&fake.opens), 0);
+    srv_stop(&s);
+
+    /* No hub configured: the path does not exist. */
+    srv_start(&s, 0, NULL, 0);
+    fd = tcp_connect(s.port);
+    ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", "good", NULL, head, sizeof(head)), 404);
+    close(fd);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(oversized_message_closes_1009)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int fd = open_channel(s.port, "good");
+    char *big = malloc(HUB_MAX_MESSAGE + 1);
+    memset(big, 'x', HUB_MAX_MESSAGE + 1);
+    /* Exactly the limit passes... */
+    send_frame(fd, 0x1, big, HUB_MAX_MESSAGE);
+    ck_assert_int_eq(wait_count(&fake.messages, 1, WAIT_MS), 1);
+    /* ...one byte more closes. */
+    send_frame(fd, 0x1, big, HUB_MAX_MESSAGE + 1);
+    free(big);
+    ck_assert_int_eq(read_close(fd), 1009);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    ck_assert_int_eq(count(&fake.messages), 1);
+    close(fd);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(binary_frame_closes_1003)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int fd = open_channel(s.port, "good");
+    static const char bin[] = {0x01, 0x02, 0x03};
+    send_frame(fd, 0x2, bin, sizeof(bin));
+    ck_assert_int_eq(read_close(fd), 1003);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    ck_assert_int_eq(count(&fake.messages), 0);
+    close(fd);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(heartbeat_timeout)
+{
+    struct srv s;
+    struct hub_options ho = {.heartbeat_ms = 100}; /* timeout 300 ms */
+    srv_start(&s, 0, &ho, 1);
+    int fd = open_channel(s.port, "good");
+    /* Pings come every heartbeat... */
+    char buf[256];
+    size_t len;
+    ck_assert_int_eq(read_frame(fd, buf, sizeof(buf), &len), 0x9);
+    /* ...and a client that never answers (no pong, nothing) is closed and reported. */
+    ck_assert_int_eq(wait_count(&fake.closes, 1, 3000), 1);
+    int code = read_close(fd);
+    ck_assert(code == 1001 || code == -1);
+    close(fd);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(second_channel_replaces_first)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int first = open_channel(s.port, "good");
+    ck_assert_int_eq(wait_count(&fake.opens, 1, WAIT_MS), 1);
+    int second = open_channel(s.port, "good");
+    ck_assert_int_eq(read_close(first), 1008);
+    ck_assert_int_eq(wait_count(&fake.opens, 2, WAIT_MS), 2);
+    char copy[16];
+    /* the old one's close before the new one's open */
+    ck_assert_str_eq(fake_copy(fake.events, copy, sizeof(copy)), "oco");
+    /* Messages now go to the second. */
+    static const char m[] = "{\"type\":\"stop\"}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", m, sizeof(m) - 1), CP_OK);
+    char buf[256];
+    ck_assert_int_eq(read_text(second, buf, sizeof(buf)), (long)(sizeof(m) - 1));
+    close(first);
+    close(second);
+    ck_assert_int_eq(wait_count(&fake.closes, 2, WAIT_MS), 2);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(queue_overflow_closes_1008)
+{
+    struct srv s;
+    struct hub_options ho = {.max_queue = 4};
+    srv_start(&s, 0, &ho, 1);
+    int fd = open_channel(s.port, "good");
+    ck_assert_int_eq(wait_count(&fake.opens, 1, WAIT_MS), 1);
+    /* The client reads nothing: socket buffers fill, then the hub's queue, then it closes. */
+    char *big = malloc(60000);
+    memset(big, 'y', 60000);
+    enum cp_err err = CP_OK;
+    for (int i = 0; i < 2000 && err == CP_OK; i++) {
+        err = hub_send(s.hub, "a1", big, 60000);
+        if (err == CP_OK && i % 8 == 0)
+            sleep_ms(1);
+    }
+    free(big);
+    ck_assert(err == CP_EBUSY || err == CP_ENOAGENT);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    ck_assert_int_eq(read_close(fd), 1008);
+    close(fd);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(hub_close_and_stop)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int fd = open_channel(s.port, "good");
+    ck_assert_int_eq(wait_count(&fake.opens, 1, WAIT_MS), 1);
+    ck_assert_int_eq(hub_close(s.hub, "a1", 4001, "revoked"), CP_OK);
+    ck_assert_int_eq(read_close(fd), 4001);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    ck_assert_int_eq(hub_close(s.hub, "a1", 4001, "revoked"), CP_ENOAGENT);
+    ck_assert_int_eq(hub_close(s.hub, "a1", 1005, ""), CP_EINVAL);
+    close(fd);
+    /* hub_stop closes what is open with 1001. */
+    fd = open_channel(s.port, "good");
+    ck_assert_int_eq(wait_count(&fake.opens, 2, WAIT_MS), 2);
+    hub_stop(s.hub);
+    ck_assert_int_eq(read_close(fd), 1001);
+    ck_assert_int_eq(count(&fake.closes), 2);
+    close(fd);
+    /* Stopped: an upgrade still answers 101 but the socket is closed at once. */
+    fd = open_channel(s.port, "good");
+    char buf[16];
+    ck_assert_int_le(recv(fd, buf, sizeof(buf), 0), 0);
+    close(fd);
+    srv_stop(&s);
+}
+END_TEST
+
+START_TEST(many_channels)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 3 * MANY + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int n = MANY;
+    if (rl.rlim_cur < 2 * (rlim_t)n + 64)
+        n = (int)(rl.rlim_cur - 64) / 2;
+    ck_assert_int_ge(n, 100);
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int *fds = calloc((size_t)n, sizeof(int));
+    char token[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(token, sizeof(token), "t%d", i);
+        fds[i] = open_channel(s.port, token);
+    }
+    ck_assert_int_eq(wait_count(&fake.opens, n, 20000), n);
+    static const char hello[] = "{\"type\":\"hello\"}";
+    for (int i = 0; i < n; i++)
+        send_frame(fds[i], 0x1, hello, sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, n, 20000), n);
+    struct hub_stats st;
+    hub_stats(s.hub, &st);
+    ck_assert_uint_eq(st.channels, (unsigned)n);
+    char id[16], msg[64], buf[128];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        int len = snprintf(msg, sizeof(msg), "{\"type\":\"stop\",\"to\":\"%s\"}", id);
+        ck_assert_int_eq(hub_send(s.hub, id, msg, (size_t)len), CP_OK);
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        int len = snprintf(msg, sizeof(msg), "{\"type\":\"stop\",\"to\":\"%s\"}", id);
+        ck_assert_int_eq(read_text(fds[i], buf, sizeof(buf)), len);
+        ck_assert_str_eq(buf, msg);
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    ck_assert_int_eq(wait_count(&fake.closes, n, 20000), n);
+    free(fds);
+    srv_stop(&s);
+}
+END_TEST
+
+/* ---- the real agent channel --------------------------------------------------------------- */
+
+struct agent_run {
+    pthread_t thread;
+    struct channel_options opt;
+    struct agent_state state;
+    int stop_fd;
+    enum cp_err result;
+    pthread_mutex_t mu;
+    int welcomes;
+    char last_type[32];
+};
+
+static void agent_on_welcome(void *ctx, struct channel *ch, json_t *w)
+{
+    struct agent_run *a = ctx;
+    (void)ch;
+    (void)w;
+    pthread_mutex_lock(&a->mu);
+    a->welcomes++;
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void agent_on_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+{
+    struct agent_run *a = ctx;
+    (void)msg;
+    pthread_mutex_lock(&a->mu);
+    snprintf(a->last_type, sizeof(a->last_type), "%s", type);
+    pthread_mutex_unlock(&a->mu);
+    /* A dispatcher answers on the same channel (the next step's acks). */
+    static const char ack[] = "{\"type\":\"ack\",\"seq\":1,\"commandId\":\"c1\",\"ok\":true}";
+    ck_assert_int_eq(channel_send(ch, ack, sizeof(ack) - 1), CP_OK);
+}
+
+static void *agent_main(void *arg)
+{
+    struct agent_run *a = arg;
+    a->result = channel_run(&a->opt);
+    return NULL;
+}
+
+static int agent_welcomes(struct agent_run *a)
+{
+    pthread_mutex_lock(&a->mu);
+    int n = a->welcomes;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
+static void wait_welcomes(struct agent_run *a, int n)
+{
+    for (int i = 0; i < WAIT_MS / 10 && agent_welcomes(a) < n; i++)
+        sleep_ms(10);
+    ck_assert_int_ge(agent_welcomes(a), n);
+}
+
+START_TEST(agent_channel_end_to_end)
+{
+    struct srv s;
+    struct hub_options ho = {.heartbeat_ms = 100};
+    srv_start(&s, 0, &ho, 1);
+    pthread_mutex_lock(&fake.mu);
+    fake.welcome = 1;
+    pthread_mutex_unlock(&fake.mu);
+    unsigned port = s.port;
+
+    char dir[] = "/tmp/nw-channel-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    pthread_mutex_init(&a->mu, NULL);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    static struct channel_handler handler;
+    handler = (struct channel_handler){
+        .ctx = NULL, .on_welcome = agent_on_welcome, .on_message = agent_on_message};
+    handler.ctx = a;
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 200};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+
+    /* hello: what the protocol asks for. */
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    pthread_mutex_lock(&fake.mu);
+    json_error_t jerr;
+    json_t *hello = json_loads(fake.last, 0, &jerr);
+    pthread_mutex_unlock(&fake.mu);
+    ck_assert_ptr_nonnull(hello);
+    ck_assert_str_eq(json_string_value(json_object_get(hello, "type")), "hello");
+    ck_assert_str_eq(json_string_value(json_object_get(hello, "os")), "linux");
+    ck_assert(json_is_string(json_object_get(hello, "hostname")));
+    ck_assert(json_is_array(json_object_get(hello, "interfaces")));
+    ck_assert(json_is_object(json_object_get(hello, "sessions")));
+    ck_assert_int_eq(json_integer_value(json_object_get(hello, "unackedFrom")), 1);
+    ck_assert_int_eq(json_integer_value(json_array_get(json_object_get(hello, "protocols"), 0)), 1);
+    json_decref(hello);
+    wait_welcomes(a, 1);
+
+    /* The agent answers pings: with a 100 ms heartbeat (300 ms timeout) it stays connected. */
+    sleep_ms(800);
+    ck_assert_int_eq(count(&fake.closes), 0);
+
+    /* A command reaches the dispatcher, whose answer reaches the server. */
+    int before = count(&fake.messages);
+    static const char start[] = "{\"type\":\"start\",\"commandId\":\"c1\",\"captureId\":\"x\"}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, sizeof(start) - 1), CP_OK);
+    ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
+    char type[32];
+    pthread_mutex_lock(&a->mu);
+    snprintf(type, sizeof(type), "%s", a->last_type);
+    pthread_mutex_unlock(&a->mu);
+    ck_assert_str_eq(type, "start");
+
+    /* The server restarts on the same port: the agent comes back by itself. */
+    srv_stop(&s);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    srv_start(&s, port, &ho, 1);
+    ck_assert_int_eq(wait_count(&fake.hellos, 2, 10000), 2);
+    wait_welcomes(a, 2);
+
+    /* SIGTERM's stand-in: the agent closes with 1000 and channel_run returns. */
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    ck_assert_int_eq(a->result, CP_OK);
+    ck_assert_int_eq(wait_count(&fake.closes, 2, WAIT_MS), 2);
+    srv_stop(&s);
+    close(a->stop_fd);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+    char path[64];
+    snprintf(path, sizeof(path), "%s/seq", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+/* The agent keeps retrying (with backoff) while nothing listens, and a refused token. */
+START_TEST(agent_retries_without_server)
+{
+    char dir[] = "/tmp/nw-channel-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct agent_state st;
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &st, &e), CP_OK);
+    int stop = eventfd(0, EFD_CLOEXEC);
+    /* A port nobody listens on: bind one and close it. */
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    unsigned port = s.port;
+    struct channel_options o = {.host = "127.0.0.1",
+                                .port = port,
+                                .token = "bad",
+                                .state = &st,
+                                .stop_fd = stop,
+                                .backoff_min_ms = 10,
+                                .backoff_max_ms = 50};
+    struct agent_run *a = calloc(1, sizeof(*a));
+    a->opt = o;
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    sleep_ms(300); /* several refused upgrades (401) */
+    ck_assert_int_eq(count(&fake.opens), 0);
+    srv_stop(&s);
+    sleep_ms(200); /* several refused connects */
+    uint64_t one = 1;
+    ck_assert_int_eq(write(stop, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    ck_assert_int_eq(a->result, CP_OK);
+    free(a);
+    close(stop);
+    char path[64];
+    snprintf(path, sizeof(path), "%s/seq", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(agent_state_persists)
+{
+    char dir[] = "/tmp/nw-state-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char sub[64], path[96];
+    snprintf(sub, sizeof(sub), "%s/state", dir); /* created on open */
+    snprintf(path, sizeof(path), "%s/seq", sub);
+    struct agent_state st;
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(sub, &st, &e), CP_OK);
+    ck_assert_uint_eq(agent_state_unacked_from(&st), 1);
+    uint64_t seq = 0;
+    ck_assert_int_eq(agent_state_take_seq(&st, &seq, &e), CP_OK);
+    ck_assert_uint_eq(seq, 1);
+    ck_assert_int_eq(agent_state_take_seq(&st, &seq, &e), CP_OK);
+    ck_assert_uint_eq(seq, 2);
+    ck_assert_int_eq(agent_state_set_acked(&st, 1, &e), CP_OK);
+    ck_assert_int_eq(agent_state_set_acked(&st, 9, &e), CP_OK); /* never handed out: ignored */
+    struct agent_state again;
+    ck_assert_int_eq(agent_state_open(sub, &again, &e), CP_OK);
+    ck_assert_uint_eq(again.next_seq, 3);
+    ck_assert_uint_eq(again.acked_seq, 1);
+    ck_assert_uint_eq(agent_state_unacked_from(&again), 2);
+    /* A file that does not parse is refused, not silently restarted at 1. */
+    FILE *f = fopen(path, "w");
+    fputs("next_seq=banana\n", f);
+    fclose(f);
+    ck_assert_int_eq(agent_state_open(sub, &again, &e), CP_EINVAL);
+    unlink(path);
+    rmdir(sub);
+    rmdir(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("channel");
+    TCase *t = tcase_create("hub");
+    tcase_add_checked_fixture(t, setup, NULL);
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, upgrade_ok_and_messages);
+    tcase_add_test(t, hello_with_the_request);
+    tcase_add_test(t, refusals);
+    tcase_add_test(t, oversized_message_closes_1009);
+    tcase_add_test(t, binary_frame_closes_1003);
+    tcase_add_test(t, heartbeat_timeout);
+    tcase_add_test(t, second_channel_replaces_first);
+    tcase_add_test(t, queue_overflow_closes_1008);
+    tcase_add_test(t, hub_close_and_stop);
+    tcase_add_test(t, many_channels);
+    suite_add_tcase(s, t);
+    TCase *ag = tcase_create("agent");
+    tcase_add_checked_fixture(ag, setup, NULL);
+    tcase_set_timeout(ag, 60);
+    tcase_add_test(ag, agent_channel_end_to_end);
+    tcase_add_test(ag, agent_retries_without_server);
+    tcase_add_test(ag, agent_state_persists);
+    suite_add_tcase(s, ag);
+    return s;
+}
+
+int main(void)
+{
+    pthread_mutex_init(&fake.mu, NULL);
+    pthread_cond_init(&fake.cv, NULL);
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
