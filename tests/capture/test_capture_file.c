@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static char top[128]; /* made and removed by main(): a failed test leaves nothing behind */
 static char root[256];
 static char outside[256];
 static int rootfd = -1;
@@ -37,9 +38,9 @@ static void rm_rf(const char *path)
 
 static void setup(void)
 {
-    snprintf(root, sizeof(root), "/tmp/nw-pcapfile-XXXXXX");
+    snprintf(root, sizeof(root), "%s/root-XXXXXX", top);
     ck_assert_ptr_nonnull(mkdtemp(root));
-    snprintf(outside, sizeof(outside), "/tmp/nw-pcapfile-out-XXXXXX");
+    snprintf(outside, sizeof(outside), "%s/out-XXXXXX", top);
     ck_assert_ptr_nonnull(mkdtemp(outside));
     rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ck_assert_int_ge(rootfd, 0);
@@ -327,9 +328,15 @@ static Suite *pcap_file_suite(void)
 
 int main(void)
 {
+    snprintf(top, sizeof(top), "/tmp/nw-pcapfile-XXXXXX");
+    if (!mkdtemp(top)) {
+        perror("mkdtemp");
+        return EXIT_FAILURE;
+    }
     SRunner *r = srunner_create(pcap_file_suite());
     srunner_run_all(r, CK_NORMAL);
     int failed = srunner_ntests_failed(r);
     srunner_free(r);
+    rm_rf(top);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
