@@ -350,15 +350,14 @@ static void chan_teardown(struct hub *h, struct chan *ch)
 {
     if (ch->dead)
         return;
-    int was_open = ch->opened;
     chan_detach(h, ch);
     ch->dead = 1;
     if (ch->ws)
         log_info("event=agent_channel_closed agent=%s reason=\"%s\" code_sent=%u "
-                 "code_received=%u was_open=%d",
+                 "code_received=%u channels=%u",
                  ch->agent_id, ch->ending ? ch->ending : "closed",
                  (unsigned)wslay_event_get_status_code_sent(ch->ws),
-                 (unsigned)wslay_event_get_status_code_received(ch->ws), was_open);
+                 (unsigned)wslay_event_get_status_code_received(ch->ws), atomic_load(&h->channels));
     if (ch->events)
         epoll_ctl(h->ep, EPOLL_CTL_DEL, ch->fd, NULL);
     ch->events = 0;

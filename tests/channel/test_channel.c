@@ -14,6 +14,10 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -206,6 +210,39 @@ static enum cp_err api_auth_ok(void *ctx, const char *authorization, const char 
     return CP_OK;
 }
 
+/* A fresh self-signed certificate and key (PEM, malloc'd) for 127.0.0.1. */
+static void make_cert(char **cert_pem, char **key_pem)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    ck_assert(key && x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
+    X509_set_issuer_name(x, name);
+    ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+    BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_mem());
+    ck_assert(PEM_write_bio_X509(cb, x) == 1);
+    ck_assert(PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) == 1);
+    char *p;
+    long n = BIO_get_mem_data(cb, &p);
+    *cert_pem = strndup(p, (size_t)n);
+    n = BIO_get_mem_data(kb, &p);
+    *key_pem = strndup(p, (size_t)n);
+    BIO_free(cb);
+    BIO_free(kb);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+/* TLS for the next srv_start (NULL: plain HTTP). */
+static char *next_cert, *next_key;
+
 /* Starts a server on port (0: any) with a hub (with_hub) made from ho. */
 static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho, int with_hub)
 {
@@ -237,7 +274,9 @@ static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho
                              .write_workers = 0,
                              .api = &s->api,
                              .metrics = s->metrics,
-                             .hub = s->hub};
+                             .hub = s->hub,
+                             .tls_cert_pem = next_cert,
+                             .tls_key_pem = next_key};
     ck_assert_int_eq(http_serve(s->http, &o, &e), CP_OK);
 }
 
@@ -252,6 +291,25 @@ static void srv_stop(struct srv *s)
 }
 
 /* ---- a raw blocking client ---------------------------------------------------------------- */
+
+/* At most one TLS connection at a time: its fd and session. Plain fds go straight to the
+ * socket. */
+static int tls_fd = -1;
+static SSL *tls_ssl;
+
+static ssize_t io_send(int fd, const void *p, size_t n)
+{
+    if (fd == tls_fd)
+        return SSL_write(tls_ssl, p, (int)n);
+    return send(fd, p, n, MSG_NOSIGNAL);
+}
+
+static ssize_t io_recv(int fd, void *p, size_t n)
+{
+    if (fd == tls_fd)
+        return SSL_read(tls_ssl, p, (int)n);
+    return recv(fd, p, n, 0);
+}
 
 static int tcp_connect(unsigned port)
 {
@@ -271,7 +329,7 @@ static void send_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
     while (n) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        ssize_t w = io_send(fd, c, n);
         ck_assert_int_gt(w, 0);
         c += w;
         n -= (size_t)w;
@@ -299,7 +357,7 @@ static int upgrade(int fd, const char *path, const char *token, const char *extr
     size_t got = 0;
     char *end = NULL;
     while (!end && got + 1 < headsz) {
-        ssize_t r = recv(fd, head + got, 1, 0); /* byte by byte: frames may follow the head */
+        ssize_t r = io_recv(fd, head + got, 1); /* byte by byte: frames may follow the head */
         ck_assert_int_gt(r, 0);
         got += (size_t)r;
         head[got] = '\0';
@@ -313,7 +371,7 @@ static int upgrade(int fd, const char *path, const char *token, const char *extr
         const char *cl = find_ci(head, "Content-Length:");
         size_t len = cl ? strtoul(cl + 15, NULL, 10) : 0;
         while (len > 0 && got + 1 < headsz) {
-            ssize_t r = recv(fd, head + got, len, 0);
+            ssize_t r = io_recv(fd, head + got, len);
             ck_assert_int_gt(r, 0);
             got += (size_t)r;
             len -= (size_t)r;
@@ -364,7 +422,7 @@ static int recv_all(int fd, void *p, size_t n)
 {
     char *c = p;
     while (n) {
-        ssize_t r = recv(fd, c, n, 0);
+        ssize_t r = io_recv(fd, c, n);
         if (r <= 0)
             return -1;
         c += r;
@@ -747,6 +805,52 @@ START_TEST(many_channels)
 }
 END_TEST
 
+/* With --tls-cert, MHD hands the hub one end of a socketpair and forwards it through TLS
+ * itself: the hub works unchanged. */
+START_TEST(tls_channel)
+{
+    make_cert(&next_cert, &next_key);
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int fd = tcp_connect(s.port);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* a throwaway self-signed certificate */
+    tls_ssl = SSL_new(ctx);
+    SSL_set_fd(tls_ssl, fd);
+    ck_assert_int_eq(SSL_connect(tls_ssl), 1);
+    tls_fd = fd;
+    char head[4096];
+    ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", "good", NULL, head, sizeof(head)), 101);
+    ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"));
+    static const char hello[] = "{\"type\":\"hello\"}";
+    send_frame(fd, 0x1, hello, sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, 1, WAIT_MS), 1);
+    /* A message larger than MHD's forwarding buffers crosses in pieces. */
+    char *big = malloc(60000);
+    memset(big, 'z', 60000);
+    big[0] = '"';
+    big[59999] = '"';
+    ck_assert_int_eq(hub_send(s.hub, "a1", big, 60000), CP_OK);
+    char *buf = malloc(MSG_MAX);
+    ck_assert_int_eq(read_text(fd, buf, MSG_MAX), 60000);
+    ck_assert_int_eq(memcmp(buf, big, 60000), 0);
+    free(buf);
+    free(big);
+    hub_stop(s.hub);
+    ck_assert_int_eq(read_close(fd), 1001);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    tls_fd = -1;
+    SSL_free(tls_ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    srv_stop(&s);
+    free(next_cert);
+    free(next_key);
+    next_cert = next_key = NULL;
+}
+END_TEST
+
 /* ---- the real agent channel --------------------------------------------------------------- */
 
 struct agent_run {
@@ -981,6 +1085,7 @@ static Suite *suite(void)
     tcase_add_test(t, queue_overflow_closes_1008);
     tcase_add_test(t, hub_close_and_stop);
     tcase_add_test(t, many_channels);
+    tcase_add_test(t, tls_channel);
     suite_add_tcase(s, t);
     TCase *ag = tcase_create("agent");
     tcase_add_checked_fixture(ag, setup, NULL);
