@@ -107,8 +107,10 @@ void hub_stop(struct hub *h);
  * after http_stop(): the HTTP threads hold the pointer until then. */
 void hub_free(struct hub *h);
 
-/* Takes an upgraded socket for agent_id. extra (extra_len bytes, borrowed, copied) is what was
- * read past the HTTP request; it is processed before the socket. On CP_OK the hub owns fd and
+/* Takes an upgraded socket for agent_id: a TCP socket, or under TLS one end of the socketpair
+ * MHD forwards through TLS (the hub only reads, writes and polls it, so both work). extra
+ * (extra_len bytes, borrowed, copied) is what was read past the HTTP request; it is processed
+ * before the socket. On CP_OK the hub owns fd and
  * gives it back through release (once); on failure (CP_EBUSY: not started or stopping; CP_ENOMEM)
  * nothing is taken and the caller still owns fd. */
 enum cp_err hub_adopt(struct hub *h, int fd, const char *extra, size_t extra_len,
