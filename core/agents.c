@@ -397,6 +397,18 @@ enum cp_err core_agent_disconnected(struct db_store *s, const char *id, struct c
     return record_state(s, id, NULL, 0, e);
 }
 
+static enum cp_err reset_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)arg;
+    (void)e;
+    return db_agent_set_all_disconnected(c);
+}
+
+enum cp_err core_agent_reset_connections(struct db_store *s, struct cp_error *e)
+{
+    return db_store_write(s, reset_run, NULL, e);
+}
+
 /* ---- reads ---- */
 
 /* 1 when the agent's resource is in subscription sub_key (lower case). */

@@ -94,6 +94,8 @@ enum cp_err core_agent_disconnected(struct db_store *s, const char *id,
 /* The agent with this id (any casing), active or revoked. With sub non-NULL, an agent whose
  * resource is in another subscription is CP_ENOTFOUND too (never shown across subscriptions).
  * out (caller clears) on success. */
+/* At start-up, before serving: no agent's channel survived the restart. */
+enum cp_err core_agent_reset_connections(struct db_store *s, struct cp_error *e) CP_MUST_USE;
 enum cp_err core_agent_get(struct db_store *s, const char *sub, const char *id,
                            struct db_agent *out, struct cp_error *e) CP_MUST_USE;
 /* Calls each() for every agent (active and revoked, oldest first) whose resource is in

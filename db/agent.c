@@ -179,6 +179,16 @@ enum cp_err db_agent_set_disconnected(struct db_conn *c, const char *id)
     return step_update(c, st);
 }
 
+enum cp_err db_agent_set_all_disconnected(struct db_conn *c)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "UPDATE agents SET connected = 0 WHERE connected = 1");
+    if (!st)
+        return CP_EIO;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? CP_OK : db_err(rc);
+}
+
 enum cp_err db_agent_advance_seq(struct db_conn *c, const char *id, int64_t seq, int *advanced)
 {
     sqlite3_stmt *st = db_conn_stmt(c, "UPDATE agents SET last_applied_seq = ?2"

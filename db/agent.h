@@ -90,6 +90,8 @@ enum cp_err db_agent_set_disconnected(struct db_conn *c, const char *id) CP_MUST
  * it: raises last_applied_seq to seq when it is below. *advanced is 1 when it did (apply the
  * report), 0 when seq was already applied (acknowledge without applying). CP_ENOTFOUND as above.
  */
+/* Marks every agent disconnected (start-up: no channel survives a restart). */
+enum cp_err db_agent_set_all_disconnected(struct db_conn *c) CP_MUST_USE;
 enum cp_err db_agent_advance_seq(struct db_conn *c, const char *id, int64_t seq,
                                  int *advanced) CP_MUST_USE;
 

@@ -1,24 +1,47 @@
 #!/bin/sh
-# `make run`: starts netwatchd on 127.0.0.1:8080 with an embedded SQLite database in ./var,
-# creating a local API token on first use, and prints how to call it.
+# `make run`: starts netwatchd on 127.0.0.1:8080 with an embedded SQLite database in ./var and a
+# local netwatch-agent registered for this machine, creating an API token and the agent's
+# credential on first use, and prints how to call it. Ctrl-C stops both.
 set -eu
 build=${1:-build}
 cd "$(dirname "$0")/.."
 mkdir -p var
 chmod 700 var
 bin="$build/server/netwatchd"
+agent="$build/agent/netwatch-agent"
+sub=00000000-0000-0000-0000-000000000001
+vm="/subscriptions/$sub/resourceGroups/local/providers/Microsoft.Compute/virtualMachines/$(hostname)"
 
 # The token is shown once by `token add` and only its hash is kept in var/tokens; for local
-# convenience make run also keeps the plain token in var/local-token (mode 0600).
+# convenience make run also keeps the plain token in var/local-token (mode 0600). Likewise the
+# local agent's credential in var/agent-token.
+umask 077
 if [ ! -s var/local-token ]; then
-    umask 077
     "$bin" token add --token-file var/tokens --subscriptions '*' --name local > var/local-token
 fi
+if [ ! -s var/agent-token ]; then
+    "$bin" agent add "$vm" --db var/netwatch.db > var/agent-token
+fi
 token=$(cat var/local-token)
-sub=00000000-0000-0000-0000-000000000001
+
+"$bin" --listen 127.0.0.1:8080 --db var/netwatch.db --token-file var/tokens &
+server=$!
+agent_pid=""
+stop() {
+    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null
+    kill "$server" 2>/dev/null
+    wait 2>/dev/null
+}
+trap stop INT TERM EXIT
+sleep 0.5
+"$agent" --server http://127.0.0.1:8080 --token-file var/agent-token --state-dir var/agent \
+    --capture-root "$(pwd)/var/captures" &
+agent_pid=$!
 
 cat <<MSG
-netwatchd is starting on http://127.0.0.1:8080 (database ./var/netwatch.db)
+
+netwatchd is running on http://127.0.0.1:8080 (database ./var/netwatch.db), with a local agent
+for $vm
 API token (also in ./var/local-token):
   $token
 
@@ -29,7 +52,9 @@ Try it:
     'http://127.0.0.1:8080/subscriptions/$sub/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/networkWatchers/NetworkWatcher_westus2?api-version=2024-07-01'
   curl -s -H "Authorization: Bearer \$TOKEN" \\
     'http://127.0.0.1:8080/subscriptions/$sub/providers/Microsoft.Network/networkWatchers?api-version=2024-07-01'
+  curl -s -H "Authorization: Bearer \$TOKEN" \\
+    'http://127.0.0.1:8080/subscriptions/$sub/providers/Netwatch/agents?api-version=2024-07-01'
 
 Stop with Ctrl-C.
 MSG
-exec "$bin" --listen 127.0.0.1:8080 --db var/netwatch.db --token-file var/tokens
+wait "$server"

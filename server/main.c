@@ -18,6 +18,8 @@
 #include "core/core.h"
 #include "db/store.h"
 #include "server/agent_cli.h"
+#include "core/agents.h"
+#include "server/agent_glue.h"
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -112,6 +114,8 @@ static int serve(const struct config *cfg)
     struct auth *auth = NULL;
     struct metrics *metrics = NULL;
     struct http_server *http = NULL;
+    struct agent_glue *glue = NULL;
+    struct hub *hub = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
     struct cp_error e = {{0}, {0}, {0}};
 
@@ -151,6 +155,21 @@ static int serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (core_agent_reset_connections(store, &e) != CP_OK) {
+        log_error("event=agents_reset_failed detail=\"%s\"", e.message);
+        goto cleanup;
+    }
+    /* The agent hub's thread inherits the signal mask set above. */
+    if (agent_glue_new(core, &glue) != CP_OK ||
+        hub_new(NULL, agent_glue_ops(glue), &hub) != CP_OK) {
+        log_error("event=hub_failed");
+        goto cleanup;
+    }
+    agent_glue_set_hub(glue, hub);
+    if (hub_start(hub) != CP_OK) {
+        log_error("event=hub_failed");
+        goto cleanup;
+    }
     if (http_bind(cfg->listen, &http, &e) != CP_OK) {
         log_error("event=listen_failed detail=\"%s\"", e.message);
         goto cleanup;
@@ -175,7 +194,8 @@ static int serve(const struct config *cfg)
                               .tls_cert_pem = tls_cert,
                               .tls_key_pem = tls_key,
                               .api = &api,
-                              .metrics = metrics};
+                              .metrics = metrics,
+                              .hub = hub};
     if (http_serve(http, &ho, &e) != CP_OK) {
         log_error("event=serve_failed detail=\"%s\"", e.message);
         goto cleanup;
@@ -193,7 +213,13 @@ static int serve(const struct config *cfg)
     log_info("event=shutdown signal=%d", sig);
     rc = 0;
 cleanup:
+    /* The hub first (MHD still owns the upgraded sockets), then HTTP; the glue may still
+     * answer through the hub while it drains, so the hub is freed after it. */
+    if (hub)
+        hub_stop(hub);
     http_stop(http, SHUTDOWN_GRACE_MS);
+    agent_glue_free(glue);
+    hub_free(hub);
     core_free(core);
     db_store_close(store);
     metrics_free(metrics);

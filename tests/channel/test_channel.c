@@ -179,7 +179,9 @@ static int wait_count(const int *counter, int target, int ms)
 static const char *fake_copy(const char *field, char *out, size_t n)
 {
     pthread_mutex_lock(&fake.mu);
-    snprintf(out, n, "%s", field);
+    size_t len = strnlen(field, n - 1);
+    memcpy(out, field, len);
+    out[len] = '\0';
     pthread_mutex_unlock(&fake.mu);
     return out;
 }

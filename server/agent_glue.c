@@ -1,0 +1,249 @@
+/* hub_ops on top of core/agents (see agent_glue.h). */
+#include "server/agent_glue.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "core/agents.h"
+#include "proto/proto.h"
+#include "server/workers.h"
+
+struct agent_glue {
+    struct core *core;
+    struct hub *hub;
+    struct hub_ops ops;
+    struct workers *thread; /* one thread: each agent's messages stay in order */
+};
+
+enum item_kind { ITEM_MESSAGE, ITEM_CLOSE };
+
+static void glue_run(void *arg);
+
+/* One unit of work for the glue thread; owns its copy of the message. */
+struct item {
+    struct agent_glue *g;
+    enum item_kind kind;
+    char agent_id[HUB_AGENT_ID_MAX];
+    size_t len;
+    char json[]; /* len bytes (not NUL-terminated) */
+};
+
+static enum cp_err glue_authenticate(void *ctx, const char *token, char agent_id[40],
+                                     struct cp_error *e)
+{
+    struct agent_glue *g = ctx;
+    struct db_agent a;
+    enum cp_err err = core_agent_authenticate(core_store(g->core), token, &a, e);
+    if (err == CP_OK) {
+        memcpy(agent_id, a.id, sizeof(a.id) < 40 ? sizeof(a.id) : 40);
+        agent_id[39] = '\0';
+        db_agent_clear(&a);
+    }
+    return err;
+}
+
+/* Closes an agent's channel; one that is already gone needs nothing more. */
+static void close_channel(struct agent_glue *g, const char *agent_id, uint16_t code,
+                          const char *reason)
+{
+    log_info("component=agents event=close agent=%s code=%u reason=\"%s\"", agent_id, code, reason);
+    if (hub_close(g->hub, agent_id, code, reason) != CP_OK)
+        log_debug("component=agents event=close_noop agent=%s", agent_id);
+}
+
+static void submit(struct agent_glue *g, enum item_kind kind, const char *agent_id,
+                   const char *json, size_t len)
+{
+    struct item *it = malloc(sizeof(*it) + len);
+    if (!it) {
+        close_channel(g, agent_id, HUB_CLOSE_POLICY, "server out of memory");
+        return;
+    }
+    it->g = g;
+    it->kind = kind;
+    snprintf(it->agent_id, sizeof(it->agent_id), "%s", agent_id);
+    it->len = len;
+    if (len)
+        memcpy(it->json, json, len);
+    if (workers_submit(g->thread, glue_run, it) != CP_OK) {
+        free(it);
+        if (kind == ITEM_MESSAGE)
+            close_channel(g, agent_id, HUB_CLOSE_POLICY, "server busy");
+    }
+}
+
+static void glue_on_open(void *ctx, const char *agent_id)
+{
+    (void)ctx;
+    log_info("component=agents event=channel_open agent=%s", agent_id);
+}
+
+static void glue_on_message(void *ctx, const char *agent_id, const char *json, size_t len)
+{
+    submit(ctx, ITEM_MESSAGE, agent_id, json, len);
+}
+
+static void glue_on_close(void *ctx, const char *agent_id)
+{
+    submit(ctx, ITEM_CLOSE, agent_id, NULL, 0);
+}
+
+static void send_msg(struct agent_glue *g, const char *agent_id, const struct proto_msg *m)
+{
+    char *text = proto_encode(m);
+    if (!text) {
+        log_warnx("component=agents event=encode_failed agent=%s type=%s", agent_id,
+                  proto_type_name(m->type));
+        return;
+    }
+    if (hub_send(g->hub, agent_id, text, strlen(text)) != CP_OK)
+        log_debug("component=agents event=send_dropped agent=%s", agent_id);
+    free(text);
+}
+
+/* The hello's interfaces as the JSON array the registry keeps. Caller frees. */
+static char *interfaces_json(const struct proto_hello *h)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < h->n_interfaces; i++) {
+        json_t *addrs = json_array();
+        for (size_t k = 0; addrs && k < h->interfaces[i].n_addresses; k++)
+            json_array_append_new(addrs, json_string(h->interfaces[i].addresses[k]));
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "name", h->interfaces[i].name,
+                                             "addresses", addrs ? addrs : json_array()));
+    }
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    return text;
+}
+
+static void handle_hello(struct agent_glue *g, const char *agent_id, const struct proto_hello *h)
+{
+    int version = proto_negotiate(h->protocols, h->n_protocols);
+    if (version < 0) {
+        close_channel(g, agent_id, PROTO_CLOSE_NO_PROTOCOL, "no common protocol version");
+        return;
+    }
+    char *ifaces = interfaces_json(h);
+    struct core_agent_hello rec = {h->agent_version, h->os, h->hostname, ifaces};
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = core_agent_hello(core_store(g->core), agent_id, &rec, &e);
+    free(ifaces);
+    if (err == CP_EAUTH) {
+        close_channel(g, agent_id, PROTO_CLOSE_REVOKED, "agent revoked");
+        return;
+    }
+    if (err != CP_OK) {
+        log_warnx("component=agents event=hello_refused agent=%s detail=\"%s\"", agent_id,
+                  e.message);
+        close_channel(g, agent_id, HUB_CLOSE_POLICY, "hello refused");
+        return;
+    }
+    struct db_agent a;
+    int64_t last = 0;
+    if (core_agent_get(core_store(g->core), NULL, agent_id, &a, NULL) == CP_OK) {
+        last = a.last_applied_seq;
+        db_agent_clear(&a);
+    }
+    struct proto_msg w;
+    memset(&w, 0, sizeof(w));
+    w.type = PROTO_WELCOME;
+    w.welcome.protocol = version;
+    w.welcome.heartbeat_seconds = PROTO_HEARTBEAT_SECONDS;
+    w.welcome.last_applied_seq = last;
+    send_msg(g, agent_id, &w);
+    log_info("component=agents event=hello agent=%s version=\"%s\" host=\"%s\"", agent_id,
+             h->agent_version, h->hostname);
+}
+
+static void handle_message(struct agent_glue *g, const char *agent_id, const char *json, size_t len)
+{
+    struct proto_msg m;
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = proto_decode(json, len, &m, &e);
+    if (err != CP_OK) {
+        log_warnx("component=agents event=bad_message agent=%s detail=\"%s\"", agent_id, e.message);
+        close_channel(g, agent_id,
+                      err == CP_ETOOBIG ? PROTO_CLOSE_TOO_BIG : PROTO_CLOSE_UNSUPPORTED,
+                      "message refused");
+        return;
+    }
+    int64_t seq = proto_msg_seq(&m);
+    if (m.type == PROTO_HELLO) {
+        handle_hello(g, agent_id, &m.hello);
+    } else if (seq > 0) {
+        /* No session is assigned to an agent yet (the dispatcher comes next): every report is
+         * about a session that is not this agent's. Refused, logged, nothing touched. */
+        log_warnx("component=agents event=report_refused agent=%s type=%s seq=%lld", agent_id,
+                  proto_type_name(m.type), (long long)seq);
+        struct proto_msg r;
+        memset(&r, 0, sizeof(r));
+        r.type = PROTO_REPLY;
+        r.reply.seq = seq;
+        r.reply.ok = 0;
+        snprintf(r.reply.code, sizeof(r.reply.code), "%s", PROTO_REPLY_NOT_YOUR_SESSION);
+        snprintf(r.reply.message, sizeof(r.reply.message),
+                 "no capture session is assigned to this agent");
+        send_msg(g, agent_id, &r);
+    } else {
+        log_warnx("component=agents event=unexpected_message agent=%s type=%s", agent_id,
+                  proto_type_name(m.type));
+    }
+    proto_msg_clear(&m);
+}
+
+static void glue_run(void *arg)
+{
+    struct item *it = arg;
+    struct agent_glue *g = it->g;
+    if (it->kind == ITEM_MESSAGE) {
+        handle_message(g, it->agent_id, it->json, it->len);
+    } else {
+        struct cp_error e = {{0}, {0}, {0}};
+        if (core_agent_disconnected(core_store(g->core), it->agent_id, &e) != CP_OK)
+            log_warnx("component=agents event=disconnect_not_recorded agent=%s detail=\"%s\"",
+                      it->agent_id, e.message);
+        log_info("component=agents event=channel_closed agent=%s", it->agent_id);
+    }
+    free(it);
+}
+
+enum cp_err agent_glue_new(struct core *core, struct agent_glue **out)
+{
+    struct agent_glue *g = calloc(1, sizeof(*g));
+    if (!g)
+        return CP_ENOMEM;
+    g->core = core;
+    g->ops = (struct hub_ops){.ctx = g,
+                              .authenticate = glue_authenticate,
+                              .on_open = glue_on_open,
+                              .on_message = glue_on_message,
+                              .on_close = glue_on_close};
+    if (workers_start(1, &g->thread) != CP_OK) {
+        free(g);
+        return CP_ENOMEM;
+    }
+    *out = g;
+    return CP_OK;
+}
+
+const struct hub_ops *agent_glue_ops(struct agent_glue *g)
+{
+    return &g->ops;
+}
+
+void agent_glue_set_hub(struct agent_glue *g, struct hub *hub)
+{
+    g->hub = hub;
+}
+
+void agent_glue_free(struct agent_glue *g)
+{
+    if (!g)
+        return;
+    workers_stop(g->thread);
+    free(g);
+}

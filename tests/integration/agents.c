@@ -1,0 +1,221 @@
+/*
+ * agents.c - the real netwatch-agent against the real netwatchd: an agent registered with
+ * `netwatchd agent add` connects over /agent/v1/channel, says hello, and shows up connected
+ * (hostname, OS, version, interfaces) in the read-only agents API; it shows disconnected once
+ * it stops; a revoked agent's token is refused (it never shows connected again); an agent with
+ * a bad token is refused.
+ *
+ *   it_agents NETWATCHD NETWATCH_AGENT
+ */
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define API     "2024-07-01"
+#define WAIT_MS 15000
+
+static struct nw_server srv;
+static const char *agent_bin;
+
+/* Runs argv, stdout into out (trimmed), stderr into the server dir's cli.log. 0 on exit 0. */
+static int run(char *const argv[], char *out, size_t outsz)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char log[NW_PATH_MAX + 16];
+        snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
+        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fds[1], 1);
+        if (lfd >= 0)
+            dup2(lfd, 2);
+        close(fds[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (out && n + 1 < outsz && (r = read(fds[0], out + n, outsz - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fds[0]);
+    if (out) {
+        out[n] = '\0';
+        while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+            out[--n] = '\0';
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Registers an agent for vm; writes its token to dir/<vm>.token and its id into id. */
+static int add_agent(const char *vm, char *id, size_t idsz)
+{
+    char rid[256], token[128], path[NW_PATH_MAX + 64];
+    snprintf(rid, sizeof(rid),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/%s",
+             srv.sub, vm);
+    char *argv[] = {srv.bin, "agent", "add", rid, "--db", srv.db, NULL};
+    if (!NW_CHECK(run(argv, token, sizeof(token)) == 0, "agent add %s failed", vm))
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s.token", srv.dir, vm);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%s\n", token);
+    fclose(f);
+    /* The id, from the list (the CLI prints it on stderr). */
+    char list[4096];
+    char *largv[] = {srv.bin, "agent", "list", "--db", srv.db, NULL};
+    if (run(largv, list, sizeof(list)) != 0)
+        return -1;
+    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(line, rid)) {
+            snprintf(id, idsz, "%.36s", line);
+            return 0;
+        }
+    }
+    return NW_CHECK(0, "agent %s not in `agent list`", vm) ? 0 : -1;
+}
+
+static pid_t start_agent(const char *vm)
+{
+    char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 64];
+    char log[NW_PATH_MAX + 64];
+    snprintf(token, sizeof(token), "%s/%s.token", srv.dir, vm);
+    snprintf(state, sizeof(state), "%s/%s.state", srv.dir, vm);
+    snprintf(root, sizeof(root), "%s/captures", srv.dir);
+    snprintf(log, sizeof(log), "%s/%s.agent.log", srv.dir, vm);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token, "--state-dir",
+              state, "--capture-root", root, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_agent(pid_t pid)
+{
+    int status;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            NW_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                     "agent did not exit 0 on SIGTERM (status %d)", status);
+            return;
+        }
+        nw_sleep_ms(50);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    NW_CHECK(0, "agent did not stop within 5 s of SIGTERM");
+}
+
+/* GET the agent; returns its properties.connected (1/0), -1 when the request failed. */
+static int connected(const char *id, struct nw_response *keep)
+{
+    char t[512];
+    snprintf(t, sizeof(t), "/subscriptions/%s/providers/Netwatch/agents/%s?api-version=" API,
+             srv.sub, id);
+    struct nw_response r;
+    if (nw_server_request(&srv, "GET", t, NULL, NULL, &r) != 0 || r.status != 200) {
+        nw_response_free(&r);
+        return -1;
+    }
+    int c = json_is_true(nw_json_get(r.json, "properties.connected"));
+    if (keep)
+        *keep = r;
+    else
+        nw_response_free(&r);
+    return c;
+}
+
+static int wait_connected(const char *id, int want)
+{
+    long long end = nw_now_ms() + WAIT_MS;
+    while (nw_now_ms() < end) {
+        if (connected(id, NULL) == want)
+            return 1;
+        nw_sleep_ms(100);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
+        return 2;
+    }
+    agent_bin = argv[2];
+    if (nw_server_init(&srv, argv[1]) != 0 || nw_server_start(&srv) != 0)
+        return 1;
+    char id1[64] = "", id2[64] = "";
+    if (add_agent("vm1", id1, sizeof(id1)) == 0 && add_agent("vm2", id2, sizeof(id2)) == 0) {
+        NW_CHECK(connected(id1, NULL) == 0, "a registered agent that never connected shows "
+                                            "connected");
+        pid_t a1 = start_agent("vm1");
+        NW_CHECK(wait_connected(id1, 1), "agent vm1 never showed connected");
+        struct nw_response r;
+        if (connected(id1, &r) == 1) {
+            char host[256] = "";
+            gethostname(host, sizeof(host) - 1);
+            const char *h = nw_json_str(r.json, "properties.hostname");
+            NW_CHECK(h && strcmp(h, host) == 0, "hostname %s, want %s", h ? h : "(none)", host);
+            const char *os = nw_json_str(r.json, "properties.os");
+            NW_CHECK(os && strcmp(os, "linux") == 0, "os %s", os ? os : "(none)");
+            const char *v = nw_json_str(r.json, "properties.agentVersion");
+            NW_CHECK(v && v[0], "no agentVersion");
+            json_t *ifs = nw_json_get(r.json, "properties.interfaces");
+            NW_CHECK(json_is_array(ifs) && json_array_size(ifs) > 0, "no interfaces");
+            NW_CHECK(nw_json_get(r.json, "properties.token") == NULL, "a token is shown");
+            nw_response_free(&r);
+        }
+        NW_CHECK(connected(id2, NULL) == 0, "agent vm2 connected without running");
+        stop_agent(a1);
+        NW_CHECK(wait_connected(id1, 0), "agent vm1 still connected after it stopped");
+
+        /* Revoked: the token is refused and the agent never shows connected again. */
+        char *rargv[] = {srv.bin, "agent", "revoke", id1, "--db", srv.db, NULL};
+        NW_CHECK(run(rargv, NULL, 0) == 0, "agent revoke failed");
+        a1 = start_agent("vm1");
+        nw_sleep_ms(2000);
+        NW_CHECK(connected(id1, NULL) == 0, "a revoked agent connected");
+        stop_agent(a1);
+
+        /* A token nobody issued. */
+        char bad[NW_PATH_MAX + 64];
+        snprintf(bad, sizeof(bad), "%s/vm2.token", srv.dir);
+        FILE *f = fopen(bad, "w");
+        if (f) {
+            fprintf(f, "nwa_%064d\n", 0);
+            fclose(f);
+        }
+        pid_t a2 = start_agent("vm2");
+        nw_sleep_ms(2000);
+        NW_CHECK(connected(id2, NULL) == 0, "an agent with an unknown token connected");
+        stop_agent(a2);
+    }
+    if (nw_server_stop(&srv) != 0)
+        NW_CHECK(0, "netwatchd did not stop cleanly");
+    if (nw_failures)
+        nw_server_dump_log(&srv, 4000);
+    nw_server_cleanup(&srv);
+    printf("%s agents: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);
+    return nw_failures ? 1 : 0;
+}
