@@ -411,6 +411,25 @@ enum cp_err core_agent_reset_connections(struct db_store *s, struct cp_error *e)
 
 /* ---- reads ---- */
 
+struct revoked_job {
+    db_agent_each_fn each;
+    void *arg;
+};
+
+static enum cp_err revoked_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)e;
+    struct revoked_job *job = arg;
+    return db_agent_list_revoked_connected(c, job->each, job->arg);
+}
+
+enum cp_err core_agent_revoked_connected(struct db_store *s, db_agent_each_fn each, void *arg,
+                                         struct cp_error *e)
+{
+    struct revoked_job job = {each, arg};
+    return db_store_read(s, revoked_run, &job, e);
+}
+
 /* 1 when the agent's resource is in subscription sub_key (lower case). */
 static int in_subscription(const struct db_agent *a, const char *sub_key)
 {

@@ -96,6 +96,10 @@ enum cp_err core_agent_disconnected(struct db_store *s, const char *id,
  * out (caller clears) on success. */
 /* At start-up, before serving: no agent's channel survived the restart. */
 enum cp_err core_agent_reset_connections(struct db_store *s, struct cp_error *e) CP_MUST_USE;
+/* Calls each() for every revoked agent whose channel is still up (revocation comes from
+ * another process, `netwatchd agent revoke`; the server sweeps for it). */
+enum cp_err core_agent_revoked_connected(struct db_store *s, db_agent_each_fn each, void *arg,
+                                         struct cp_error *e) CP_MUST_USE;
 enum cp_err core_agent_get(struct db_store *s, const char *sub, const char *id,
                            struct db_agent *out, struct cp_error *e) CP_MUST_USE;
 /* Calls each() for every agent (active and revoked, oldest first) whose resource is in

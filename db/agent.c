@@ -249,3 +249,14 @@ enum cp_err db_agent_list(struct db_conn *c, const char *sub_key, db_agent_each_
     struct db_agent a;
     return db_row_each(st, read_row, &a, sizeof(a), visit_row, &v, clear_row);
 }
+
+enum cp_err db_agent_list_revoked_connected(struct db_conn *c, db_agent_each_fn each, void *arg)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT " AGENT_COLUMNS " FROM agents"
+                                       " WHERE connected = 1 AND revoked_ms IS NOT NULL");
+    if (!st)
+        return CP_EIO;
+    struct list_visit v = {each, arg};
+    struct db_agent a;
+    return db_row_each(st, read_row, &a, sizeof(a), visit_row, &v, clear_row);
+}

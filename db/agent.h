@@ -102,4 +102,8 @@ typedef enum cp_err (*db_agent_each_fn)(const struct db_agent *a, void *arg);
 enum cp_err db_agent_list(struct db_conn *c, const char *sub_key, db_agent_each_fn each,
                           void *arg) CP_MUST_USE;
 
+/* Calls each() for every revoked agent still marked connected (its live channel must go). */
+enum cp_err db_agent_list_revoked_connected(struct db_conn *c, db_agent_each_fn each,
+                                            void *arg) CP_MUST_USE;
+
 #endif

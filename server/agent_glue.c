@@ -2,6 +2,8 @@
 #include "server/agent_glue.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +13,20 @@
 #include "proto/proto.h"
 #include "server/workers.h"
 
+/* How often the server looks for agents revoked (by `netwatchd agent revoke`, another
+ * process) whose channel is still up. */
+#define REVOKE_SWEEP_MS 2000
+
 struct agent_glue {
     struct core *core;
     struct hub *hub;
     struct hub_ops ops;
     struct workers *thread; /* one thread: each agent's messages stay in order */
+    pthread_t sweeper;      /* closes the channels of revoked agents */
+    int sweeper_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
 };
 
 enum item_kind { ITEM_MESSAGE, ITEM_CLOSE };
@@ -211,6 +222,34 @@ static void glue_run(void *arg)
     free(it);
 }
 
+static enum cp_err close_revoked(const struct db_agent *a, void *arg)
+{
+    close_channel(arg, a->id, PROTO_CLOSE_REVOKED, "agent revoked");
+    return CP_OK;
+}
+
+static void *sweeper_main(void *arg)
+{
+    struct agent_glue *g = arg;
+    pthread_mutex_lock(&g->mu);
+    while (!g->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)(REVOKE_SWEEP_MS % 1000) * 1000000L;
+        until.tv_sec += REVOKE_SWEEP_MS / 1000 + until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&g->cv, &g->mu, &until);
+        if (g->stopping || !g->hub)
+            continue;
+        pthread_mutex_unlock(&g->mu);
+        if (core_agent_revoked_connected(core_store(g->core), close_revoked, g, NULL) != CP_OK)
+            log_warnx("component=agents event=revoke_sweep_failed");
+        pthread_mutex_lock(&g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
 enum cp_err agent_glue_new(struct core *core, struct agent_glue **out)
 {
     struct agent_glue *g = calloc(1, sizeof(*g));
@@ -222,8 +261,16 @@ enum cp_err agent_glue_new(struct core *core, struct agent_glue **out)
                               .on_open = glue_on_open,
                               .on_message = glue_on_message,
                               .on_close = glue_on_close};
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
     if (workers_start(1, &g->thread) != CP_OK) {
-        free(g);
+        agent_glue_free(g);
+        return CP_ENOMEM;
+    }
+    /* Signals are for the main thread's sigwait(); the caller has them blocked already. */
+    g->sweeper_running = pthread_create(&g->sweeper, NULL, sweeper_main, g) == 0;
+    if (!g->sweeper_running) {
+        agent_glue_free(g);
         return CP_ENOMEM;
     }
     *out = g;
@@ -237,13 +284,24 @@ const struct hub_ops *agent_glue_ops(struct agent_glue *g)
 
 void agent_glue_set_hub(struct agent_glue *g, struct hub *hub)
 {
+    pthread_mutex_lock(&g->mu);
     g->hub = hub;
+    pthread_mutex_unlock(&g->mu);
 }
 
 void agent_glue_free(struct agent_glue *g)
 {
     if (!g)
         return;
+    if (g->sweeper_running) {
+        pthread_mutex_lock(&g->mu);
+        g->stopping = 1;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+        pthread_join(g->sweeper, NULL);
+    }
     workers_stop(g->thread);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
     free(g);
 }

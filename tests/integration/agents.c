@@ -2,8 +2,8 @@
  * agents.c - the real netwatch-agent against the real netwatchd: an agent registered with
  * `netwatchd agent add` connects over /agent/v1/channel, says hello, and shows up connected
  * (hostname, OS, version, interfaces) in the read-only agents API; it shows disconnected once
- * it stops; a revoked agent's token is refused (it never shows connected again); an agent with
- * a bad token is refused.
+ * it stops; revoking a connected agent drops its channel and its token is refused from then on;
+ * an agent with a bad token is refused.
  *
  *   it_agents NETWATCHD NETWATCH_AGENT
  */
@@ -190,10 +190,14 @@ int main(int argc, char **argv)
         stop_agent(a1);
         NW_CHECK(wait_connected(id1, 0), "agent vm1 still connected after it stopped");
 
-        /* Revoked: the token is refused and the agent never shows connected again. */
+        /* Revoked while connected: the live channel is dropped (the server sweeps for
+         * revocations made by `netwatchd agent revoke` in another process), and the token is
+         * refused from then on, so the agent never shows connected again. */
+        a1 = start_agent("vm1");
+        NW_CHECK(wait_connected(id1, 1), "agent vm1 did not reconnect");
         char *rargv[] = {srv.bin, "agent", "revoke", id1, "--db", srv.db, NULL};
         NW_CHECK(run(rargv, NULL, 0) == 0, "agent revoke failed");
-        a1 = start_agent("vm1");
+        NW_CHECK(wait_connected(id1, 0), "a revoked agent's live channel was not dropped");
         nw_sleep_ms(2000);
         NW_CHECK(connected(id1, NULL) == 0, "a revoked agent connected");
         stop_agent(a1);
