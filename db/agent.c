@@ -129,7 +129,9 @@ enum cp_err db_agent_get_by_token_hash(struct db_conn *c, const char *token_hash
 
 enum cp_err db_agent_revoke(struct db_conn *c, const char *id, int64_t now_ms)
 {
-    sqlite3_stmt *st = db_conn_stmt(c, "UPDATE agents SET revoked_ms = ?2, connected = 0"
+    /* connected stays as it is: a live channel is closed by the server's revocation sweep,
+     * whose disconnect then clears it. */
+    sqlite3_stmt *st = db_conn_stmt(c, "UPDATE agents SET revoked_ms = ?2"
                                        " WHERE id = ?1 AND revoked_ms IS NULL");
     if (!st)
         return CP_EIO;
