@@ -1,4 +1,4 @@
-/* The WebSocket client behind agent/channel.h: dial, handshake, wslay loop, backoff. */
+/* The WebSocket client behind agent/channel.h: dial, TLS, handshake, wslay loop, backoff. */
 #include "agent/channel.h"
 
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include <arpa/inet.h>
 #include <wslay/wslay.h>
 
+#include "agent/tls.h"
 #include "common/log.h"
 
 #define CHANNEL_RESPONSE_MAX 8192 /* the server's 101 and its headers */
@@ -34,6 +35,11 @@
 struct channel {
     const struct channel_options *opt;
     int fd;
+    struct agent_tls_conn *tls; /* owned; NULL for plain TCP */
+    /* What the last blocked read / write waits for: POLLIN or POLLOUT. With TLS either may be
+     * either (a read can need to write, a write to read); plain TCP keeps the obvious ones. */
+    short rd_wait, wr_wait;
+    char io_why[AGENT_TLS_WHY]; /* why the transport failed, for ending */
     wslay_event_context_ptr ws;
     unsigned char pre[CHANNEL_RESPONSE_MAX]; /* bytes read past the 101's headers */
     size_t pre_len, pre_off;
@@ -71,6 +77,54 @@ int channel_accept_key(const char *key, char out[29])
         dlen != 20)
         return -1;
     return EVP_EncodeBlock((unsigned char *)out, digest, 20) == 28 ? 0 : -1;
+}
+
+/* ---- transport: plain TCP or TLS ---------------------------------------------------------- */
+
+#define IO_ERROR AGENT_TLS_ERROR
+#define IO_AGAIN AGENT_TLS_AGAIN
+
+/* Reads up to len bytes: > 0 read, 0 the server closed, IO_AGAIN (poll for ch->rd_wait) or
+ * IO_ERROR (ch->io_why). */
+static ssize_t io_read(struct channel *ch, void *buf, size_t len)
+{
+    if (ch->tls)
+        return agent_tls_read(ch->tls, buf, len, &ch->rd_wait, ch->io_why);
+    for (;;) {
+        ssize_t r = recv(ch->fd, buf, len, 0);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            ch->rd_wait = POLLIN;
+            return IO_AGAIN;
+        }
+        snprintf(ch->io_why, sizeof(ch->io_why), "receive failed: %s", strerror(errno));
+        return IO_ERROR;
+    }
+}
+
+/* Writes up to len bytes: > 0 taken, IO_AGAIN (poll for ch->wr_wait, then offer the same bytes
+ * again: TLS requires it) or IO_ERROR (ch->io_why). */
+static ssize_t io_write(struct channel *ch, const void *buf, size_t len)
+{
+    if (ch->tls)
+        return agent_tls_write(ch->tls, buf, len, &ch->wr_wait, ch->io_why);
+    for (;;) {
+        ssize_t r = send(ch->fd, buf, len, MSG_NOSIGNAL);
+        if (r > 0)
+            return r;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            ch->wr_wait = POLLOUT;
+            return IO_AGAIN;
+        }
+        snprintf(ch->io_why, sizeof(ch->io_why), "send failed: %s",
+                 r < 0 ? strerror(errno) : "nothing sent");
+        return IO_ERROR;
+    }
 }
 
 /* Polls fd for events, or stop_fd; returns 1 ready, 0 timed out, -1 stop, -2 error. */
@@ -213,11 +267,11 @@ static int handshake(struct channel *ch, int64_t deadline, const char **why)
     size_t off = 0;
     int rc = 0;
     while (off < (size_t)n && rc == 0) {
-        ssize_t w = send(ch->fd, req + off, (size_t)n - off, MSG_NOSIGNAL);
+        ssize_t w = io_write(ch, req + off, (size_t)n - off);
         if (w > 0) {
             off += (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            int r = wait_fd(ch->fd, POLLOUT, o->stop_fd, deadline);
+        } else if (w == IO_AGAIN) {
+            int r = wait_fd(ch->fd, ch->wr_wait, o->stop_fd, deadline);
             rc = r == 1 ? 0 : r == -1 ? -2 : -1;
             *why = "cannot send the upgrade request";
         } else {
@@ -237,13 +291,13 @@ static int handshake(struct channel *ch, int64_t deadline, const char **why)
             *why = "the server's response head is too large";
             return -1;
         }
-        ssize_t r = recv(ch->fd, head + got, CHANNEL_RESPONSE_MAX - got, 0);
+        ssize_t r = io_read(ch, head + got, CHANNEL_RESPONSE_MAX - got);
         if (r > 0) {
             got += (size_t)r;
             head[got] = '\0';
             end = strstr(head, "\r\n\r\n");
-        } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-            int w = wait_fd(ch->fd, POLLIN, o->stop_fd, deadline);
+        } else if (r == IO_AGAIN) {
+            int w = wait_fd(ch->fd, ch->rd_wait, o->stop_fd, deadline);
             if (w != 1) {
                 *why = "no answer to the upgrade request";
                 return w == -1 ? -2 : -1;
@@ -370,23 +424,19 @@ static ssize_t ws_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int
         ch->last_rx_ms = now_ms();
         return (ssize_t)n;
     }
-    for (;;) {
-        ssize_t r = recv(ch->fd, buf, len, 0);
-        if (r > 0) {
-            ch->last_rx_ms = now_ms();
-            return r;
-        }
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
-        } else {
-            if (!ch->ending)
-                ch->ending = r == 0 ? "server disconnected" : "receive failed";
-            wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
-        }
-        return -1;
+    ssize_t r = io_read(ch, buf, len);
+    if (r > 0) {
+        ch->last_rx_ms = now_ms();
+        return r;
     }
+    if (r == IO_AGAIN) {
+        wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
+    } else {
+        if (!ch->ending)
+            ch->ending = r == 0 ? "server disconnected" : ch->io_why;
+        wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
+    }
+    return -1;
 }
 
 static ssize_t ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags,
@@ -394,21 +444,19 @@ static ssize_t ws_send(wslay_event_context_ptr ws, const uint8_t *data, size_t l
 {
     struct channel *ch = user;
     (void)flags;
-    for (;;) {
-        ssize_t r = send(ch->fd, data, len, MSG_NOSIGNAL);
-        if (r >= 0)
-            return r;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
-        } else {
-            if (!ch->ending)
-                ch->ending = "send failed";
-            wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
-        }
-        return -1;
+    /* A blocked write is retried by wslay with the same bytes and length (the rest of the
+     * frame header, or the same masked chunk), which is what SSL_write asks for. */
+    ssize_t r = io_write(ch, data, len);
+    if (r > 0)
+        return r;
+    if (r == IO_AGAIN) {
+        wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
+    } else {
+        if (!ch->ending)
+            ch->ending = ch->io_why;
+        wslay_event_set_error(ws, WSLAY_ERR_CALLBACK_FAILURE);
     }
+    return -1;
 }
 
 static int ws_genmask(wslay_event_context_ptr ws, uint8_t *buf, size_t len, void *user)
@@ -545,8 +593,9 @@ static enum session_end serve(struct channel *ch)
     free(hello);
     int stopping = 0;
     int64_t stop_deadline = 0;
-    /* wslay has consumed nothing yet: bytes that came with the 101 go first. */
-    if (ch->pre_len && wslay_event_recv(ch->ws) != 0)
+    /* wslay has consumed nothing yet: bytes that came with the 101 go first, and TLS may hold
+     * the rest of a record already read from the socket, which poll() would not report. */
+    if (wslay_event_recv(ch->ws) != 0)
         return SESSION_FAILED;
     for (;;) {
         if (wslay_event_want_write(ch->ws) && wslay_event_send(ch->ws) != 0)
@@ -561,8 +610,10 @@ static enum session_end serve(struct channel *ch)
                 ch->ending = stopping ? "close not answered" : "server silent";
             break;
         }
+        /* The directions the transport waits for, not wslay's: SSL_read may need POLLOUT. */
         struct pollfd p[2] = {
-            {.fd = ch->fd, .events = (short)((want_r ? POLLIN : 0) | (want_w ? POLLOUT : 0))},
+            {.fd = ch->fd,
+             .events = (short)((want_r ? ch->rd_wait : 0) | (want_w ? ch->wr_wait : 0))},
             {.fd = o->stop_fd, .events = POLLIN},
         };
         int n = poll(p, stopping ? 1 : 2, (int)(deadline - now));
@@ -578,7 +629,7 @@ static enum session_end serve(struct channel *ch)
             (void)wslay_event_queue_close(ch->ws, 1000, (const uint8_t *)bye, sizeof(bye) - 1);
             continue;
         }
-        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && want_r &&
+        if ((p[0].revents & (ch->rd_wait | POLLHUP | POLLERR)) && want_r &&
             wslay_event_recv(ch->ws) != 0)
             break;
         if ((p[0].revents & (POLLHUP | POLLERR)) && !want_r) {
@@ -590,8 +641,38 @@ static enum session_end serve(struct channel *ch)
     return stopping ? SESSION_STOPPED : SESSION_FAILED;
 }
 
-/* One connection attempt: dial, handshake, serve. */
-static enum session_end session(const struct channel_options *o, int *welcomed)
+/* The TLS handshake on ch->fd, verification included, before deadline. Returns 0, -1 (*why set:
+ * what failed, the certificate's verification error when that is it) or -2 when told to stop. */
+static int tls_start(struct channel *ch, struct agent_tls_ctx *tctx, int64_t deadline,
+                     const char **why)
+{
+    const struct channel_options *o = ch->opt;
+    if (agent_tls_conn_new(tctx, ch->fd, o->host, &ch->tls) != CP_OK) {
+        *why = "cannot start TLS for this host";
+        return -1;
+    }
+    for (;;) {
+        short wait = 0;
+        int r = agent_tls_handshake(ch->tls, &wait, ch->io_why);
+        if (r == 0)
+            return 0;
+        if (r != AGENT_TLS_AGAIN) {
+            *why = ch->io_why;
+            return -1;
+        }
+        int w = wait_fd(ch->fd, wait, o->stop_fd, deadline);
+        if (w == -1)
+            return -2;
+        if (w != 1) {
+            *why = "TLS handshake timed out";
+            return -1;
+        }
+    }
+}
+
+/* One connection attempt: dial, TLS (tctx not NULL), handshake, serve. */
+static enum session_end session(const struct channel_options *o, struct agent_tls_ctx *tctx,
+                                int *welcomed)
 {
     struct channel *ch = calloc(1, sizeof(*ch));
     if (!ch) {
@@ -599,6 +680,8 @@ static enum session_end session(const struct channel_options *o, int *welcomed)
         return SESSION_FAILED;
     }
     ch->opt = o;
+    ch->rd_wait = POLLIN;
+    ch->wr_wait = POLLOUT;
     ch->silence_ms = o->silence_ms ? o->silence_ms : 45000;
     int64_t deadline = now_ms() + (o->connect_timeout_ms ? o->connect_timeout_ms : 10000);
     const char *why = NULL;
@@ -613,16 +696,23 @@ static enum session_end session(const struct channel_options *o, int *welcomed)
         free(ch);
         return SESSION_FAILED;
     }
-    int hs = handshake(ch, deadline, &why);
+    /* The token goes out in the upgrade request: with TLS, only once the server is verified. */
+    int ts = tctx ? tls_start(ch, tctx, deadline, &why) : 0;
+    int hs = ts == 0 ? handshake(ch, deadline, &why) : ts;
     if (hs == -2) {
         end = SESSION_STOPPED;
+    } else if (ts != 0) {
+        log_warnx("event=channel_failed server=%s:%u reason=\"TLS handshake failed\" "
+                  "detail=\"%s\"",
+                  o->host, o->port, why);
     } else if (hs != 0) {
         log_warnx("event=channel_failed server=%s:%u reason=\"%s\"", o->host, o->port, why);
     } else if (wslay_event_context_client_init(&ch->ws, &ws_callbacks, ch) != 0) {
         log_warnx("event=channel_failed reason=\"out of memory\"");
     } else {
         wslay_event_config_set_max_recv_msg_length(ch->ws, CHANNEL_MAX_MESSAGE);
-        log_info("event=channel_connected server=%s:%u", o->host, o->port);
+        log_info("event=channel_connected server=%s:%u tls=%s", o->host, o->port,
+                 ch->tls ? "yes" : "no");
         end = serve(ch);
         log_info("event=channel_closed reason=\"%s\" code_sent=%u code_received=%u",
                  ch->ending ? ch->ending : "closed",
@@ -630,6 +720,8 @@ static enum session_end session(const struct channel_options *o, int *welcomed)
                  (unsigned)wslay_event_get_status_code_received(ch->ws));
         *welcomed = ch->welcomed;
     }
+    agent_tls_shutdown(ch->tls); /* after the close frames; best effort */
+    agent_tls_conn_free(ch->tls);
     close(ch->fd);
     wslay_event_context_free(ch->ws);
     free(ch);
@@ -652,14 +744,13 @@ static unsigned backoff_ms(const struct channel_options *o, unsigned attempt)
     return (unsigned)(((uint64_t)r * (cap + 1)) >> 32);
 }
 
-enum cp_err channel_run(const struct channel_options *o)
+/* Connects, serves and reconnects until told to stop. */
+static enum cp_err channel_loop(const struct channel_options *o, struct agent_tls_ctx *tctx)
 {
-    if (!o->host || !o->host[0] || !o->port || !o->token || !o->state || o->stop_fd < 0)
-        return CP_EINVAL;
     unsigned attempt = 0;
     for (;;) {
         int welcomed = 0;
-        if (session(o, &welcomed) == SESSION_STOPPED)
+        if (session(o, tctx, &welcomed) == SESSION_STOPPED)
             return CP_OK;
         if (welcomed)
             attempt = 0;
@@ -680,4 +771,22 @@ enum cp_err channel_run(const struct channel_options *o)
                 break;
         }
     }
+}
+
+enum cp_err channel_run(const struct channel_options *o)
+{
+    if (!o->host || !o->host[0] || !o->port || !o->token || !o->state || o->stop_fd < 0)
+        return CP_EINVAL;
+    /* One TLS context for the whole run: the trust store is read once, at start. */
+    struct agent_tls_ctx *tctx = NULL;
+    if (o->tls) {
+        struct cp_error e = {{0}, {0}, {0}};
+        if (agent_tls_ctx_new(o->ca_file, &tctx, &e) != CP_OK) {
+            log_error("event=channel_tls_unusable detail=\"%s\"", e.message);
+            return CP_EINVAL;
+        }
+    }
+    enum cp_err err = channel_loop(o, tctx);
+    agent_tls_ctx_free(tctx);
+    return err;
 }

@@ -1,14 +1,17 @@
 /*
- * The agent's end of the agent channel (docs/agent-protocol.md): a WebSocket client over plain
- * TCP. It dials netwatchd, upgrades GET /agent/v1/channel with the agent's bearer token and a
- * random key, checks the 101 and its Sec-WebSocket-Accept, then runs a wslay client context
- * (masks from OpenSSL's RAND_bytes): sends hello, takes welcome (protocol, heartbeat, the
- * server's lastAppliedSeq into the state), answers pings (wslay does), hands every other message
- * to a dispatcher (struct channel_handler), and drops a server silent for 3 x heartbeatSeconds.
- * On any failure or close it reconnects after an exponential backoff with full jitter (0.5 s
- * doubling to 30 s; reset once a welcome arrives), until told to stop; then it closes with 1000.
+ * The agent's end of the agent channel (docs/agent-protocol.md): a WebSocket client over TCP,
+ * or over TLS (agent/tls.h) for https://. It dials netwatchd, with TLS completes the handshake
+ * and verifies the server's certificate and name before anything else is sent, upgrades GET
+ * /agent/v1/channel with the agent's bearer token and a random key, checks the 101 and its
+ * Sec-WebSocket-Accept, then runs a wslay client context (masks from OpenSSL's RAND_bytes): sends
+ * hello, takes welcome (protocol, heartbeat, the server's lastAppliedSeq into the state), answers
+ * pings (wslay does), hands every other message to a dispatcher (struct channel_handler), and drops
+ * a server silent for 3 x heartbeatSeconds. On any failure or close it reconnects after an
+ * exponential backoff with full jitter (0.5 s doubling to 30 s; reset once a welcome arrives),
+ * until told to stop; then it closes with 1000.
  *
- * TLS (https:// / wss://) is not supported yet.
+ * A certificate that does not verify fails that attempt like any other failure (logged with the
+ * reason, retried after the backoff): the token only ever goes to a verified server.
  *
  * Threading: channel_run() runs in the calling thread and everything it calls back runs there
  * too; channel_send() only from those callbacks.
@@ -43,6 +46,8 @@ struct channel_handler {
 struct channel_options {
     const char *host;                      /* borrowed: name or address, no IPv6 brackets */
     unsigned port;                         /* TCP port */
+    int tls;                               /* 1: wss (https://), 0: plain ws (http://) */
+    const char *ca_file;                   /* borrowed, TLS: PEM CAs instead of the system's */
     const char *token;                     /* borrowed; sent as a bearer token, never logged */
     struct agent_state *state;             /* borrowed; unackedFrom and acks */
     const struct channel_handler *handler; /* borrowed; NULL: log and ignore */
@@ -54,7 +59,8 @@ struct channel_options {
 };
 
 /* Runs until stop_fd is readable: connect, hello, serve, reconnect. Returns CP_OK after a stop,
- * CP_EINVAL for unusable options (nothing else ends it). */
+ * CP_EINVAL for unusable options, an unreadable ca_file included (logged; nothing else ends
+ * it). */
 enum cp_err channel_run(const struct channel_options *opt) CP_MUST_USE;
 
 /* Queues one text message (len bytes of JSON, copied) on ch. CP_EBUSY when the channel is

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 
@@ -32,13 +33,15 @@ struct setting {
 
 static const struct setting settings[] = {
     STR(server, "server", "NETWATCH_AGENT_SERVER", "http://127.0.0.1:8080",
-        "netwatchd to connect to, http://host:port (https:// is not supported yet)"),
+        "netwatchd to connect to, http://host:port or https://host:port (TLS, verified)"),
     STR(token_file, "token-file", "NETWATCH_AGENT_TOKEN_FILE", "./var/agent-token",
         "file holding this agent's token (from 'netwatchd agent add'); read once at start"),
     STR(state_dir, "state-dir", "NETWATCH_AGENT_STATE_DIR", "./var/agent",
         "directory for the agent's own state (created if absent)"),
     STR(capture_root, "capture-root", "NETWATCH_AGENT_CAPTURE_ROOT", "/var/captures",
         "capture files are written only under this directory"),
+    STR(ca_file, "ca-file", "NETWATCH_AGENT_CA_FILE", "",
+        "https: PEM file of the CA(s) to trust instead of the system store (a private CA)"),
     STR(log_level, "log-level", "NETWATCH_AGENT_LOG_LEVEL", "info", "debug, info, warn or error"),
     FLAG(help, "help", "print this help"),
 };
@@ -62,15 +65,14 @@ static enum cp_err apply(struct agent_config *c, const struct setting *s, const 
 }
 
 enum cp_err agent_parse_server_url(const char *url, char *host, size_t hostsz, unsigned *port,
-                                   struct cp_error *e)
+                                   int *tls, struct cp_error *e)
 {
-    if (strncmp(url, "https://", 8) == 0 || strncmp(url, "wss://", 6) == 0)
+    /* ws:// and wss:// are refused: the server is named by its HTTP URL, as everywhere else. */
+    int secure = strncmp(url, "https://", 8) == 0;
+    if (!secure && strncmp(url, "http://", 7) != 0)
         return cp_fail(e, CP_EINVAL, "", "server",
-                       "server: https:// is not supported by this agent yet; use http://");
-    if (strncmp(url, "http://", 7) != 0)
-        return cp_fail(e, CP_EINVAL, "", "server", "server: expected http://host:port, got '%s'",
-                       url);
-    const char *p = url + 7;
+                       "server: expected http://host:port or https://host:port, got '%s'", url);
+    const char *p = url + (secure ? 8 : 7);
     const char *hend;
     const char *rest;
     if (*p == '[') {
@@ -86,7 +88,7 @@ enum cp_err agent_parse_server_url(const char *url, char *host, size_t hostsz, u
     size_t hlen = (size_t)(hend - p);
     if (hlen == 0 || hlen >= hostsz)
         return cp_fail(e, CP_EINVAL, "", "server", "server: no usable host in '%s'", url);
-    unsigned long pv = 80;
+    unsigned long pv = secure ? 443 : 80;
     if (*rest == ':') {
         char *end = NULL;
         errno = 0;
@@ -97,10 +99,11 @@ enum cp_err agent_parse_server_url(const char *url, char *host, size_t hostsz, u
     }
     if (*rest && strcmp(rest, "/") != 0)
         return cp_fail(e, CP_EINVAL, "", "server",
-                       "server: expected http://host:port with no path, got '%s'", url);
+                       "server: expected http(s)://host:port with no path, got '%s'", url);
     memcpy(host, p, hlen);
     host[hlen] = '\0';
     *port = (unsigned)pv;
+    *tls = secure;
     return CP_OK;
 }
 
@@ -152,7 +155,17 @@ enum cp_err agent_config_load(struct agent_config *c, int argc, char **argv, int
         return cp_fail(e, CP_EINVAL, "", "token-file", "--token-file and --state-dir are required");
     if (c->capture_root[0] != '/')
         return cp_fail(e, CP_EINVAL, "", "capture-root", "capture-root must be an absolute path");
-    return agent_parse_server_url(c->server, c->host, sizeof(c->host), &c->port, e);
+    enum cp_err uerr =
+        agent_parse_server_url(c->server, c->host, sizeof(c->host), &c->port, &c->tls, e);
+    if (uerr != CP_OK)
+        return uerr;
+    /* Checked here so that a typo stops the agent at start, not at every reconnect. */
+    if (c->ca_file[0] && !c->tls)
+        return cp_fail(e, CP_EINVAL, "", "ca-file", "ca-file is only used with an https:// server");
+    if (c->ca_file[0] && access(c->ca_file, R_OK) != 0)
+        return cp_fail(e, CP_EINVAL, "", "ca-file", "ca-file: cannot read %s: %s", c->ca_file,
+                       strerror(errno));
+    return CP_OK;
 }
 
 void agent_config_usage(FILE *out)

@@ -3,8 +3,8 @@
  * variable NETWATCH_AGENT_*, help), as server/config.c. Precedence: defaults < environment <
  * flags. Validated once at start-up and read-only afterwards.
  *
- * --server takes http://host:port only for now; https:// (wss) comes with the agent's TLS
- * support and is refused with a clear message until then.
+ * --server takes http://host:port (plain WebSocket) or https://host:port (wss: the server's
+ * certificate is verified against the system store, or --ca-file alone, and its host name).
  */
 #ifndef NW_AGENT_CONFIG_H
 #define NW_AGENT_CONFIG_H
@@ -17,15 +17,17 @@
 #define AGENT_HOST_MAX 256
 
 struct agent_config {
-    char server[512];                  /* http://host:port of netwatchd */
+    char server[512];                  /* http(s)://host:port of netwatchd */
     char token_file[AGENT_PATH_MAX];   /* file holding this agent's bearer token */
     char state_dir[AGENT_PATH_MAX];    /* the agent's own state (report sequence numbers) */
     char capture_root[AGENT_PATH_MAX]; /* capture files only under here */
+    char ca_file[AGENT_PATH_MAX];      /* https: PEM CAs trusted instead of the system's; "" */
     char log_level[16];                /* debug | info | warn | error */
     int help;
     /* Derived from server by agent_config_load. */
     char host[AGENT_HOST_MAX]; /* name or address, without IPv6 brackets */
     unsigned port;
+    int tls; /* 1 for https:// */
 };
 
 /* Fills c from defaults, the environment, then argv[first..argc). Errors name the setting. */
@@ -33,10 +35,10 @@ enum cp_err agent_config_load(struct agent_config *c, int argc, char **argv, int
                               struct cp_error *e) CP_MUST_USE;
 void agent_config_usage(FILE *out);
 
-/* Splits "http://host:port[/]" ("[v6]" allowed) into host and port (default 80). CP_EINVAL with
- * e filled for anything else, https:// included (not supported yet). */
+/* Splits "http://host:port[/]" or "https://host:port[/]" ("[v6]" allowed) into host, port
+ * (default 80 or 443) and tls (0 or 1). CP_EINVAL with e filled for anything else. */
 enum cp_err agent_parse_server_url(const char *url, char *host, size_t hostsz, unsigned *port,
-                                   struct cp_error *e) CP_MUST_USE;
+                                   int *tls, struct cp_error *e) CP_MUST_USE;
 
 /* Reads the agent token: the file's first line, blanks trimmed, at most out_size - 1 bytes.
  * Never logs the token. CP_EIO (unreadable), CP_EINVAL (empty or too long). */

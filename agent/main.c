@@ -78,6 +78,8 @@ int main(int argc, char **argv)
     static const struct channel_handler handler = {.ctx = NULL, .on_message = dispatch};
     struct channel_options o = {.host = cfg.host,
                                 .port = cfg.port,
+                                .tls = cfg.tls,
+                                .ca_file = cfg.ca_file,
                                 .token = token,
                                 .state = &state,
                                 .handler = &handler,

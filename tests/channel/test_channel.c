@@ -18,6 +18,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -81,6 +82,7 @@ struct fake {
     struct hub *hub;
     int welcome; /* answer a hello with a welcome */
     int opens, closes, messages, hellos;
+    int auths;        /* authenticate calls: a token reached the server */
     char events[256]; /* "o" / "c" per on_open / on_close of agent a1, in order */
     char last[MSG_MAX + 1];
     size_t last_len;
@@ -92,6 +94,9 @@ static enum cp_err fake_authenticate(void *ctx, const char *token, char agent_id
                                      struct cp_error *e)
 {
     (void)ctx;
+    pthread_mutex_lock(&fake.mu);
+    fake.auths++;
+    pthread_mutex_unlock(&fake.mu);
     if (strcmp(token, "good") == 0) {
         strcpy(agent_id, "a1");
         return CP_OK;
@@ -212,8 +217,9 @@ static enum cp_err api_auth_ok(void *ctx, const char *authorization, const char 
     return CP_OK;
 }
 
-/* A fresh self-signed certificate and key (PEM, malloc'd) for 127.0.0.1. */
-static void make_cert(char **cert_pem, char **key_pem)
+/* A fresh self-signed certificate and key (PEM, malloc'd) whose subjectAltName is san
+ * ("IP:127.0.0.1,DNS:localhost": what the agent's host name check looks at). */
+static void make_cert_for(const char *san, char **cert_pem, char **key_pem)
 {
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *x = X509_new();
@@ -227,6 +233,13 @@ static void make_cert(char **cert_pem, char **key_pem)
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
                                0);
     X509_set_issuer_name(x, name);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+    ck_assert_ptr_nonnull(ext);
+    ck_assert_int_eq(X509_add_ext(x, ext, -1), 1);
+    X509_EXTENSION_free(ext);
     ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
     BIO *cb = BIO_new(BIO_s_mem()), *kb = BIO_new(BIO_s_mem());
     ck_assert(PEM_write_bio_X509(cb, x) == 1);
@@ -240,6 +253,11 @@ static void make_cert(char **cert_pem, char **key_pem)
     BIO_free(kb);
     X509_free(x);
     EVP_PKEY_free(key);
+}
+
+static void make_cert(char **cert_pem, char **key_pem)
+{
+    make_cert_for("IP:127.0.0.1,DNS:localhost", cert_pem, key_pem);
 }
 
 /* TLS for the next srv_start (NULL: plain HTTP). */
@@ -493,7 +511,7 @@ static long read_text(int fd, char *buf, size_t bufsz)
 static void reset_fake(void)
 {
     pthread_mutex_lock(&fake.mu);
-    fake.opens = fake.closes = fake.messages = fake.hellos = 0;
+    fake.opens = fake.closes = fake.messages = fake.hellos = fake.auths = 0;
     fake.welcome = 0;
     memset(fake.events, 0, sizeof(fake.events));
     fake.last_len = 0;
@@ -1037,6 +1055,224 @@ START_TEST(agent_retries_without_server)
 }
 END_TEST
 
+/* ---- the real agent channel over TLS ------------------------------------------------------ */
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Starts the real agent channel in a thread: state in dir, https to host:port, trusting ca_file
+ * (NULL: the system store), quick backoff. */
+static struct agent_run *agent_tls_start(const char *dir, const char *host, unsigned port,
+                                         const char *ca_file)
+{
+    struct agent_run *a = calloc(1, sizeof(*a));
+    ck_assert_ptr_nonnull(a);
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    pthread_mutex_init(&a->mu, NULL);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    static struct channel_handler handler;
+    handler = (struct channel_handler){
+        .ctx = a, .on_welcome = agent_on_welcome, .on_message = agent_on_message};
+    a->opt = (struct channel_options){.host = host,
+                                      .port = port,
+                                      .tls = 1,
+                                      .ca_file = ca_file,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 200};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    return a;
+}
+
+/* SIGTERM's stand-in; channel_run must return CP_OK. */
+static void agent_stop(struct agent_run *a)
+{
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    ck_assert_int_eq(a->result, CP_OK);
+    close(a->stop_fd);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+static void remove_dir(const char *dir)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "%s/seq", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/ca.pem", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void free_next_cert(void)
+{
+    free(next_cert);
+    free(next_key);
+    next_cert = next_key = NULL;
+}
+
+/* stderr (where log lines go) into a file while a case runs, to check what the agent logged. */
+struct log_capture {
+    int saved;
+    char path[32];
+};
+
+static void log_capture_start(struct log_capture *c)
+{
+    snprintf(c->path, sizeof(c->path), "/tmp/nw-log-XXXXXX");
+    int fd = mkstemp(c->path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_ge(c->saved = dup(STDERR_FILENO), 0);
+    ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+    close(fd);
+}
+
+/* Restores stderr and returns what was logged (malloc'd). */
+static char *log_capture_stop(struct log_capture *c)
+{
+    ck_assert_int_ge(dup2(c->saved, STDERR_FILENO), 0);
+    close(c->saved);
+    FILE *f = fopen(c->path, "r");
+    ck_assert_ptr_nonnull(f);
+    char *text = calloc(1, 65536);
+    ck_assert_ptr_nonnull(text);
+    size_t n = fread(text, 1, 65535, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(c->path);
+    fputs(text, stderr); /* still visible in the test's output */
+    return text;
+}
+
+static int occurrences(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* https with --ca-file: hello, welcome, pings, a command larger than a TLS record and the
+ * dispatcher's answer, a server restart, and the stop. */
+START_TEST(agent_tls_end_to_end)
+{
+    char dir[] = "/tmp/nw-channel-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char ca[96];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    make_cert(&next_cert, &next_key);
+    write_text(ca, next_cert);
+    struct srv s;
+    struct hub_options ho = {.heartbeat_ms = 100};
+    srv_start(&s, 0, &ho, 1);
+    unsigned port = s.port;
+    pthread_mutex_lock(&fake.mu);
+    fake.welcome = 1;
+    pthread_mutex_unlock(&fake.mu);
+    struct agent_run *a = agent_tls_start(dir, "127.0.0.1", port, ca);
+
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    char copy[2048];
+    ck_assert_ptr_nonnull(strstr(fake_copy(fake.last, copy, sizeof(copy)), "\"type\":\"hello\""));
+    wait_welcomes(a, 1);
+    ck_assert_int_eq(count(&fake.auths), 1);
+
+    /* Pings over TLS are answered: with a 100 ms heartbeat the channel stays up. */
+    sleep_ms(600);
+    ck_assert_int_eq(count(&fake.closes), 0);
+
+    /* 60 KB: several TLS records, read by the agent in pieces. */
+    int before = count(&fake.messages);
+    size_t big_len = 60000;
+    char *big = malloc(big_len);
+    ck_assert_ptr_nonnull(big);
+    static const char head[] = "{\"type\":\"start\",\"commandId\":\"c1\",\"pad\":\"";
+    memcpy(big, head, sizeof(head) - 1);
+    memset(big + sizeof(head) - 1, 'z', big_len - (sizeof(head) - 1) - 2);
+    memcpy(big + big_len - 2, "\"}", 2);
+    ck_assert_int_eq(hub_send(s.hub, "a1", big, big_len), CP_OK);
+    free(big);
+    ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
+    char type[32];
+    pthread_mutex_lock(&a->mu);
+    snprintf(type, sizeof(type), "%s", a->last_type);
+    pthread_mutex_unlock(&a->mu);
+    ck_assert_str_eq(type, "start");
+    ck_assert_ptr_nonnull(strstr(fake_copy(fake.last, copy, sizeof(copy)), "\"type\":\"ack\""));
+
+    /* The server restarts on the same port: the agent verifies it again and comes back. */
+    srv_stop(&s);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    srv_start(&s, port, &ho, 1);
+    ck_assert_int_eq(wait_count(&fake.hellos, 2, 10000), 2);
+    wait_welcomes(a, 2);
+
+    agent_stop(a);
+    ck_assert_int_eq(wait_count(&fake.closes, 2, WAIT_MS), 2);
+    srv_stop(&s);
+    free_next_cert();
+    remove_dir(dir);
+}
+END_TEST
+
+/* A server whose certificate does not verify for host (san: what it is valid for; with_ca:
+ * trusted through --ca-file, or only the system store) is refused before the upgrade: the
+ * token never reaches it, every attempt fails and is retried, and the log says why. */
+static void agent_tls_refused(const char *san, const char *host, int with_ca, const char *why)
+{
+    char dir[] = "/tmp/nw-channel-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char ca[96];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    make_cert_for(san, &next_cert, &next_key);
+    write_text(ca, next_cert);
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    struct log_capture lc;
+    log_capture_start(&lc);
+    struct agent_run *a = agent_tls_start(dir, host, s.port, with_ca ? ca : NULL);
+    sleep_ms(500); /* several attempts at 20..200 ms of backoff */
+    agent_stop(a);
+    char *logged = log_capture_stop(&lc);
+    ck_assert_int_eq(count(&fake.auths), 0);
+    ck_assert_int_eq(count(&fake.opens), 0);
+    ck_assert_int_eq(count(&fake.messages), 0);
+    ck_assert_int_ge(occurrences(logged, "reason=\"TLS handshake failed\""), 2);
+    ck_assert_msg(strstr(logged, why), "no '%s' in the log", why);
+    ck_assert_ptr_null(strstr(logged, "event=channel_connected"));
+    free(logged);
+    srv_stop(&s);
+    free_next_cert();
+    remove_dir(dir);
+}
+
+START_TEST(agent_tls_wrong_host)
+{
+    /* Trusted (the CA file), but for another name: SNI and the name check use "localhost". */
+    agent_tls_refused("DNS:other.example,IP:10.9.9.9", "localhost", 1,
+                      "certificate not accepted: hostname mismatch");
+}
+END_TEST
+
+START_TEST(agent_tls_untrusted)
+{
+    /* The right name, but self-signed and no --ca-file: the system store does not know it. */
+    agent_tls_refused("IP:127.0.0.1,DNS:localhost", "127.0.0.1", 0,
+                      "certificate not accepted: self-signed certificate");
+}
+END_TEST
+
 START_TEST(agent_state_persists)
 {
     char dir[] = "/tmp/nw-state-XXXXXX";
@@ -1094,6 +1330,9 @@ static Suite *suite(void)
     tcase_set_timeout(ag, 60);
     tcase_add_test(ag, agent_channel_end_to_end);
     tcase_add_test(ag, agent_retries_without_server);
+    tcase_add_test(ag, agent_tls_end_to_end);
+    tcase_add_test(ag, agent_tls_wrong_host);
+    tcase_add_test(ag, agent_tls_untrusted);
     tcase_add_test(ag, agent_state_persists);
     suite_add_tcase(s, ag);
     return s;
