@@ -8,30 +8,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
-
-enum setting_type { SET_STRING, SET_FLAG };
-
-struct setting {
-    const char *name; /* --name */
-    const char *env;  /* NETWATCH_AGENT_* or NULL */
-    enum setting_type type;
-    size_t offset;
-    size_t size; /* strings: buffer size */
-    const char *def;
-    const char *help;
-};
+#include "common/settings.h"
 
 #define STR(field, name, env, def, help)                                                           \
-    {                                                                                              \
-        name, env, SET_STRING, offsetof(struct agent_config, field),                               \
-            sizeof(((struct agent_config *)0)->field), def, help                                   \
-    }
-#define FLAG(field, name, help)                                                                    \
-    {                                                                                              \
-        name, NULL, SET_FLAG, offsetof(struct agent_config, field), 0, "0", help                   \
-    }
+    SETTINGS_STR(struct agent_config, field, name, env, def, help)
+#define FLAG(field, name, help) SETTINGS_FLAG(struct agent_config, field, name, help)
 
-static const struct setting settings[] = {
+static const struct settings_entry settings[] = {
     STR(server, "server", "NETWATCH_AGENT_SERVER", "http://127.0.0.1:8080",
         "netwatchd to connect to, http://host:port or https://host:port (TLS, verified)"),
     STR(token_file, "token-file", "NETWATCH_AGENT_TOKEN_FILE", "./var/agent-token",
@@ -47,22 +30,6 @@ static const struct setting settings[] = {
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
-
-static enum cp_err apply(struct agent_config *c, const struct setting *s, const char *value,
-                         const char *from, struct cp_error *e)
-{
-    char *field = (char *)c + s->offset;
-    if (s->type == SET_FLAG) {
-        *(int *)(void *)field = 1;
-        return CP_OK;
-    }
-    size_t len = strlen(value);
-    if (len >= s->size)
-        return cp_fail(e, CP_EINVAL, "", s->name, "%s (%s): longer than %zu characters", s->name,
-                       from, s->size - 1);
-    memcpy(field, value, len + 1);
-    return CP_OK;
-}
 
 enum cp_err agent_parse_server_url(const char *url, char *host, size_t hostsz, unsigned *port,
                                    int *tls, struct cp_error *e)
@@ -111,38 +78,7 @@ enum cp_err agent_config_load(struct agent_config *c, int argc, char **argv, int
                               struct cp_error *e)
 {
     memset(c, 0, sizeof(*c));
-    enum cp_err err = CP_OK;
-    for (size_t i = 0; i < NSETTINGS && err == CP_OK; i++) {
-        if (settings[i].type != SET_FLAG)
-            err = apply(c, &settings[i], settings[i].def, "default", e);
-    }
-    for (size_t i = 0; i < NSETTINGS && err == CP_OK; i++) {
-        const char *v = settings[i].env ? getenv(settings[i].env) : NULL;
-        if (v)
-            err = apply(c, &settings[i], v, settings[i].env, e);
-    }
-    for (int a = first; a < argc && err == CP_OK; a++) {
-        const char *arg = argv[a];
-        if (strncmp(arg, "--", 2) != 0)
-            return cp_fail(e, CP_EINVAL, "", "", "unexpected argument '%s'", arg);
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const struct setting *s = NULL;
-        for (size_t i = 0; i < NSETTINGS; i++) {
-            if (strlen(settings[i].name) == nlen && strncmp(settings[i].name, name, nlen) == 0)
-                s = &settings[i];
-        }
-        if (!s)
-            return cp_fail(e, CP_EINVAL, "", "", "unknown option '%s' (see --help)", arg);
-        const char *value = eq ? eq + 1 : NULL;
-        if (s->type != SET_FLAG && !value) {
-            if (a + 1 >= argc)
-                return cp_fail(e, CP_EINVAL, "", s->name, "--%s needs a value", s->name);
-            value = argv[++a];
-        }
-        err = apply(c, s, value ? value : "1", "flag", e);
-    }
+    enum cp_err err = settings_load(settings, NSETTINGS, c, argc, argv, first, e);
     if (err != CP_OK)
         return err;
     if (c->help)
@@ -171,12 +107,7 @@ enum cp_err agent_config_load(struct agent_config *c, int argc, char **argv, int
 void agent_config_usage(FILE *out)
 {
     fprintf(out, "usage: netwatch-agent [options]\n\noptions (environment variable, default):\n");
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        fprintf(out, "  --%-16s %s\n", s->name, s->help);
-        if (s->type != SET_FLAG)
-            fprintf(out, "  %-18s (%s, default '%s')\n", "", s->env, s->def);
-    }
+    settings_usage(settings, NSETTINGS, out);
 }
 
 enum cp_err agent_read_token(const char *path, char *out, size_t out_size, struct cp_error *e)

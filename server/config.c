@@ -8,36 +8,15 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/settings.h"
 #include "server/http.h"
 
-enum setting_type { SET_STRING, SET_LONG, SET_FLAG };
-
-struct setting {
-    const char *name; /* --name */
-    const char *env;  /* NETWATCH_* or NULL */
-    enum setting_type type;
-    size_t offset;
-    size_t size; /* strings: buffer size */
-    const char *def;
-    long min, max;
-    const char *help;
-};
-
-#define STR(field, name, env, def, help)                                                           \
-    {                                                                                              \
-        name, env, SET_STRING, offsetof(struct config, field),                                     \
-            sizeof(((struct config *)0)->field), def, 0, 0, help                                   \
-    }
+#define STR(field, name, env, def, help) SETTINGS_STR(struct config, field, name, env, def, help)
 #define NUM(field, name, env, def, min, max, help)                                                 \
-    {                                                                                              \
-        name, env, SET_LONG, offsetof(struct config, field), 0, def, min, max, help                \
-    }
-#define FLAG(field, name, help)                                                                    \
-    {                                                                                              \
-        name, NULL, SET_FLAG, offsetof(struct config, field), 0, "0", 0, 1, help                   \
-    }
+    SETTINGS_NUM(struct config, field, name, env, def, min, max, help)
+#define FLAG(field, name, help) SETTINGS_FLAG(struct config, field, name, help)
 
-static const struct setting settings[] = {
+static const struct settings_entry settings[] = {
     STR(listen, "listen", "NETWATCH_LISTEN", "127.0.0.1:8080",
         "address:port to serve on ([v6]:port for IPv6; port 0 picks a free one)"),
     STR(db, "db", "NETWATCH_DB", "./var/netwatch.db", "SQLite database file (created if absent)"),
@@ -64,67 +43,10 @@ static const struct setting settings[] = {
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-static enum cp_err apply(struct config *c, const struct setting *s, const char *value,
-                         const char *from, struct cp_error *e)
-{
-    char *field = (char *)c + s->offset;
-    if (s->type == SET_STRING) {
-        size_t len = strlen(value);
-        if (len >= s->size)
-            return cp_fail(e, CP_EINVAL, "", s->name, "%s (%s): longer than %zu characters",
-                           s->name, from, s->size - 1);
-        memcpy(field, value, len + 1);
-        return CP_OK;
-    }
-    if (s->type == SET_FLAG) {
-        *(int *)(void *)field = 1;
-        return CP_OK;
-    }
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno || !*value || *end || v < s->min || v > s->max)
-        return cp_fail(e, CP_EINVAL, "", s->name, "%s (%s): expected an integer from %ld to %ld",
-                       s->name, from, s->min, s->max);
-    *(long *)(void *)field = v;
-    return CP_OK;
-}
-
 enum cp_err config_load(struct config *c, int argc, char **argv, int first, struct cp_error *e)
 {
     memset(c, 0, sizeof(*c));
-    enum cp_err err = CP_OK;
-    for (size_t i = 0; i < NSETTINGS && err == CP_OK; i++) {
-        if (settings[i].type != SET_FLAG)
-            err = apply(c, &settings[i], settings[i].def, "default", e);
-    }
-    for (size_t i = 0; i < NSETTINGS && err == CP_OK; i++) {
-        const char *v = settings[i].env ? getenv(settings[i].env) : NULL;
-        if (v)
-            err = apply(c, &settings[i], v, settings[i].env, e);
-    }
-    for (int a = first; a < argc && err == CP_OK; a++) {
-        const char *arg = argv[a];
-        if (strncmp(arg, "--", 2) != 0)
-            return cp_fail(e, CP_EINVAL, "", "", "unexpected argument '%s'", arg);
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        const struct setting *s = NULL;
-        for (size_t i = 0; i < NSETTINGS; i++) {
-            if (strlen(settings[i].name) == nlen && strncmp(settings[i].name, name, nlen) == 0)
-                s = &settings[i];
-        }
-        if (!s)
-            return cp_fail(e, CP_EINVAL, "", "", "unknown option '%s' (see --help)", arg);
-        const char *value = eq ? eq + 1 : NULL;
-        if (s->type != SET_FLAG && !value) {
-            if (a + 1 >= argc)
-                return cp_fail(e, CP_EINVAL, "", s->name, "--%s needs a value", s->name);
-            value = argv[++a];
-        }
-        err = apply(c, s, value ? value : "1", "flag", e);
-    }
+    enum cp_err err = settings_load(settings, NSETTINGS, c, argc, argv, first, e);
     if (err != CP_OK)
         return err;
     char host[64];
@@ -160,10 +82,5 @@ void config_usage(FILE *out)
                  "[--db PATH]\n"
                  "       netwatchd agent list [--db PATH]\n"
                  "\noptions (environment variable, default):\n");
-    for (size_t i = 0; i < NSETTINGS; i++) {
-        const struct setting *s = &settings[i];
-        fprintf(out, "  --%-16s %s\n", s->name, s->help);
-        if (s->type != SET_FLAG)
-            fprintf(out, "  %-18s (%s, default '%s')\n", "", s->env, s->def);
-    }
+    settings_usage(settings, NSETTINGS, out);
 }

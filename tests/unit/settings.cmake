@@ -1,0 +1,1 @@
+nw_unit_test(test_common_settings nw_common)
