@@ -125,6 +125,8 @@ static enum cp_err capture_create_run(struct db_conn *c, void *arg, struct cp_er
     }
     err = db_capture_insert(c, cap);
     if (err == CP_OK)
+        err = core_assign_agent(c, cap);
+    if (err == CP_OK)
         err = db_operation_insert(c, &job->op);
     if (err == CP_OK)
         err = core_touch_watcher(c, w, now);
@@ -228,7 +230,9 @@ struct capture_end_job {
     const char *api_version;
     struct db_operation *op;
     int is_delete;
-    int64_t watcher_id; /* set when the job changed something */
+    int64_t watcher_id;         /* set when the job changed something */
+    int send_stop;              /* the agent running it must be told to stop */
+    struct db_capture stop_cap; /* that capture (owned when send_stop) */
 };
 
 /* Stop and delete. Until agents run captures no capture is Running, so both finish within the
@@ -254,10 +258,42 @@ static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error
     int64_t now = timefmt_now_ms();
     char rid[DB_TARGET_MAX];
     core_resource_id(&w, cap.name, rid, sizeof(rid));
+    int on_agent = cap.agent_id[0] && (strcmp(cap.capture_status, "Running") == 0 ||
+                                       strcmp(cap.provisioning_state, "Updating") == 0);
+    if (!job->is_delete && on_agent && cap.stop_operation_id[0]) {
+        /* A stop already waits for the agent: this request follows the same operation. */
+        err = db_operation_get(c, cap.stop_operation_id, w.sub, job->op);
+        if (err == CP_ENOTFOUND) {
+            char sub_key[64];
+            str_lower_copy(sub_key, sizeof(sub_key), w.sub);
+            err = db_operation_get(c, cap.stop_operation_id, sub_key, job->op);
+        }
+        goto cleanup;
+    }
     core_operation_init(job->op, &w, job->is_delete ? "capture.delete" : "capture.stop", rid,
                         job->api_version, now);
+    if (!job->is_delete && on_agent) {
+        /* The agent stops it; its report ends this operation (Location: 202 until then). */
+        err = db_capture_set_agent(c, cap.id, cap.agent_id, job->op->id);
+        if (err == CP_OK)
+            err = db_operation_insert(c, job->op);
+        if (err == CP_OK) {
+            str_copy(cap.stop_operation_id, sizeof(cap.stop_operation_id), job->op->id);
+            job->stop_cap = cap;
+            cap.properties_json = NULL; /* moved to stop_cap */
+            job->send_stop = 1;
+            job->watcher_id = w.id;
+        }
+        goto cleanup;
+    }
     str_copy(job->op->status, sizeof(job->op->status), "Succeeded");
     job->op->end_ms = now;
+    if (job->is_delete && on_agent) {
+        /* Deleting a capture an agent runs also stops it there (files are kept). */
+        job->stop_cap = cap;
+        job->stop_cap.properties_json = strdup(cap.properties_json);
+        job->send_stop = job->stop_cap.properties_json != NULL;
+    }
     if (job->is_delete) {
         job->op->result_status = 204;
         err = db_capture_delete(c, cap.id);
@@ -281,11 +317,18 @@ cleanup:
 static enum cp_err capture_end(struct core *core, struct capture_end_job *job, struct cp_error *e)
 {
     memset(job->op, 0, sizeof(*job->op));
+    memset(&job->stop_cap, 0, sizeof(job->stop_cap));
     enum cp_err err = db_store_write(core->store, capture_end_run, job, e);
-    if (err != CP_OK)
+    if (err != CP_OK) {
         db_operation_clear(job->op);
-    else
-        core_cache_changed(core->cache, job->watcher_id);
+    } else {
+        if (job->watcher_id)
+            core_cache_changed(core->cache, job->watcher_id);
+        if (job->send_stop && core->agents && core->agents->stop)
+            core->agents->stop(core->agents->ctx, &job->stop_cap);
+    }
+    if (job->send_stop || err != CP_OK)
+        db_capture_clear(&job->stop_cap);
     return err;
 }
 
@@ -294,7 +337,12 @@ enum cp_err core_capture_delete(struct core *core, const struct core_watcher_ref
                                 const char *api_version, struct db_operation *op,
                                 struct cp_error *e)
 {
-    struct capture_end_job job = {parent, name, pre, api_version, op, 1, 0};
+    struct capture_end_job job = {.parent = parent,
+                                  .name = name,
+                                  .pre = pre,
+                                  .api_version = api_version,
+                                  .op = op,
+                                  .is_delete = 1};
     return capture_end(core, &job, e);
 }
 
@@ -302,7 +350,8 @@ enum cp_err core_capture_stop(struct core *core, const struct core_watcher_ref *
                               const char *name, const char *api_version, struct db_operation *op,
                               struct cp_error *e)
 {
-    struct capture_end_job job = {parent, name, NULL, api_version, op, 0, 0};
+    struct capture_end_job job = {
+        .parent = parent, .name = name, .api_version = api_version, .op = op};
     return capture_end(core, &job, e);
 }
 

@@ -31,6 +31,9 @@
 struct core_agent_port {
     void *ctx;
     enum cp_err (*start)(void *ctx, const struct db_capture *cap, struct cp_error *e);
+    /* Asks the agent running cap (cap->agent_id) to stop it (cap->stop_operation_id is the
+     * stop's operation); best effort: a stop not delivered now is sent again on reconnect. */
+    void (*stop)(void *ctx, const struct db_capture *cap);
 };
 
 struct core;
@@ -128,6 +131,29 @@ enum cp_err core_capture_stop(struct core *core, const struct core_watcher_ref *
 /* The operation with this id in this subscription; CP_ENOTFOUND when unknown. */
 enum cp_err core_operation_get(struct core *core, const char *sub, const char *id,
                                struct db_operation *out, struct cp_error *e) CP_MUST_USE;
+
+/* --- captures run by agents (the agent speaks only for its own captures: CP_EFORBIDDEN
+ * otherwise). capture_guid is the capture's create operation id, which the agent knows as its
+ * captureId. seq is the agent's report sequence number: a report already applied changes
+ * nothing (*applied = 0) and succeeds. --- */
+
+/* Calls each() for the captures of agent_id with a command to (re)send: Updating (start) or a
+ * stop waiting (stop_operation_id set). */
+enum cp_err core_capture_pending(struct core *core, const char *agent_id, db_capture_each_fn each,
+                                 void *arg, struct cp_error *e) CP_MUST_USE;
+/* The agent acknowledged a start: Running (ok) or Failed with code/message. */
+enum cp_err core_capture_acked(struct core *core, const char *agent_id, const char *capture_guid,
+                               int ok, const char *code, const char *message, int64_t at_ms,
+                               int64_t seq, int *applied, struct cp_error *e) CP_MUST_USE;
+/* The capture ended: Stopped with stop_reason, or Error with error_code/message (stop_reason
+ * NULL). A stop waiting for it succeeds. */
+enum cp_err core_capture_ended(struct core *core, const char *agent_id, const char *capture_guid,
+                               const char *stop_reason, const char *error_code, const char *message,
+                               int64_t seq, int *applied, struct cp_error *e) CP_MUST_USE;
+/* Ends as Failed (AgentNotConnected) every create handed to an agent that has not acknowledged
+ * it by now_ms - deadline_ms. */
+enum cp_err core_capture_expire(struct core *core, int64_t deadline_ms,
+                                struct cp_error *e) CP_MUST_USE;
 
 /* Calls each() with (provisioningState, packetCaptureStatus, count) groups, for metrics. */
 enum cp_err core_capture_counts(struct core *core, db_capture_count_fn each, void *arg) CP_MUST_USE;

@@ -36,4 +36,8 @@ void core_resource_id(const struct db_watcher *w, const char *capture, char *out
 /* Gives the watcher (and so its captures) a fresh etag, in the current job. */
 enum cp_err core_touch_watcher(struct db_conn *c, struct db_watcher *w, int64_t now_ms) CP_MUST_USE;
 
+/* In a create job: hands cap (just inserted) to the active agent registered for its target, if
+ * any (sets cap->agent_id). */
+enum cp_err core_assign_agent(struct db_conn *c, struct db_capture *cap) CP_MUST_USE;
+
 #endif

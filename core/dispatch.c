@@ -163,13 +163,17 @@ static void run_turn(struct core_dispatch *d, struct turn *t)
         if (te->cap.id == 0) {
             te->outcome = cp_fail(&te->why, CP_ENOTFOUND, "PacketCaptureDeleted", "",
                                   "The packet capture was deleted before it started.");
-        } else if (core->agents && core->agents->start) {
+        } else if (strcmp(te->cap.provisioning_state, "Updating") != 0) {
+            te->outcome = CP_OK; /* settled meanwhile (acknowledged, deleted, expired) */
+        } else if (te->cap.agent_id[0] && core->agents && core->agents->start) {
+            /* Handed to its agent: sent now if connected, else when it connects; the agent's
+             * ack ends the create, or the dispatch deadline does. */
             te->outcome = core->agents->start(core->agents->ctx, &te->cap, &te->why);
         } else {
             te->outcome = cp_fail(
                 &te->why, CP_ENOAGENT, "AgentNotConnected", "properties.target",
-                "No netwatch agent serves target '%s', so the capture cannot start. Register an "
-                "agent for that machine and start it, then create the capture again.",
+                "No netwatch agent is registered for target '%s', so the capture cannot start. "
+                "Register an agent for that machine and start it, then create the capture again.",
                 te->cap.target);
         }
         failures += te->outcome != CP_OK;

@@ -10,7 +10,7 @@
 #define CAPTURE_COLUMNS                                                                            \
     "id, watcher_id, name, sub_key, region, target, properties_json, provisioning_state,"          \
     " capture_status, stop_reason, capture_errors_json, unfinished, capture_start_ms,"             \
-    " create_operation_id, created_ms, updated_ms"
+    " create_operation_id, created_ms, updated_ms, agent_id, stop_operation_id"
 
 void db_capture_clear(struct db_capture *cap)
 {
@@ -38,6 +38,8 @@ static enum cp_err read_row(sqlite3_stmt *st, void *out)
     db_column_copy(st, 13, cap->create_operation_id, sizeof(cap->create_operation_id));
     cap->created_ms = sqlite3_column_int64(st, 14);
     cap->updated_ms = sqlite3_column_int64(st, 15);
+    db_column_copy(st, 16, cap->agent_id, sizeof(cap->agent_id));
+    db_column_copy(st, 17, cap->stop_operation_id, sizeof(cap->stop_operation_id));
     const char *props = (const char *)sqlite3_column_text(st, 6);
     cap->properties_json = strdup(props ? props : "{}");
     return cap->properties_json ? CP_OK : CP_ENOMEM;
@@ -215,4 +217,48 @@ enum cp_err db_capture_count_by_state(struct db_conn *c, db_capture_count_fn eac
              sqlite3_column_int64(st, 2), arg);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? CP_OK : db_err(rc);
+}
+
+enum cp_err db_capture_set_agent(struct db_conn *c, int64_t id, const char *agent_id,
+                                 const char *stop_operation_id)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "UPDATE packet_captures SET agent_id = NULLIF(?2, ''),"
+                                       " stop_operation_id = NULLIF(?3, '') WHERE id = ?1");
+    if (!st)
+        return CP_EIO;
+    sqlite3_bind_int64(st, 1, id);
+    if (db_bind_text(st, 2, agent_id) || db_bind_text(st, 3, stop_operation_id))
+        return CP_ENOMEM;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? CP_OK : db_err(rc);
+}
+
+enum cp_err db_capture_list_pending(struct db_conn *c, const char *agent_id,
+                                    db_capture_each_fn each, void *arg)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT " CAPTURE_COLUMNS " FROM packet_captures"
+                                       " WHERE agent_id = ?1 AND (provisioning_state = 'Updating'"
+                                       " OR stop_operation_id IS NOT NULL) ORDER BY id");
+    if (!st)
+        return CP_EIO;
+    if (db_bind_text(st, 1, agent_id))
+        return CP_ENOMEM;
+    struct list_visit v = {each, arg};
+    struct db_capture cap;
+    return db_row_each(st, read_row, &cap, sizeof(cap), visit_row, &v, clear_row);
+}
+
+enum cp_err db_capture_list_overdue(struct db_conn *c, int64_t before_ms, db_capture_each_fn each,
+                                    void *arg)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT " CAPTURE_COLUMNS " FROM packet_captures"
+                                       " WHERE agent_id IS NOT NULL AND provisioning_state ="
+                                       " 'Updating' AND created_ms < ?1 ORDER BY id");
+    if (!st)
+        return CP_EIO;
+    sqlite3_bind_int64(st, 1, before_ms);
+    struct list_visit v = {each, arg};
+    struct db_capture cap;
+    return db_row_each(st, read_row, &cap, sizeof(cap), visit_row, &v, clear_row);
 }

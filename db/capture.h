@@ -35,7 +35,12 @@ struct db_capture {
     char create_operation_id[40];
     int64_t created_ms;
     int64_t updated_ms;
+    char agent_id[40];          /* the agent running it; "" when none serves its target */
+    char stop_operation_id[40]; /* a stop waiting for the agent; "" when none */
 };
+
+/* Visits one capture row (borrowed for the call). */
+typedef enum cp_err (*db_capture_each_fn)(const struct db_capture *cap, void *arg);
 
 /* Frees what c owns and zeroes it. */
 void db_capture_clear(struct db_capture *cap);
@@ -53,12 +58,21 @@ enum cp_err db_capture_insert(struct db_conn *c, struct db_capture *cap) CP_MUST
 /* Writes the state columns of cap (provisioning_state .. capture_start_ms, updated_ms). */
 enum cp_err db_capture_update_state(struct db_conn *c, const struct db_capture *cap) CP_MUST_USE;
 enum cp_err db_capture_delete(struct db_conn *c, int64_t id) CP_MUST_USE;
+/* Sets agent_id and stop_operation_id ("" = NULL) of capture id. */
+enum cp_err db_capture_set_agent(struct db_conn *c, int64_t id, const char *agent_id,
+                                 const char *stop_operation_id) CP_MUST_USE;
+/* Calls each() for the captures of agent_id with a command pending: Updating (start not yet
+ * acknowledged) or a stop waiting. */
+enum cp_err db_capture_list_pending(struct db_conn *c, const char *agent_id,
+                                    db_capture_each_fn each, void *arg) CP_MUST_USE;
+/* Calls each() for the captures still Updating, handed to an agent, created before before_ms. */
+enum cp_err db_capture_list_overdue(struct db_conn *c, int64_t before_ms, db_capture_each_fn each,
+                                    void *arg) CP_MUST_USE;
 /* How many unfinished captures a subscription has in a region. */
 enum cp_err db_capture_count_unfinished(struct db_conn *c, const char *sub_key, const char *region,
                                         int64_t *out) CP_MUST_USE;
 
 /* Calls each() for every capture of a watcher, in name order; the row is borrowed. */
-typedef enum cp_err (*db_capture_each_fn)(const struct db_capture *cap, void *arg);
 enum cp_err db_capture_list(struct db_conn *c, int64_t watcher_id, db_capture_each_fn each,
                             void *arg) CP_MUST_USE;
 

@@ -21,6 +21,7 @@ struct agent_glue {
     struct core *core;
     struct hub *hub;
     struct hub_ops ops;
+    struct core_agent_port port;
     struct workers *thread; /* one thread: each agent's messages stay in order */
     pthread_t sweeper;      /* closes the channels of revoked agents */
     int sweeper_running;
@@ -115,6 +116,58 @@ static void send_msg(struct agent_glue *g, const char *agent_id, const struct pr
     free(text);
 }
 
+/* --- commands to agents --- */
+
+static void send_start(struct agent_glue *g, const struct db_capture *cap)
+{
+    struct proto_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_START;
+    /* The start's command id is the capture's own id: a resend is the same command. */
+    snprintf(m.start.command_id, sizeof(m.start.command_id), "%.36s", cap->create_operation_id);
+    snprintf(m.start.capture_id, sizeof(m.start.capture_id), "%.36s", cap->create_operation_id);
+    snprintf(m.start.name, sizeof(m.start.name), "%s", cap->name);
+    m.start.spec = cap->properties_json;
+    send_msg(g, cap->agent_id, &m);
+}
+
+static void send_stop(struct agent_glue *g, const struct db_capture *cap)
+{
+    struct proto_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_STOP;
+    snprintf(m.stop.command_id, sizeof(m.stop.command_id), "%.36s",
+             cap->stop_operation_id[0] ? cap->stop_operation_id : cap->create_operation_id);
+    snprintf(m.stop.capture_id, sizeof(m.stop.capture_id), "%.36s", cap->create_operation_id);
+    m.stop.reason = PROTO_STOP_MANUAL;
+    send_msg(g, cap->agent_id, &m);
+}
+
+/* core_agent_port.start (dispatcher thread): sent now when the agent is connected; otherwise
+ * after its next hello. Either way the create waits for the ack or the deadline. */
+static enum cp_err port_start(void *ctx, const struct db_capture *cap, struct cp_error *e)
+{
+    (void)e;
+    send_start(ctx, cap);
+    return CP_OK;
+}
+
+static void port_stop(void *ctx, const struct db_capture *cap)
+{
+    send_stop(ctx, cap);
+}
+
+/* After a hello: everything still owed to this agent goes out again. */
+static enum cp_err resend_one(const struct db_capture *cap, void *arg)
+{
+    struct agent_glue *g = arg;
+    if (strcmp(cap->provisioning_state, "Updating") == 0)
+        send_start(g, cap);
+    if (cap->stop_operation_id[0])
+        send_stop(g, cap);
+    return CP_OK;
+}
+
 /* The hello's interfaces as the JSON array the registry keeps. Caller frees. */
 static char *interfaces_json(const struct proto_hello *h)
 {
@@ -166,8 +219,57 @@ static void handle_hello(struct agent_glue *g, const char *agent_id, const struc
     w.welcome.heartbeat_seconds = PROTO_HEARTBEAT_SECONDS;
     w.welcome.last_applied_seq = last;
     send_msg(g, agent_id, &w);
+    if (core_capture_pending(g->core, agent_id, resend_one, g, NULL) != CP_OK)
+        log_warnx("component=agents event=resend_failed agent=%s", agent_id);
     log_info("component=agents event=hello agent=%s version=\"%s\" host=\"%s\"", agent_id,
              h->agent_version, h->hostname);
+}
+
+static void reply(struct agent_glue *g, const char *agent_id, int64_t seq, enum cp_err err,
+                  const struct cp_error *e)
+{
+    struct proto_msg r;
+    memset(&r, 0, sizeof(r));
+    r.type = PROTO_REPLY;
+    r.reply.seq = seq;
+    r.reply.ok = err == CP_OK;
+    if (err != CP_OK) {
+        snprintf(r.reply.code, sizeof(r.reply.code), "%s",
+                 err == CP_EFORBIDDEN ? PROTO_REPLY_NOT_YOUR_SESSION : "InternalError");
+        snprintf(r.reply.message, sizeof(r.reply.message), "%s",
+                 e && e->message[0] ? e->message : "the report was not applied");
+    }
+    send_msg(g, agent_id, &r);
+}
+
+/* Applies one report through core (exactly once, by seq) and answers it. A report the server
+ * could not store is not acknowledged as applied: the agent sends it again. */
+static void handle_report(struct agent_glue *g, const char *agent_id, const struct proto_msg *m,
+                          int64_t seq)
+{
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = CP_OK;
+    if (m->type == PROTO_ACK) {
+        const struct proto_ack *a = &m->ack;
+        err = core_capture_acked(g->core, agent_id, a->command_id, a->ok,
+                                 a->ok ? NULL : proto_pc_error_name(a->code), a->message, a->at,
+                                 seq, NULL, &e);
+    } else if (m->type == PROTO_COMPLETED) {
+        err = core_capture_ended(g->core, agent_id, m->completed.capture_id,
+                                 proto_stop_reason_name(m->completed.stop_reason), NULL, NULL, seq,
+                                 NULL, &e);
+    } else if (m->type == PROTO_ERROR) {
+        err =
+            core_capture_ended(g->core, agent_id, m->error.capture_id, NULL,
+                               proto_pc_error_name(m->error.code), m->error.message, seq, NULL, &e);
+    }
+    if (err == CP_EFORBIDDEN)
+        log_warnx("component=agents event=report_refused agent=%s type=%s seq=%lld detail=\"%s\"",
+                  agent_id, proto_type_name(m->type), (long long)seq, e.message);
+    else if (err != CP_OK)
+        log_warnx("component=agents event=report_failed agent=%s type=%s seq=%lld", agent_id,
+                  proto_type_name(m->type), (long long)seq);
+    reply(g, agent_id, seq, err, &e);
 }
 
 static void handle_message(struct agent_glue *g, const char *agent_id, const char *json, size_t len)
@@ -186,19 +288,7 @@ static void handle_message(struct agent_glue *g, const char *agent_id, const cha
     if (m.type == PROTO_HELLO) {
         handle_hello(g, agent_id, &m.hello);
     } else if (seq > 0) {
-        /* No session is assigned to an agent yet (the dispatcher comes next): every report is
-         * about a session that is not this agent's. Refused, logged, nothing touched. */
-        log_warnx("component=agents event=report_refused agent=%s type=%s seq=%lld", agent_id,
-                  proto_type_name(m.type), (long long)seq);
-        struct proto_msg r;
-        memset(&r, 0, sizeof(r));
-        r.type = PROTO_REPLY;
-        r.reply.seq = seq;
-        r.reply.ok = 0;
-        snprintf(r.reply.code, sizeof(r.reply.code), "%s", PROTO_REPLY_NOT_YOUR_SESSION);
-        snprintf(r.reply.message, sizeof(r.reply.message),
-                 "no capture session is assigned to this agent");
-        send_msg(g, agent_id, &r);
+        handle_report(g, agent_id, &m, seq);
     } else {
         log_warnx("component=agents event=unexpected_message agent=%s type=%s", agent_id,
                   proto_type_name(m.type));
@@ -239,23 +329,25 @@ static void *sweeper_main(void *arg)
         until.tv_sec += REVOKE_SWEEP_MS / 1000 + until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&g->cv, &g->mu, &until);
-        if (g->stopping || !g->hub)
+        if (g->stopping || !g->hub || !g->core)
             continue;
         pthread_mutex_unlock(&g->mu);
         if (core_agent_revoked_connected(core_store(g->core), close_revoked, g, NULL) != CP_OK)
             log_warnx("component=agents event=revoke_sweep_failed");
+        if (core_capture_expire(g->core, AGENT_DISPATCH_DEADLINE_MS, NULL) != CP_OK)
+            log_warnx("component=agents event=expire_sweep_failed");
         pthread_mutex_lock(&g->mu);
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
 }
 
-enum cp_err agent_glue_new(struct core *core, struct agent_glue **out)
+enum cp_err agent_glue_new(struct agent_glue **out)
 {
     struct agent_glue *g = calloc(1, sizeof(*g));
     if (!g)
         return CP_ENOMEM;
-    g->core = core;
+    g->port = (struct core_agent_port){.ctx = g, .start = port_start, .stop = port_stop};
     g->ops = (struct hub_ops){.ctx = g,
                               .authenticate = glue_authenticate,
                               .on_open = glue_on_open,
@@ -277,6 +369,16 @@ enum cp_err agent_glue_new(struct core *core, struct agent_glue **out)
     return CP_OK;
 }
 
+const struct core_agent_port *agent_glue_port(struct agent_glue *g)
+{
+    return &g->port;
+}
+
+void agent_glue_set_core(struct agent_glue *g, struct core *core)
+{
+    g->core = core;
+}
+
 const struct hub_ops *agent_glue_ops(struct agent_glue *g)
 {
     return &g->ops;
@@ -289,7 +391,7 @@ void agent_glue_set_hub(struct agent_glue *g, struct hub *hub)
     pthread_mutex_unlock(&g->mu);
 }
 
-void agent_glue_free(struct agent_glue *g)
+void agent_glue_stop(struct agent_glue *g)
 {
     if (!g)
         return;
@@ -299,8 +401,17 @@ void agent_glue_free(struct agent_glue *g)
         pthread_cond_signal(&g->cv);
         pthread_mutex_unlock(&g->mu);
         pthread_join(g->sweeper, NULL);
+        g->sweeper_running = 0;
     }
     workers_stop(g->thread);
+    g->thread = NULL;
+}
+
+void agent_glue_free(struct agent_glue *g)
+{
+    if (!g)
+        return;
+    agent_glue_stop(g);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     free(g);

@@ -144,8 +144,11 @@ static int serve(const struct config *cfg)
         rc = 0;
         goto cleanup;
     }
-    if (core_new(store, NULL, &core) != CP_OK || !(metrics = metrics_new()))
+    /* The agent glue is core's port to the agents, so it is made first. */
+    if (agent_glue_new(&glue) != CP_OK || core_new(store, agent_glue_port(glue), &core) != CP_OK ||
+        !(metrics = metrics_new()))
         goto cleanup;
+    agent_glue_set_core(glue, core);
 
     /* Signals are taken by sigwait() below; every thread started from here inherits the mask. */
     sigset_t sigs;
@@ -160,8 +163,7 @@ static int serve(const struct config *cfg)
         goto cleanup;
     }
     /* The agent hub's thread inherits the signal mask set above. */
-    if (agent_glue_new(core, &glue) != CP_OK ||
-        hub_new(NULL, agent_glue_ops(glue), &hub) != CP_OK) {
+    if (hub_new(NULL, agent_glue_ops(glue), &hub) != CP_OK) {
         log_error("event=hub_failed");
         goto cleanup;
     }
@@ -218,9 +220,10 @@ cleanup:
     if (hub)
         hub_stop(hub);
     http_stop(http, SHUTDOWN_GRACE_MS);
-    agent_glue_free(glue);
+    agent_glue_stop(glue);
+    core_free(core); /* its dispatcher may still call the glue's port, which uses the hub */
     hub_free(hub);
-    core_free(core);
+    agent_glue_free(glue);
     db_store_close(store);
     metrics_free(metrics);
     auth_free(auth);
