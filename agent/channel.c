@@ -499,9 +499,9 @@ static void on_welcome(struct channel *ch, json_t *msg)
     json_t *id;
     json_array_foreach(json_object_get(msg, "stop"), i, id)
     {
-        /* Reconciliation is the capture engine's (next step); noted for now. */
+        /* Noted here; stopping them is the dispatcher's (its on_welcome gets the same list). */
         if (json_is_string(id))
-            log_info("event=welcome_stop captureId=%.64s handled=no", json_string_value(id));
+            log_info("event=welcome_stop captureId=%.64s", json_string_value(id));
     }
     ch->welcomed = 1;
     log_info("event=channel_welcome protocol=%lld heartbeat_s=%lld last_applied_seq=%lld",
@@ -611,12 +611,15 @@ static enum session_end serve(struct channel *ch)
             break;
         }
         /* The directions the transport waits for, not wslay's: SSL_read may need POLLOUT. */
-        struct pollfd p[2] = {
+        const struct channel_handler *hd = o->handler;
+        int wake = !stopping && ch->welcomed && hd && hd->on_wake && hd->wake_fd >= 0;
+        struct pollfd p[3] = {
             {.fd = ch->fd,
              .events = (short)((want_r ? ch->rd_wait : 0) | (want_w ? ch->wr_wait : 0))},
             {.fd = o->stop_fd, .events = POLLIN},
+            {.fd = wake ? hd->wake_fd : -1, .events = POLLIN},
         };
-        int n = poll(p, stopping ? 1 : 2, (int)(deadline - now));
+        int n = poll(p, stopping ? 1 : 3, (int)(deadline - now));
         if (n < 0 && errno != EINTR)
             break;
         if (n <= 0)
@@ -632,6 +635,8 @@ static enum session_end serve(struct channel *ch)
         if ((p[0].revents & (ch->rd_wait | POLLHUP | POLLERR)) && want_r &&
             wslay_event_recv(ch->ws) != 0)
             break;
+        if (wake && p[2].revents)
+            hd->on_wake(hd->ctx, ch); /* queues reports; the loop's top sends them */
         if ((p[0].revents & (POLLHUP | POLLERR)) && !want_r) {
             if (!ch->ending)
                 ch->ending = "server disconnected";

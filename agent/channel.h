@@ -14,7 +14,7 @@
  * reason, retried after the backoff): the token only ever goes to a verified server.
  *
  * Threading: channel_run() runs in the calling thread and everything it calls back runs there
- * too; channel_send() only from those callbacks.
+ * too; channel_send() only from those callbacks (on_wake included).
  */
 #ifndef NW_AGENT_CHANNEL_H
 #define NW_AGENT_CHANNEL_H
@@ -41,6 +41,12 @@ struct channel_handler {
     void (*on_welcome)(void *ctx, struct channel *ch, json_t *welcome);
     /* Any other message: type is its "type" (borrowed), msg the whole object (borrowed). */
     void (*on_message)(void *ctx, struct channel *ch, const char *type, json_t *msg);
+    /* Optional, with on_wake: one more fd the connected loop polls once welcomed (so work that
+     * finishes elsewhere, a capture ending, is reported from this thread, where channel_send
+     * may be called). Readable: on_wake runs, and must consume whatever made it readable or
+     * the loop spins. Not polled between connections: the work waits for the next welcome. */
+    int wake_fd;
+    void (*on_wake)(void *ctx, struct channel *ch);
 };
 
 struct channel_options {

@@ -25,6 +25,9 @@ static const struct settings_entry settings[] = {
         "capture files are written only under this directory"),
     STR(ca_file, "ca-file", "NETWATCH_AGENT_CA_FILE", "",
         "https: PEM file of the CA(s) to trust instead of the system store (a private CA)"),
+    STR(interfaces, "interfaces", "NETWATCH_AGENT_INTERFACES", "",
+        "comma-separated interfaces to capture on (\"lo\" included only if named); empty: every "
+        "up interface but loopback"),
     STR(log_level, "log-level", "NETWATCH_AGENT_LOG_LEVEL", "info", "debug, info, warn or error"),
     FLAG(help, "help", "print this help"),
 };

@@ -22,6 +22,7 @@ struct agent_config {
     char state_dir[AGENT_PATH_MAX];    /* the agent's own state (report sequence numbers) */
     char capture_root[AGENT_PATH_MAX]; /* capture files only under here */
     char ca_file[AGENT_PATH_MAX];      /* https: PEM CAs trusted instead of the system's; "" */
+    char interfaces[1024];             /* "eth0,eth1": capture on these; "" = engine's default */
     char log_level[16];                /* debug | info | warn | error */
     int help;
     /* Derived from server by agent_config_load. */

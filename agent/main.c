@@ -3,8 +3,7 @@
  * Wires config, the token (read once, never logged), the state directory and the channel; runs
  * until SIGTERM/SIGINT, then closes the channel with 1000 and exits.
  *
- * Commands (start/stop) reach dispatch() below; the capture engine plugs in there next. For now
- * they are logged and not answered (the server's outbox re-sends them until acknowledged).
+ * Commands (start/stop) go to the dispatcher (agent/dispatch.h), which runs the captures.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -14,21 +13,11 @@
 
 #include "agent/channel.h"
 #include "agent/config.h"
+#include "agent/dispatch.h"
 #include "agent/state.h"
 #include "common/log.h"
 
 #define AGENT_TOKEN_MAX 512
-
-/* The command dispatcher: every server message but welcome. */
-static void dispatch(void *ctx, struct channel *ch, const char *type, json_t *msg)
-{
-    (void)ctx;
-    (void)ch;
-    const char *cmd = json_string_value(json_object_get(msg, "commandId"));
-    const char *cap = json_string_value(json_object_get(msg, "captureId"));
-    log_info("event=command_received type=%.32s commandId=%.64s captureId=%.64s handled=no", type,
-             cmd ? cmd : "-", cap ? cap : "-");
-}
 
 int main(int argc, char **argv)
 {
@@ -71,11 +60,21 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("event=agent_starting version=%s server=%s:%u state_dir=\"%s\" capture_root=\"%s\" "
-             "next_seq=%llu",
-             AGENT_VERSION, cfg.host, cfg.port, cfg.state_dir, cfg.capture_root,
+             "interfaces=\"%s\" next_seq=%llu",
+             AGENT_VERSION, cfg.host, cfg.port, cfg.state_dir, cfg.capture_root, cfg.interfaces,
              (unsigned long long)state.next_seq);
 
-    static const struct channel_handler handler = {.ctx = NULL, .on_message = dispatch};
+    struct dispatch *disp = NULL;
+    struct dispatch_options dopt = {
+        .capture_root = cfg.capture_root, .interfaces = cfg.interfaces, .state = &state};
+    if (dispatch_new(&dopt, &disp, &e) != CP_OK) {
+        log_error("event=dispatch_unusable detail=\"%s\"", e.message);
+        close(sfd);
+        memset(token, 0, sizeof(token));
+        return 1;
+    }
+    struct channel_handler handler;
+    dispatch_handler(disp, &handler);
     struct channel_options o = {.host = cfg.host,
                                 .port = cfg.port,
                                 .tls = cfg.tls,
@@ -88,6 +87,7 @@ int main(int argc, char **argv)
     struct signalfd_siginfo si;
     ssize_t r = read(sfd, &si, sizeof(si));
     log_info("event=agent_stopped signal=%d", r == (ssize_t)sizeof(si) ? (int)si.ssi_signo : 0);
+    dispatch_free(disp); /* running captures end with their files complete */
     close(sfd);
     memset(token, 0, sizeof(token));
     return err == CP_OK ? 0 : 1;

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "agent/channel.h"
+#include "agent/dispatch.h"
 #include "agent/state.h"
 #include "common/log.h"
 #include "server/http.h"
@@ -86,6 +87,8 @@ struct fake {
     char events[256]; /* "o" / "c" per on_open / on_close of agent a1, in order */
     char last[MSG_MAX + 1];
     size_t last_len;
+    char all[MSG_MAX + 1]; /* every message received, one a line, while there is room */
+    size_t all_len;
 };
 
 static struct fake fake;
@@ -142,6 +145,12 @@ static void fake_on_message(void *ctx, const char *agent_id, const char *json, s
     memcpy(f->last, json, len);
     f->last[len] = '\0';
     f->last_len = len;
+    if (f->all_len + len + 1 < sizeof(f->all)) {
+        memcpy(f->all + f->all_len, json, len);
+        f->all_len += len;
+        f->all[f->all_len++] = '\n';
+        f->all[f->all_len] = '\0';
+    }
     int welcome = f->welcome && hello;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
@@ -515,6 +524,8 @@ static void reset_fake(void)
     fake.welcome = 0;
     memset(fake.events, 0, sizeof(fake.events));
     fake.last_len = 0;
+    fake.all_len = 0;
+    fake.all[0] = '\0';
     pthread_mutex_unlock(&fake.mu);
 }
 
@@ -1055,6 +1066,169 @@ START_TEST(agent_retries_without_server)
 }
 END_TEST
 
+/* ---- the real agent with its dispatcher: start, capture, stop, completed ------------------- */
+
+/* The n-th (from 1) message the server got that contains both needles, parsed; NULL when none
+ * arrives within WAIT_MS. */
+static json_t *wait_report(const char *n1, const char *n2, int nth, char *raw, size_t rawsz)
+{
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        json_t *found = NULL;
+        pthread_mutex_lock(&fake.mu);
+        int seen = 0;
+        for (char *line = fake.all; *line && !found;) {
+            char *end = strchr(line, '\n');
+            size_t len = (size_t)(end - line);
+            if (has_bytes(line, len, n1) && has_bytes(line, len, n2) && ++seen == nth) {
+                json_error_t jerr;
+                found = json_loadb(line, len, 0, &jerr);
+                snprintf(raw, rawsz, "%.*s", (int)len, line);
+            }
+            line = end + 1;
+        }
+        pthread_mutex_unlock(&fake.mu);
+        if (found)
+            return found;
+        sleep_ms(10);
+    }
+    return NULL;
+}
+
+#define CMD_START   "11111111-1111-4111-8111-111111111111"
+#define CAP_1       "22222222-2222-4222-8222-222222222222"
+#define CMD_STOP    "33333333-3333-4333-8333-333333333333"
+#define CMD_WINDOWS "44444444-4444-4444-8444-444444444444"
+#define CAP_2       "55555555-5555-4555-8555-555555555555"
+#define VM_TARGET                                                                                  \
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"             \
+    "Microsoft.Compute/virtualMachines/vm1"
+
+START_TEST(agent_dispatch_capture)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    pthread_mutex_lock(&fake.mu);
+    fake.welcome = 1;
+    pthread_mutex_unlock(&fake.mu);
+
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 200};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+
+    /* The UDP port the filter names: a bound socket, so the packets are plain delivered UDP. */
+    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
+    char start[2048];
+    snprintf(start, sizeof(start),
+             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\","
+             "\"bytesToCapturePerPacket\":0,\"totalBytesPerSession\":0,\"timeLimitInSeconds\":0,"
+             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
+             "\"filters\":[{\"protocol\":\"UDP\",\"localIPAddress\":\"\",\"remoteIPAddress\":\"\","
+             "\"localPort\":\"%u\",\"remotePort\":\"\"}]}}",
+             (unsigned)ntohs(sin.sin_port));
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
+    char raw[4096], again[4096];
+    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL, "no ack for the start");
+    ck_assert_msg(json_is_true(json_object_get(ack, "ok")), "start refused: %s", raw);
+    ck_assert_int_gt(json_integer_value(json_object_get(ack, "at")), 1700000000000LL);
+    ck_assert_int_ge(json_integer_value(json_object_get(ack, "seq")), 1);
+    json_decref(ack);
+
+    for (int i = 0; i < 5; i++) {
+        static const char payload[] = "netwatch dispatch test";
+        ck_assert_int_eq(
+            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
+            (ssize_t)sizeof(payload));
+    }
+    sleep_ms(200);
+
+    /* A resend (as after a reconnect) gets the same ack, seq included, and no second capture. */
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
+    ack = wait_report("\"type\":\"ack\"", CMD_START, 2, again, sizeof(again));
+    ck_assert_msg(ack != NULL, "no second ack for the repeated start");
+    ck_assert_str_eq(again, raw);
+    json_decref(ack);
+
+    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
+                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", stop, sizeof(stop) - 1), CP_OK);
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
+    ck_assert_msg(done != NULL, "no completed after the stop");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    json_t *files = json_object_get(done, "files");
+    ck_assert_int_eq(json_array_size(files), 1);
+    json_t *f0 = json_array_get(files, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(f0, "path")), "/var/captures/t1.cap");
+    json_int_t bytes = json_integer_value(json_object_get(f0, "bytes"));
+    ck_assert_int_gt(bytes, 24);
+    ck_assert_int_eq(strlen(json_string_value(json_object_get(f0, "sha256"))), 64);
+    json_decref(done);
+    ack = wait_report("\"type\":\"ack\"", CMD_STOP, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "stop ack: %s", raw);
+    json_decref(ack);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/t1.cap", root);
+    struct stat stt;
+    ck_assert_int_eq(stat(path, &stt), 0);
+    ck_assert_int_eq(stt.st_size, bytes);
+    ck_assert_int_eq(dispatch_running(d), 0);
+
+    /* A Windows path cannot be written by a Linux agent. */
+    static const char win[] =
+        "{\"type\":\"start\",\"commandId\":\"" CMD_WINDOWS "\",\"captureId\":\"" CAP_2 "\","
+        "\"name\":\"t2\",\"spec\":{\"target\":\"" VM_TARGET "\",\"bytesToCapturePerPacket\":0,"
+        "\"totalBytesPerSession\":0,\"timeLimitInSeconds\":0,"
+        "\"storageLocation\":{\"filePath\":\"C:\\\\captures\\\\t2.cap\"},\"filters\":[]}}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", win, sizeof(win) - 1), CP_OK);
+    ack = wait_report("\"type\":\"ack\"", CMD_WINDOWS, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL, "no ack for the Windows start");
+    ck_assert(json_is_false(json_object_get(ack, "ok")));
+    ck_assert_str_eq(json_string_value(json_object_get(ack, "code")), "CaptureFailed");
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(ack, "message")));
+    json_decref(ack);
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    ck_assert_int_eq(a->result, CP_OK);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(rx);
+    close(tx);
+    close(a->stop_fd);
+    free(a);
+    unlink(path);
+    rmdir(root);
+    snprintf(path, sizeof(path), "%s/seq", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- the real agent channel over TLS ------------------------------------------------------ */
 
 static void write_text(const char *path, const char *text)
@@ -1330,6 +1504,7 @@ static Suite *suite(void)
     tcase_set_timeout(ag, 60);
     tcase_add_test(ag, agent_channel_end_to_end);
     tcase_add_test(ag, agent_retries_without_server);
+    tcase_add_test(ag, agent_dispatch_capture);
     tcase_add_test(ag, agent_tls_end_to_end);
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);
