@@ -3,13 +3,19 @@
  * `netwatchd agent add` connects over /agent/v1/channel, says hello, and shows up connected
  * (hostname, OS, version, interfaces) in the read-only agents API; it shows disconnected once
  * it stops; revoking a connected agent drops its channel and its token is refused from then on;
- * an agent with a bad token is refused.
+ * an agent with a bad token is refused; and one capture runs for real: created through the API,
+ * started by the agent on the loopback interface, stopped through the API, Stopped/Manual, with
+ * the packets in a pcap file under the agent's capture root.
  *
  *   it_agents NETWATCHD NETWATCH_AGENT
  */
 #include "tests/integration/harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +93,14 @@ static int add_agent(const char *vm, char *id, size_t idsz)
     return NW_CHECK(0, "agent %s not in `agent list`", vm) ? 0 : -1;
 }
 
+static pid_t start_agent_on(const char *vm, const char *interfaces);
+
 static pid_t start_agent(const char *vm)
+{
+    return start_agent_on(vm, NULL);
+}
+
+static pid_t start_agent_on(const char *vm, const char *interfaces)
 {
     char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 64];
     char log[NW_PATH_MAX + 64];
@@ -102,8 +115,13 @@ static pid_t start_agent(const char *vm)
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token, "--state-dir",
-              state, "--capture-root", root, (char *)NULL);
+        if (interfaces)
+            execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token,
+                  "--state-dir", state, "--capture-root", root, "--interfaces", interfaces,
+                  (char *)NULL);
+        else
+            execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token,
+                  "--state-dir", state, "--capture-root", root, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -175,6 +193,95 @@ static int wait_log(const char *needle)
     return 0;
 }
 
+/* One capture run for real by the agent on the loopback interface: create -> the agent acks ->
+ * Succeeded/Running; UDP traffic; stop -> the agent's completed report ends the stop (Location
+ * 200 null); Stopped/Manual; the pcap file is under the agent's capture root. */
+static void capture_lifecycle(void)
+{
+    char id[64] = "";
+    if (add_agent("vm3", id, sizeof(id)) != 0)
+        return;
+    char root[NW_PATH_MAX + 16];
+    snprintf(root, sizeof(root), "%s/captures", srv.dir);
+    mkdir(root, 0750); /* the capture root is the operator's to create */
+    pid_t agent = start_agent_on("vm3", "lo");
+    if (!NW_CHECK(wait_connected(id, 1), "agent vm3 never connected"))
+        goto out;
+    char nw[300], t[700], body[900];
+    snprintf(nw, sizeof(nw),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
+             srv.sub);
+    struct nw_response r;
+    snprintf(t, sizeof(t), "%s?api-version=" API, nw);
+    NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
+                 r.status / 100 == 2,
+             "watcher PUT: %ld", r.status);
+    nw_response_free(&r);
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(body, sizeof(body),
+             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
+             "Microsoft.Compute/virtualMachines/vm3\",\"storageLocation\":{\"filePath\":"
+             "\"/var/captures/lc.cap\"},\"filters\":[{\"protocol\":\"UDP\",\"localPort\":"
+             "\"%d\"}]}}",
+             srv.sub, port);
+    snprintf(t, sizeof(t), "%s/packetCaptures/lc?api-version=" API, nw);
+    if (!NW_CHECK(nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 && r.status == 201,
+                  "capture PUT: %ld %.300s", r.status, r.body ? r.body : ""))
+        goto out;
+    char aao[600];
+    snprintf(aao, sizeof(aao), "%s", nw_response_header(&r, "Azure-AsyncOperation"));
+    nw_response_free(&r);
+    json_t *op = nw_server_wait_operation(&srv, aao, 15);
+    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
+    NW_CHECK(st && strcmp(st, "Succeeded") == 0, "create ended %s", st ? st : "(no answer)");
+    json_decref(op);
+    snprintf(t, sizeof(t), "%s/packetCaptures/lc/queryStatus?api-version=" API, nw);
+    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 200, "qs");
+    const char *pcs = nw_json_str(r.json, "packetCaptureStatus");
+    NW_CHECK(pcs && strcmp(pcs, "Running") == 0, "status %s, want Running", pcs ? pcs : "-");
+    NW_CHECK(nw_json_str(r.json, "captureStartTime") != NULL, "no captureStartTime");
+    nw_response_free(&r);
+
+    /* Traffic the filter matches (UDP to the local port), on the loopback interface. */
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    for (int i = 0; fd >= 0 && i < 5; i++)
+        sendto(fd, "netwatch", 8, 0, (struct sockaddr *)&to, sizeof(to));
+    if (fd >= 0)
+        close(fd);
+    nw_sleep_ms(300);
+
+    snprintf(t, sizeof(t), "%s/packetCaptures/lc/stop?api-version=" API, nw);
+    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 202,
+             "stop: %ld", r.status);
+    char loc[600];
+    snprintf(loc, sizeof(loc), "%s", nw_response_header(&r, "Location") ?: "");
+    nw_response_free(&r);
+    struct nw_response fin;
+    if (NW_CHECK(nw_server_wait_location(&srv, loc, 15, &fin) == 0, "stop never finished")) {
+        NW_CHECK(fin.status == 200 && fin.json && json_is_null(fin.json), "stop result %ld %.100s",
+                 fin.status, fin.body);
+        nw_response_free(&fin);
+    }
+    snprintf(t, sizeof(t), "%s/packetCaptures/lc/queryStatus?api-version=" API, nw);
+    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 200, "qs2");
+    pcs = nw_json_str(r.json, "packetCaptureStatus");
+    const char *why = nw_json_str(r.json, "stopReason");
+    NW_CHECK(pcs && strcmp(pcs, "Stopped") == 0, "status %s, want Stopped", pcs ? pcs : "-");
+    NW_CHECK(why && strcmp(why, "Manual") == 0, "stopReason %s, want Manual", why ? why : "-");
+    nw_response_free(&r);
+    char file[NW_PATH_MAX + 64];
+    snprintf(file, sizeof(file), "%s/captures/lc.cap", srv.dir);
+    struct stat sb;
+    /* pcap file header (24 bytes) plus 5 packets of 16-byte record header and >= 36 bytes */
+    NW_CHECK(stat(file, &sb) == 0 && sb.st_size >= 24 + 5 * (16 + 36),
+             "capture file %s missing or short (%lld bytes)", file,
+             stat(file, &sb) == 0 ? (long long)sb.st_size : -1LL);
+out:
+    stop_agent(agent);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -238,6 +345,7 @@ int main(int argc, char **argv)
         NW_CHECK(connected(id2, NULL) == 0, "an agent with an unknown token connected");
         stop_agent(a2);
     }
+    capture_lifecycle();
     if (nw_server_stop(&srv) != 0)
         NW_CHECK(0, "netwatchd did not stop cleanly");
     if (nw_failures)
