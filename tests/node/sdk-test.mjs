@@ -1,7 +1,11 @@
 // The official Azure SDK for JavaScript (@azure/arm-network's NetworkManagementClient, pinned in
-// package.json) driven against a running netwatchd: every operation that works without agents.
+// package.json) driven against a running netwatchd: every operation, first on a VM that has no
+// agent (the capture fails with AgentNotConnected), then the whole capture lifecycle on a VM whose
+// real netwatch-agent is connected (create, get, list, status Running, UDP traffic, stop, status
+// Stopped/Manual, delete, and the pcap file the agent wrote holds that traffic).
 //
 //   NETWATCH_URL=https://127.0.0.1:PORT NETWATCH_TOKEN=... NETWATCH_SUB=<subscription GUID> \
+//   NETWATCH_AGENT_VM=<VM resource id> NETWATCH_CAPTURE_ROOT=<the agent's --capture-root> \
 //       node --test tests/node/sdk-test.mjs
 // or, starting a throw-away server: tests/node/run-sdk-test.sh build/server/netwatchd
 //
@@ -10,11 +14,17 @@
 // netwatchd with a throw-away certificate that NODE_EXTRA_CA_CERTS makes trusted. An observer
 // policy records each reply for the contract check; it changes nothing.
 //
+// NETWATCH_AGENT_VM is a VM of NETWATCH_SUB whose agent runs on this machine with
+// --interfaces lo and --capture-root NETWATCH_CAPTURE_ROOT; without the two, the agent tests are
+// skipped.
+//
 // NETWATCH_REPLIES=FILE also appends every HTTP reply (method, path, status, headers, body) to
 // FILE as JSON lines, for validate-replies.mjs.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { appendFileSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { NetworkManagementClient } from '@azure/arm-network';
@@ -23,11 +33,16 @@ const BASE = (process.env.NETWATCH_URL ?? '').replace(/\/+$/, '');
 const TOKEN = process.env.NETWATCH_TOKEN ?? '';
 const SUB = process.env.NETWATCH_SUB ?? '';
 const REPLIES = process.env.NETWATCH_REPLIES ?? '';
+const AGENT_VM = process.env.NETWATCH_AGENT_VM ?? '';
+const CAPTURE_ROOT = process.env.NETWATCH_CAPTURE_ROOT ?? '';
+const NO_AGENT = AGENT_VM && CAPTURE_ROOT ? false : 'NETWATCH_AGENT_VM and NETWATCH_CAPTURE_ROOT are not set';
 
 // Each long-running operation must be done within this: netwatchd's monitors answer
 // Retry-After: 1, and the SDK's pollers obey it (Azure's usual 10 s would blow this budget).
 const LRO_BUDGET_MS = 3000;
 const API_VERSION = '2024-05-01'; // what @azure/arm-network 33.5.0 sends; used for plain fetches
+const AGENTS_API_VERSION = '2024-07-01'; // Netwatch/agents (not in the SDK)
+const AGENT_CONNECT_MS = 15000;
 
 // Names unique to this run, so that a server with other data still passes. The region is new
 // too, so the one-watcher-per-region rule only sees this run's watchers.
@@ -38,6 +53,10 @@ const NW = `nwsdk-${RUN}`;
 const NW2 = `nwsdk2-${RUN}`;
 const PC = `pc-${RUN}`;
 const PC2 = `pc2-${RUN}`;
+const PCA = `pca-${RUN}`; // the capture the agent runs
+const PCA_FILE = `sdk-agent-${RUN}.cap`; // /var/captures/<it> is <capture root>/<it>
+const UDP_PORT = 20000 + Math.floor(Math.random() * 40000); // the capture's filter: UDP to it
+const UDP_COUNT = 5;
 const NW_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Network/networkWatchers/${NW}`;
 const VM_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.Compute/virtualMachines/vm-${RUN}`;
 
@@ -134,6 +153,53 @@ function assertArmError(res, status, code) {
     assert.ok(res.headers.get('x-ms-request-id'), 'x-ms-request-id missing');
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Sends count UDP datagrams to 127.0.0.1:port (nobody listens; the capture still sees them).
+async function sendUdp(port, count) {
+    const sock = dgram.createSocket('udp4');
+    try {
+        for (let i = 0; i < count; i++) {
+            await new Promise((resolve, reject) =>
+                sock.send(Buffer.from(`netwatch-sdk-${RUN}-${i}`), port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+        }
+    } finally {
+        sock.close();
+    }
+}
+
+// Reads a classic pcap file: its link type and how many records are IPv4 UDP datagrams to
+// dstPort (the record's captured bytes; a short snapshot that cuts the UDP header is not counted).
+function pcapUdpCount(buf, dstPort) {
+    assert.ok(buf.length >= 24, `${buf.length} bytes, shorter than the pcap file header`);
+    const magic = buf.readUInt32LE(0);
+    let le;
+    if (magic === 0xa1b2c3d4 || magic === 0xa1b23c4d) le = true;
+    else if (magic === 0xd4c3b2a1 || magic === 0x4d3cb2a1) le = false;
+    else assert.fail(`not a pcap file (magic 0x${magic.toString(16)})`);
+    const u32 = (off) => (le ? buf.readUInt32LE(off) : buf.readUInt32BE(off));
+    const linkType = u32(20) & 0x0fffffff;
+    // Where the IPv4 header starts in a frame of this link type.
+    const ipOffset = { 0: 4, 1: 14, 12: 0, 101: 0, 113: 16, 228: 0, 276: 20 }[linkType];
+    assert.notEqual(ipOffset, undefined, `unexpected pcap link type ${linkType}`);
+    let off = 24;
+    let records = 0;
+    let matching = 0;
+    while (off + 16 <= buf.length) {
+        const incl = u32(off + 8);
+        const frame = buf.subarray(off + 16, off + 16 + incl);
+        assert.equal(frame.length, incl, `record ${records} is cut short`);
+        off += 16 + incl;
+        records++;
+        const ip = frame.subarray(ipOffset);
+        if (ip.length < 20 || ip[0] >> 4 !== 4 || ip[9] !== 17) continue;
+        const udp = ip.subarray((ip[0] & 0x0f) * 4);
+        if (udp.length >= 4 && udp.readUInt16BE(2) === dstPort) matching++;
+    }
+    assert.equal(off, buf.length, 'trailing bytes after the last record');
+    return { linkType, records, matching };
+}
+
 async function collect(iter) {
     const out = [];
     for await (const x of iter) out.push(x);
@@ -149,6 +215,13 @@ describe('netwatchd through @azure/arm-network', { concurrency: 1 }, () => {
     // (rather than waiting out the SDK's connection retries).
     function requireServer() {
         if (unreachable) throw unreachable;
+    }
+
+    // Likewise the agent tests, when the agent never connected.
+    let agentDown = new Error('the agent-connected check has not run');
+    function requireAgent() {
+        requireServer();
+        if (agentDown) throw agentDown;
     }
 
     before(() => {
@@ -332,6 +405,110 @@ describe('netwatchd through @azure/arm-network', { concurrency: 1 }, () => {
         const body = await rejectsWith(client.packetCaptures.beginCreateAndWait(RG, NW, PC, { target: VM_ID }),
             400, 'MissingRequiredProperty');
         assert.equal(body?.error?.target, 'properties.storageLocation');
+    });
+
+    it('the agent of NETWATCH_AGENT_VM shows connected (Netwatch/agents, plain fetch)', { skip: NO_AGENT }, async () => {
+        requireServer();
+        const end = Date.now() + AGENT_CONNECT_MS;
+        let mine;
+        for (;;) {
+            const res = await http('GET', `/subscriptions/${SUB}/providers/Netwatch/agents`, { query: `api-version=${AGENTS_API_VERSION}` });
+            assert.equal(res.status, 200, JSON.stringify(res.body));
+            mine = res.body.value.filter((a) => a.properties.resourceId.toLowerCase() === AGENT_VM.toLowerCase() && !a.properties.revoked);
+            assert.equal(mine.length, 1, `one active agent registered for ${AGENT_VM}`);
+            if (mine[0].properties.connected === true || Date.now() > end) break;
+            await sleep(200);
+        }
+        if (mine[0].properties.connected !== true) {
+            agentDown = new Error(`the agent for ${AGENT_VM} did not connect within ${AGENT_CONNECT_MS} ms`);
+            throw agentDown;
+        }
+        agentDown = null;
+        assert.ok(mine[0].properties.interfaces.some((i) => i.name === 'lo'), 'the agent reports no interface lo');
+    });
+
+    it('with an agent: packetCaptures.beginCreateAndWait succeeds (the agent acks)', { skip: NO_AGENT }, async () => {
+        requireAgent();
+        const statuses = [];
+        const pc = await timed('create', () => client.packetCaptures.beginCreateAndWait(RG, NW, PCA, {
+            target: AGENT_VM,
+            storageLocation: { filePath: `/var/captures/${PCA_FILE}` },
+            filters: [{ protocol: 'UDP', localPort: String(UDP_PORT) }],
+        }, { onResponse: (raw) => statuses.push(raw.status) }));
+        assert.equal(statuses[0], 201, `first response ${statuses[0]}`);
+        assert.equal(pc.name, PCA);
+        assert.equal(pc.provisioningState, 'Succeeded');
+    });
+
+    it('with an agent: packetCaptures.get shows Succeeded and the filter', { skip: NO_AGENT }, async () => {
+        requireAgent();
+        const pc = await client.packetCaptures.get(RG, NW, PCA);
+        assert.equal(pc.id, `${NW_ID}/packetCaptures/${PCA}`);
+        assert.equal(pc.provisioningState, 'Succeeded');
+        assert.equal(pc.target, AGENT_VM);
+        assert.equal(pc.targetType, 'AzureVM');
+        assert.equal(pc.storageLocation.filePath, `/var/captures/${PCA_FILE}`);
+        assert.deepEqual(pc.filters, [{
+            protocol: 'UDP', localIPAddress: '', remoteIPAddress: '', localPort: String(UDP_PORT), remotePort: '',
+        }]);
+    });
+
+    it('with an agent: packetCaptures.list', { skip: NO_AGENT }, async () => {
+        requireAgent();
+        const all = await collect(client.packetCaptures.list(RG, NW));
+        assert.deepEqual(all.map((p) => [p.name, p.provisioningState]), [[PCA, 'Succeeded']]);
+    });
+
+    it('with an agent: packetCaptures.beginGetStatusAndWait reports Running', { skip: NO_AGENT }, async () => {
+        requireAgent();
+        const st = await timed('queryStatus', () => client.packetCaptures.beginGetStatusAndWait(RG, NW, PCA));
+        assert.equal(st.name, PCA);
+        assert.equal(st.id, `${NW_ID}/packetCaptures/${PCA}`);
+        assert.equal(st.packetCaptureStatus, 'Running');
+        assert.ok(st.captureStartTime instanceof Date && !Number.isNaN(st.captureStartTime.getTime()),
+            `captureStartTime ${st.captureStartTime}`);
+        assert.ok(Math.abs(Date.now() - st.captureStartTime.getTime()) < 60000, `captureStartTime ${st.captureStartTime.toISOString()} is not now`);
+        assert.equal(st.stopReason, undefined);
+        assert.deepEqual(st.packetCaptureError, []);
+    });
+
+    it('with an agent: UDP traffic, then packetCaptures.beginStopAndWait ends the capture', { skip: NO_AGENT }, async () => {
+        requireAgent();
+        await sendUdp(UDP_PORT, UDP_COUNT);
+        await sleep(300); // to the capture before the stop
+        await timed('stop', () => client.packetCaptures.beginStopAndWait(RG, NW, PCA));
+    });
+
+    it('with an agent: packetCaptures.beginGetStatusAndWait reports Stopped, Manual', { skip: NO_AGENT }, async () => {
+        requireAgent();
+        const st = await timed('queryStatus', () => client.packetCaptures.beginGetStatusAndWait(RG, NW, PCA));
+        assert.equal(st.packetCaptureStatus, 'Stopped');
+        assert.equal(st.stopReason, 'Manual');
+        assert.ok(st.captureStartTime instanceof Date, `captureStartTime ${st.captureStartTime}`);
+        assert.deepEqual(st.packetCaptureError, []);
+    });
+
+    it('with an agent: packetCaptures.beginDeleteAndWait, then get is 404 NotFound', { skip: NO_AGENT }, async () => {
+        requireAgent();
+        await timed('delete', () => client.packetCaptures.beginDeleteAndWait(RG, NW, PCA));
+        await rejectsWith(client.packetCaptures.get(RG, NW, PCA), 404, 'NotFound');
+        assert.deepEqual(await collect(client.packetCaptures.list(RG, NW)), []);
+    });
+
+    it('with an agent: the pcap file under the capture root holds the UDP datagrams', { skip: NO_AGENT }, (t) => {
+        requireAgent();
+        const file = path.join(CAPTURE_ROOT, PCA_FILE);
+        let size;
+        try {
+            size = statSync(file).size;
+        } catch (e) {
+            assert.fail(`capture file ${file}: ${e.code ?? e.message}`);
+        }
+        assert.ok(size > 24, `capture file ${file} has ${size} bytes, no more than the 24-byte pcap header`);
+        const { linkType, records, matching } = pcapUdpCount(readFileSync(file), UDP_PORT);
+        t.diagnostic(`${file}: ${size} bytes, link type ${linkType}, ${records} records, ${matching} to UDP port ${UDP_PORT}`);
+        assert.ok(matching >= UDP_COUNT,
+            `${file} (link type ${linkType}, ${records} records) holds ${matching} UDP datagrams to port ${UDP_PORT}, want ${UDP_COUNT}`);
     });
 
     it('api-version: missing, malformed and unsupported are refused (plain fetch)', async () => {
