@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <time.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +17,21 @@
 /* How often the server looks for agents revoked (by `netwatchd agent revoke`, another
  * process) whose channel is still up. */
 #define REVOKE_SWEEP_MS 2000
+#define GLUE_SHARDS     8
 
 struct agent_glue {
     struct core *core;
     struct hub *hub;
     struct hub_ops ops;
     struct core_agent_port port;
-    struct workers *thread; /* one thread: each agent's messages stay in order */
-    pthread_t sweeper;      /* closes the channels of revoked agents */
+    /* GLUE_SHARDS threads; an agent always goes to the same one, so its messages stay in
+     * order, while different agents' durable writes share group commits. */
+    struct workers *shards[GLUE_SHARDS];
+    /* Disconnects that found their shard's queue full, recorded by the sweeper instead: a
+     * disconnect is never dropped (it is what clears `connected`). Guarded by mu. */
+    char (*late_closes)[HUB_AGENT_ID_MAX];
+    size_t n_late, cap_late;
+    pthread_t sweeper; /* closes the channels of revoked agents */
     int sweeper_running;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -66,6 +74,14 @@ static void close_channel(struct agent_glue *g, const char *agent_id, uint16_t c
         log_debug("component=agents event=close_noop agent=%s", agent_id);
 }
 
+static size_t shard_of(const char *agent_id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)agent_id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % GLUE_SHARDS;
+}
+
 static void submit(struct agent_glue *g, enum item_kind kind, const char *agent_id,
                    const char *json, size_t len)
 {
@@ -80,11 +96,27 @@ static void submit(struct agent_glue *g, enum item_kind kind, const char *agent_
     it->len = len;
     if (len)
         memcpy(it->json, json, len);
-    if (workers_submit(g->thread, glue_run, it) != CP_OK) {
-        free(it);
-        if (kind == ITEM_MESSAGE)
-            close_channel(g, agent_id, HUB_CLOSE_POLICY, "server busy");
+    if (workers_submit(g->shards[shard_of(agent_id)], glue_run, it) == CP_OK)
+        return;
+    free(it);
+    if (kind == ITEM_MESSAGE) {
+        close_channel(g, agent_id, HUB_CLOSE_POLICY, "server busy");
+        return;
     }
+    pthread_mutex_lock(&g->mu);
+    if (g->n_late == g->cap_late) {
+        size_t cap = g->cap_late ? g->cap_late * 2 : 256;
+        void *more = realloc(g->late_closes, cap * sizeof(*g->late_closes));
+        if (more) {
+            g->late_closes = more;
+            g->cap_late = cap;
+        }
+    }
+    if (g->n_late < g->cap_late)
+        snprintf(g->late_closes[g->n_late++], HUB_AGENT_ID_MAX, "%s", agent_id);
+    else
+        log_warnx("component=agents event=disconnect_lost agent=%s", agent_id);
+    pthread_mutex_unlock(&g->mu);
 }
 
 static void glue_on_open(void *ctx, const char *agent_id)
@@ -331,7 +363,15 @@ static void *sweeper_main(void *arg)
         pthread_cond_timedwait(&g->cv, &g->mu, &until);
         if (g->stopping || !g->hub || !g->core)
             continue;
+        char(*late)[HUB_AGENT_ID_MAX] = g->late_closes;
+        size_t n_late = g->n_late;
+        g->late_closes = NULL;
+        g->n_late = g->cap_late = 0;
         pthread_mutex_unlock(&g->mu);
+        for (size_t i = 0; i < n_late; i++)
+            if (core_agent_disconnected(core_store(g->core), late[i], NULL) != CP_OK)
+                log_warnx("component=agents event=disconnect_not_recorded agent=%s", late[i]);
+        free(late);
         if (core_agent_revoked_connected(core_store(g->core), close_revoked, g, NULL) != CP_OK)
             log_warnx("component=agents event=revoke_sweep_failed");
         if (core_capture_expire(g->core, AGENT_DISPATCH_DEADLINE_MS, NULL) != CP_OK)
@@ -355,9 +395,11 @@ enum cp_err agent_glue_new(struct agent_glue **out)
                               .on_close = glue_on_close};
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
-    if (workers_start(1, &g->thread) != CP_OK) {
-        agent_glue_free(g);
-        return CP_ENOMEM;
+    for (int i = 0; i < GLUE_SHARDS; i++) {
+        if (workers_start(1, &g->shards[i]) != CP_OK) {
+            agent_glue_free(g);
+            return CP_ENOMEM;
+        }
     }
     /* Signals are for the main thread's sigwait(); the caller has them blocked already. */
     g->sweeper_running = pthread_create(&g->sweeper, NULL, sweeper_main, g) == 0;
@@ -403,8 +445,17 @@ void agent_glue_stop(struct agent_glue *g)
         pthread_join(g->sweeper, NULL);
         g->sweeper_running = 0;
     }
-    workers_stop(g->thread);
-    g->thread = NULL;
+    for (int i = 0; i < GLUE_SHARDS; i++) {
+        workers_stop(g->shards[i]);
+        g->shards[i] = NULL;
+    }
+    /* Disconnects still waiting: recorded now, before core goes. */
+    for (size_t i = 0; g->core && i < g->n_late; i++)
+        if (core_agent_disconnected(core_store(g->core), g->late_closes[i], NULL) != CP_OK)
+            log_warnx("component=agents event=disconnect_not_recorded agent=%s", g->late_closes[i]);
+    free(g->late_closes);
+    g->late_closes = NULL;
+    g->n_late = g->cap_late = 0;
 }
 
 void agent_glue_free(struct agent_glue *g)

@@ -1,8 +1,8 @@
 /*
  * The glue between the hub (sockets, frames) and core (the store): the hub_ops that
  * authenticate agents and handle what they say. Store work never runs on the hub thread: each
- * message is handed to one glue thread, which keeps every agent's messages in order and lets
- * the hub go on serving the other channels while a hello is committed.
+ * message goes to one of a few glue threads, always the same one for an agent (its messages
+ * stay in order), so the hub goes on serving the other channels while a hello is committed.
  *
  * It handles the channel's life (authentication, hello -> welcome, connected state, disconnect)
  * and the captures run by agents: start and stop commands (sent when core dispatches, and sent

@@ -1348,7 +1348,9 @@ START_TEST(agent_tls_end_to_end)
     make_cert(&next_cert, &next_key);
     write_text(ca, next_cert);
     struct srv s;
-    struct hub_options ho = {.heartbeat_ms = 100};
+    /* Pings every 100 ms; silence limit 1 s rather than 3 x 100 ms: under ASan a 60 KB TLS
+     * transfer can keep the agent busy past 300 ms, and a timeout mid-test would reconnect it. */
+    struct hub_options ho = {.heartbeat_ms = 100, .timeout_ms = 1000};
     srv_start(&s, 0, &ho, 1);
     unsigned port = s.port;
     pthread_mutex_lock(&fake.mu);
@@ -1362,8 +1364,9 @@ START_TEST(agent_tls_end_to_end)
     wait_welcomes(a, 1);
     ck_assert_int_eq(count(&fake.auths), 1);
 
-    /* Pings over TLS are answered: with a 100 ms heartbeat the channel stays up. */
-    sleep_ms(600);
+    /* Pings over TLS are answered: 2.5 s is well past the 1 s silence limit, and the channel
+     * stays up only because the agent answers every 100 ms ping. */
+    sleep_ms(2500);
     ck_assert_int_eq(count(&fake.closes), 0);
 
     /* 60 KB: several TLS records, read by the agent in pieces. */
