@@ -262,12 +262,9 @@ static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error
                                        strcmp(cap.provisioning_state, "Updating") == 0);
     if (!job->is_delete && on_agent && cap.stop_operation_id[0]) {
         /* A stop already waits for the agent: this request follows the same operation. */
-        err = db_operation_get(c, cap.stop_operation_id, w.sub, job->op);
-        if (err == CP_ENOTFOUND) {
-            char sub_key[64];
-            str_lower_copy(sub_key, sizeof(sub_key), w.sub);
-            err = db_operation_get(c, cap.stop_operation_id, sub_key, job->op);
-        }
+        char sub_key[64];
+        str_lower_copy(sub_key, sizeof(sub_key), w.sub);
+        err = db_operation_get(c, cap.stop_operation_id, sub_key, job->op);
         goto cleanup;
     }
     core_operation_init(job->op, &w, job->is_delete ? "capture.delete" : "capture.stop", rid,
