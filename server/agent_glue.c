@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -401,8 +402,14 @@ enum cp_err agent_glue_new(struct agent_glue **out)
             return CP_ENOMEM;
         }
     }
-    /* Signals are for the main thread's sigwait(); the caller has them blocked already. */
+    /* Signals are for the main thread's sigwait(): the sweeper blocks them all whatever the
+     * caller's mask (it is created before netwatchd blocks SIGTERM; an unblocked thread would
+     * let SIGTERM kill the process instead of stopping it cleanly). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     g->sweeper_running = pthread_create(&g->sweeper, NULL, sweeper_main, g) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!g->sweeper_running) {
         agent_glue_free(g);
         return CP_ENOMEM;

@@ -108,6 +108,14 @@ static char *read_pem(const char *path, struct cp_error *e)
 
 static int serve(const struct config *cfg)
 {
+    /* Signals are taken by sigwait() once serving; blocked first, so that every thread started
+     * from here (store writer, dispatcher, glue, hub, HTTP) inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     int rc = 1;
     struct db_store *store = NULL;
     struct core *core = NULL;
@@ -149,14 +157,6 @@ static int serve(const struct config *cfg)
         !(metrics = metrics_new()))
         goto cleanup;
     agent_glue_set_core(glue, core);
-
-    /* Signals are taken by sigwait() below; every thread started from here inherits the mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     if (core_agent_reset_connections(store, &e) != CP_OK) {
         log_error("event=agents_reset_failed detail=\"%s\"", e.message);
