@@ -24,6 +24,7 @@
 
 #include "agent/tls.h"
 #include "common/log.h"
+#include "proto/proto_ws.h"
 
 #define CHANNEL_RESPONSE_MAX 8192 /* the server's 101 and its headers */
 #define CHANNEL_REQUEST_MAX  2048
@@ -60,24 +61,6 @@ static int64_t now_ms(void)
 }
 
 /* ---- handshake --------------------------------------------------------------------------- */
-
-int channel_accept_key(const char *key, char out[29])
-{
-    /* Duplicated from server/ws_handshake.c on purpose: the agent links nothing of server/. */
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    char buf[64 + sizeof(guid)];
-    size_t klen = strlen(key);
-    if (klen > 64)
-        return -1;
-    memcpy(buf, key, klen);
-    memcpy(buf + klen, guid, sizeof(guid) - 1);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (EVP_Digest(buf, klen + sizeof(guid) - 1, digest, &dlen, EVP_sha1(), NULL) != 1 ||
-        dlen != 20)
-        return -1;
-    return EVP_EncodeBlock((unsigned char *)out, digest, 20) == 28 ? 0 : -1;
-}
 
 /* ---- transport: plain TCP or TLS ---------------------------------------------------------- */
 
@@ -193,48 +176,6 @@ static int dial(const struct channel_options *o, int64_t deadline, const char **
     return fd;
 }
 
-/* The value of header name in the response head (NUL-terminated, lines end in \r\n), copied
- * into out; 0 found, -1 not. */
-static int response_header(const char *head, const char *name, char *out, size_t outsz)
-{
-    size_t nlen = strlen(name);
-    for (const char *line = strstr(head, "\r\n"); line && line[2];
-         line = strstr(line + 2, "\r\n")) {
-        const char *l = line + 2;
-        if (strncasecmp(l, name, nlen) != 0 || l[nlen] != ':')
-            continue;
-        const char *v = l + nlen + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t len = strcspn(v, "\r\n");
-        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-            len--;
-        if (len >= outsz)
-            return -1;
-        memcpy(out, v, len);
-        out[len] = '\0';
-        return 0;
-    }
-    return -1;
-}
-
-static int has_token(const char *list, const char *token)
-{
-    size_t tlen = strlen(token);
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        size_t len = strcspn(p, ",");
-        size_t l = len;
-        while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t'))
-            l--;
-        if (l == tlen && strncasecmp(p, token, tlen) == 0)
-            return 1;
-        p += len;
-    }
-    return 0;
-}
-
 /* Sends the upgrade request and checks the 101. Bytes past the response head go to ch->pre.
  * Returns 0, -1 (*why set), -2 when told to stop. */
 static int handshake(struct channel *ch, int64_t deadline, const char **why)
@@ -243,7 +184,7 @@ static int handshake(struct channel *ch, int64_t deadline, const char **why)
     unsigned char raw[16];
     char key[32], expect[29];
     if (RAND_bytes(raw, sizeof(raw)) != 1 || EVP_EncodeBlock((unsigned char *)key, raw, 16) != 24 ||
-        channel_accept_key(key, expect) != 0) {
+        proto_ws_accept_key(key, expect) != 0) {
         *why = "cannot make a handshake key";
         return -1;
     }
@@ -311,7 +252,7 @@ static int handshake(struct channel *ch, int64_t deadline, const char **why)
     ch->pre_len = got - head_len;
     ch->pre_off = 0;
     memcpy(ch->pre, head + head_len, ch->pre_len);
-    end[2] = '\0'; /* keep the last header's \r\n for response_header() */
+    end[2] = '\0'; /* keep the last header's \r\n for proto_ws_response_header() */
 
     int status = 0;
     if (sscanf(head, "HTTP/1.1 %3d", &status) != 1) {
@@ -327,17 +268,19 @@ static int handshake(struct channel *ch, int64_t deadline, const char **why)
         return -1;
     }
     char val[256];
-    if (response_header(head, "Upgrade", val, sizeof(val)) != 0 || !has_token(val, "websocket") ||
-        response_header(head, "Connection", val, sizeof(val)) != 0 || !has_token(val, "upgrade")) {
+    if (proto_ws_response_header(head, "Upgrade", val, sizeof(val)) != 0 ||
+        !proto_ws_has_token(val, "websocket") ||
+        proto_ws_response_header(head, "Connection", val, sizeof(val)) != 0 ||
+        !proto_ws_has_token(val, "upgrade")) {
         *why = "the 101 lacks Upgrade: websocket or Connection: Upgrade";
         return -1;
     }
-    if (response_header(head, "Sec-WebSocket-Accept", val, sizeof(val)) != 0 ||
+    if (proto_ws_response_header(head, "Sec-WebSocket-Accept", val, sizeof(val)) != 0 ||
         strcmp(val, expect) != 0) {
         *why = "wrong Sec-WebSocket-Accept";
         return -1;
     }
-    if (response_header(head, "Sec-WebSocket-Protocol", val, sizeof(val)) == 0 &&
+    if (proto_ws_response_header(head, "Sec-WebSocket-Protocol", val, sizeof(val)) == 0 &&
         strcmp(val, CHANNEL_SUBPROTOCOL) != 0) {
         *why = "the server chose another subprotocol";
         return -1;

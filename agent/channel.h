@@ -77,7 +77,4 @@ enum cp_err channel_send(struct channel *ch, const char *json, size_t len) CP_MU
  * unackedFrom); caller frees with free(). NULL when out of memory. */
 char *channel_hello_json(const struct agent_state *st);
 
-/* Sec-WebSocket-Accept for key (RFC 6455; SHA-1 and base64 by OpenSSL). out: 29 bytes. */
-int channel_accept_key(const char *key, char out[29]);
-
 #endif

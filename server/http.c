@@ -21,6 +21,7 @@
 
 #include "common/log.h"
 #include "server/workers.h"
+#include "proto/proto_ws.h"
 #include "server/ws_handshake.h"
 
 struct http_server {
@@ -224,8 +225,8 @@ static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connecti
                                       struct request_state *st, const char *key, int echo_protocol,
                                       const char *method, const char *url)
 {
-    char accept[WS_ACCEPT_LEN];
-    if (ws_accept_key(key, accept) != 0) {
+    char accept[PROTO_WS_ACCEPT_LEN];
+    if (proto_ws_accept_key(key, accept) != 0) {
         api_set_error(&st->res, 500, "InternalServerError", "Cannot compute the handshake.", NULL);
         api_finish(&st->req, &st->res);
         return finish(h, c, st, method, url);

@@ -1,52 +1,14 @@
-/* RFC 6455 handshake checks and the accept key behind ws_handshake.h. */
+/* RFC 6455 handshake checks behind ws_handshake.h (shared pieces in proto/proto_ws.c). */
 #include "server/ws_handshake.h"
 
-#include <openssl/evp.h>
+#include "proto/proto_ws.h"
+
 #include <string.h>
 #include <strings.h>
-
-/* RFC 6455 section 1.3: appended to the client's key before hashing. */
-static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-int ws_accept_key(const char *key, char out[WS_ACCEPT_LEN])
-{
-    char buf[64 + sizeof(ws_guid)];
-    size_t klen = strlen(key);
-    if (klen > 64)
-        return -1;
-    memcpy(buf, key, klen);
-    memcpy(buf + klen, ws_guid, sizeof(ws_guid) - 1);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (EVP_Digest(buf, klen + sizeof(ws_guid) - 1, digest, &dlen, EVP_sha1(), NULL) != 1 ||
-        dlen != 20)
-        return -1;
-    /* 20 bytes encode to 28 characters plus the NUL EVP_EncodeBlock writes. */
-    return EVP_EncodeBlock((unsigned char *)out, digest, 20) == 28 ? 0 : -1;
-}
 
 static int is_blank(char c)
 {
     return c == ' ' || c == '\t';
-}
-
-int ws_header_has_token(const char *list, const char *token)
-{
-    size_t tlen = strlen(token);
-    const char *p = list;
-    while (p && *p) {
-        while (is_blank(*p) || *p == ',')
-            p++;
-        const char *start = p;
-        while (*p && *p != ',')
-            p++;
-        const char *end = p;
-        while (end > start && is_blank(end[-1]))
-            end--;
-        if ((size_t)(end - start) == tlen && strncasecmp(start, token, tlen) == 0)
-            return 1;
-    }
-    return 0;
 }
 
 /* A key is the base64 of 16 random bytes: 22 alphabet characters and "==". */
@@ -71,13 +33,13 @@ enum ws_verdict ws_handshake_check(const struct ws_handshake_request *r, const c
         *why = "the channel is opened with GET";
     else if (!r->http_version || strcmp(r->http_version, "HTTP/1.1") != 0)
         *why = "the channel needs HTTP/1.1";
-    else if (!r->upgrade || !ws_header_has_token(r->upgrade, "websocket"))
+    else if (!r->upgrade || !proto_ws_has_token(r->upgrade, "websocket"))
         *why = "Upgrade: websocket is missing";
-    else if (!r->connection || !ws_header_has_token(r->connection, "upgrade"))
+    else if (!r->connection || !proto_ws_has_token(r->connection, "upgrade"))
         *why = "Connection: Upgrade is missing";
     else if (!r->ws_key || !key_valid(r->ws_key))
         *why = "Sec-WebSocket-Key is missing or not 16 bytes of base64";
-    else if (r->ws_protocol && !ws_header_has_token(r->ws_protocol, WS_SUBPROTOCOL))
+    else if (r->ws_protocol && !proto_ws_has_token(r->ws_protocol, WS_SUBPROTOCOL))
         *why = "Sec-WebSocket-Protocol does not offer " WS_SUBPROTOCOL;
     if (*why)
         return WS_BAD_REQUEST;

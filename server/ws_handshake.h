@@ -13,7 +13,6 @@
 
 #define WS_CHANNEL_PATH     "/agent/v1/channel"
 #define WS_SUBPROTOCOL      "netwatch.agent.v1"
-#define WS_ACCEPT_LEN       29  /* 28 base64 characters and the NUL */
 #define WS_BEARER_TOKEN_MAX 512 /* longest bearer token we look at */
 
 /* The client's handshake headers, each borrowed and NULL when absent. */
@@ -41,12 +40,5 @@ enum ws_verdict {
  * On anything else, *why is a static, log-safe reason (never a header value). */
 enum ws_verdict ws_handshake_check(const struct ws_handshake_request *r, const char **token,
                                    size_t *token_len, int *echo_protocol, const char **why);
-
-/* Sec-WebSocket-Accept for a client key: base64(SHA-1(key + RFC 6455 GUID)). Returns 0, or -1
- * when OpenSSL fails. out holds WS_ACCEPT_LEN bytes. */
-int ws_accept_key(const char *key, char out[WS_ACCEPT_LEN]);
-
-/* Whether the comma-separated header list has token (ASCII case-insensitive, blanks ignored). */
-int ws_header_has_token(const char *list, const char *token);
 
 #endif

@@ -53,6 +53,7 @@
 #include <wslay/wslay.h>
 
 #include "proto/proto.h"
+#include "proto/proto_ws.h"
 
 #define SIM_BUF_MAX      2048 /* the upgrade request, then the response head */
 #define SIM_TOKEN_MAX    512
@@ -424,72 +425,14 @@ static void ws_flush(struct sim *s, struct conn *c)
 
 /* ---- handshake ------------------------------------------------------------------------------ */
 
-static int accept_key(const char *key, char out[29])
-{
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    char buf[64 + sizeof(guid)];
-    size_t klen = strlen(key);
-    if (klen > 64)
-        return -1;
-    memcpy(buf, key, klen);
-    memcpy(buf + klen, guid, sizeof(guid) - 1);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (EVP_Digest(buf, klen + sizeof(guid) - 1, digest, &dlen, EVP_sha1(), NULL) != 1 ||
-        dlen != 20)
-        return -1;
-    return EVP_EncodeBlock((unsigned char *)out, digest, 20) == 28 ? 0 : -1;
-}
-
-/* Value of header name in head (lines end in \r\n; head starts with the status line). */
-static int response_header(const char *head, const char *name, char *out, size_t outsz)
-{
-    size_t nlen = strlen(name);
-    for (const char *line = strstr(head, "\r\n"); line && line[2];
-         line = strstr(line + 2, "\r\n")) {
-        const char *l = line + 2;
-        if (strncasecmp(l, name, nlen) != 0 || l[nlen] != ':')
-            continue;
-        const char *v = l + nlen + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t len = strcspn(v, "\r\n");
-        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-            len--;
-        if (len >= outsz)
-            return -1;
-        memcpy(out, v, len);
-        out[len] = '\0';
-        return 0;
-    }
-    return -1;
-}
-
-/* 1 when the comma-separated list holds token (any case). */
-static int has_token(const char *list, const char *token)
-{
-    size_t tlen = strlen(token);
-    for (const char *p = list; *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        size_t len = strcspn(p, ",");
-        size_t l = len;
-        while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t'))
-            l--;
-        if (l && l == tlen && strncasecmp(p, token, tlen) == 0)
-            return 1;
-        p += len;
-    }
-    return 0;
-}
-
 /* Builds the upgrade request into c->buf. 0 or -1. */
 static int build_request(struct sim *s, struct conn *c)
 {
     uint8_t raw[16];
     char key[32];
     rnd_fill(s, raw, sizeof(raw));
-    if (EVP_EncodeBlock((unsigned char *)key, raw, 16) != 24 || accept_key(key, c->expect) != 0)
+    if (EVP_EncodeBlock((unsigned char *)key, raw, 16) != 24 ||
+        proto_ws_accept_key(key, c->expect) != 0)
         return -1;
     if (!c->buf && !(c->buf = malloc(SIM_BUF_MAX)))
         return -1;
@@ -626,7 +569,7 @@ static void read_response(struct sim *s, struct conn *c)
             continue;
         size_t head_len = (size_t)(end - c->buf) + 4;
         char saved = end[2];
-        end[2] = '\0'; /* the last header keeps its \r\n for response_header() */
+        end[2] = '\0'; /* the last header keeps its \r\n for proto_ws_response_header() */
         int status = 0;
         char val[256];
         const char *bad = NULL;
@@ -634,15 +577,16 @@ static void read_response(struct sim *s, struct conn *c)
             bad = "not an HTTP/1.1 response";
         else if (status != 101)
             bad = "";
-        else if (response_header(c->buf, "Upgrade", val, sizeof(val)) != 0 ||
-                 !has_token(val, "websocket") ||
-                 response_header(c->buf, "Connection", val, sizeof(val)) != 0 ||
-                 !has_token(val, "upgrade"))
+        else if (proto_ws_response_header(c->buf, "Upgrade", val, sizeof(val)) != 0 ||
+                 !proto_ws_has_token(val, "websocket") ||
+                 proto_ws_response_header(c->buf, "Connection", val, sizeof(val)) != 0 ||
+                 !proto_ws_has_token(val, "upgrade"))
             bad = "the 101 lacks Upgrade: websocket or Connection: Upgrade";
-        else if (response_header(c->buf, "Sec-WebSocket-Accept", val, sizeof(val)) != 0 ||
+        else if (proto_ws_response_header(c->buf, "Sec-WebSocket-Accept", val, sizeof(val)) != 0 ||
                  strcmp(val, c->expect) != 0)
             bad = "wrong or missing Sec-WebSocket-Accept";
-        else if (response_header(c->buf, "Sec-WebSocket-Protocol", val, sizeof(val)) != 0 ||
+        else if (proto_ws_response_header(c->buf, "Sec-WebSocket-Protocol", val, sizeof(val)) !=
+                     0 ||
                  strcmp(val, PROTO_SUBPROTOCOL) != 0)
             bad = "the 101 does not echo the subprotocol " PROTO_SUBPROTOCOL;
         end[2] = saved;
