@@ -24,12 +24,13 @@
 
 #include "agent/state.h"
 #include "common/err.h"
+#include "proto/proto.h"
 
 #define AGENT_VERSION       "0.1.0"
-#define CHANNEL_PATH        "/agent/v1/channel"
-#define CHANNEL_SUBPROTOCOL "netwatch.agent.v1"
-#define CHANNEL_PROTOCOL    1     /* the protocol version this agent speaks */
-#define CHANNEL_MAX_MESSAGE 65536 /* proto's PROTO_MAX_MESSAGE */
+#define CHANNEL_PATH        PROTO_CHANNEL_PATH
+#define CHANNEL_SUBPROTOCOL PROTO_SUBPROTOCOL
+#define CHANNEL_PROTOCOL    PROTO_VERSION /* the protocol version this agent speaks */
+#define CHANNEL_MAX_MESSAGE PROTO_MAX_MESSAGE
 
 struct channel;
 

@@ -36,20 +36,21 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "proto/proto.h"
 
 #define HUB_AGENT_ID_MAX 40 /* an agent id and its NUL */
 
 /* Defaults (docs/agent-protocol.md, "Limits"). HUB_MAX_MESSAGE is proto's PROTO_MAX_MESSAGE. */
-#define HUB_MAX_MESSAGE  65536
-#define HUB_MAX_QUEUE    256
-#define HUB_HEARTBEAT_MS 15000
+#define HUB_MAX_MESSAGE  PROTO_MAX_MESSAGE
+#define HUB_MAX_QUEUE    PROTO_MAX_QUEUE
+#define HUB_HEARTBEAT_MS (PROTO_HEARTBEAT_SECONDS * 1000)
 
 /* Close codes the hub sends (RFC 6455 7.4.1). */
 #define HUB_CLOSE_NORMAL      1000
-#define HUB_CLOSE_GOING_AWAY  1001 /* hub_stop */
-#define HUB_CLOSE_UNSUPPORTED 1003 /* binary frame */
-#define HUB_CLOSE_POLICY      1008 /* queue overflow, replaced by a newer channel */
-#define HUB_CLOSE_TOO_BIG     1009 /* message over max_message */
+#define HUB_CLOSE_GOING_AWAY  1001                    /* hub_stop */
+#define HUB_CLOSE_UNSUPPORTED PROTO_CLOSE_UNSUPPORTED /* binary frame */
+#define HUB_CLOSE_POLICY      1008                /* queue overflow, replaced by a newer channel */
+#define HUB_CLOSE_TOO_BIG     PROTO_CLOSE_TOO_BIG /* message over max_message */
 
 /* What the hub calls. The callbacks run on the hub thread (authenticate excepted: on the HTTP
  * thread that serves the upgrade request, several at once) and must not block long: every agent

@@ -11,8 +11,10 @@
 
 #include <stddef.h>
 
-#define WS_CHANNEL_PATH     "/agent/v1/channel"
-#define WS_SUBPROTOCOL      "netwatch.agent.v1"
+#include "proto/proto.h"
+
+#define WS_CHANNEL_PATH     PROTO_CHANNEL_PATH
+#define WS_SUBPROTOCOL      PROTO_SUBPROTOCOL
 #define WS_BEARER_TOKEN_MAX 512 /* longest bearer token we look at */
 
 /* The client's handshake headers, each borrowed and NULL when absent. */
