@@ -154,6 +154,8 @@ static void enc_progress(struct bld *b, json_t *o, const struct proto_progress *
     put(b, o, "bytes", json_integer(p->bytes));
     put(b, o, "drops", json_integer(p->drops));
     put(b, o, "files", json_integer(p->files));
+    if (p->first_packet_at != 0)
+        put(b, o, "firstPacketAt", json_integer(p->first_packet_at));
 }
 
 static void enc_completed(struct bld *b, json_t *o, const struct proto_completed *c)

@@ -181,6 +181,7 @@ static void make_progress(struct proto_msg *m)
     m->progress.bytes = INT64_MAX;
     m->progress.drops = 0;
     m->progress.files = 1;
+    m->progress.first_packet_at = 1773718655429;
 }
 
 static void make_completed(struct proto_msg *m)
