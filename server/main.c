@@ -153,8 +153,8 @@ static int serve(const struct config *cfg)
         goto cleanup;
     }
     /* The agent glue is core's port to the agents, so it is made first. */
-    if (agent_glue_new(&glue) != CP_OK || core_new(store, agent_glue_port(glue), &core) != CP_OK ||
-        !(metrics = metrics_new()))
+    if (agent_glue_new(cfg->dispatch_deadline_seconds * 1000, &glue) != CP_OK ||
+        core_new(store, agent_glue_port(glue), &core) != CP_OK || !(metrics = metrics_new()))
         goto cleanup;
     agent_glue_set_core(glue, core);
 
