@@ -32,6 +32,7 @@ struct agent_glue {
      * disconnect is never dropped (it is what clears `connected`). Guarded by mu. */
     char (*late_closes)[HUB_AGENT_ID_MAX];
     size_t n_late, cap_late;
+    int64_t dispatch_deadline_ms;
     pthread_t sweeper; /* closes the channels of revoked agents */
     int sweeper_running;
     pthread_mutex_t mu;
@@ -375,7 +376,7 @@ static void *sweeper_main(void *arg)
         free(late);
         if (core_agent_revoked_connected(core_store(g->core), close_revoked, g, NULL) != CP_OK)
             log_warnx("component=agents event=revoke_sweep_failed");
-        if (core_capture_expire(g->core, AGENT_DISPATCH_DEADLINE_MS, NULL) != CP_OK)
+        if (core_capture_expire(g->core, g->dispatch_deadline_ms, NULL) != CP_OK)
             log_warnx("component=agents event=expire_sweep_failed");
         pthread_mutex_lock(&g->mu);
     }
@@ -383,11 +384,12 @@ static void *sweeper_main(void *arg)
     return NULL;
 }
 
-enum cp_err agent_glue_new(struct agent_glue **out)
+enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out)
 {
     struct agent_glue *g = calloc(1, sizeof(*g));
     if (!g)
         return CP_ENOMEM;
+    g->dispatch_deadline_ms = dispatch_deadline_ms;
     g->port = (struct core_agent_port){.ctx = g, .start = port_start, .stop = port_stop};
     g->ops = (struct hub_ops){.ctx = g,
                               .authenticate = glue_authenticate,

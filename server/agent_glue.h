@@ -19,12 +19,10 @@
 
 struct agent_glue;
 
-/* How long a create handed to an agent may wait for the agent's ack before it fails
- * (AgentNotConnected): the dispatch deadline. */
-#define AGENT_DISPATCH_DEADLINE_MS 30000
-
-/* The glue is made before core (core needs its port), then given core with set_core. */
-enum cp_err agent_glue_new(struct agent_glue **out) CP_MUST_USE;
+/* The glue is made before core (core needs its port), then given core with set_core.
+ * dispatch_deadline_ms: how long a create handed to an agent may wait for the agent's ack
+ * before it fails (AgentNotConnected). */
+enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out) CP_MUST_USE;
 /* The port to give core_new(); valid while the glue lives. */
 const struct core_agent_port *agent_glue_port(struct agent_glue *g);
 /* core borrowed (must outlive the glue); set once, before the hub starts. */

@@ -37,6 +37,10 @@ static const struct settings_entry settings[] = {
         "in flight, and so the size of each group commit)"),
     NUM(max_connections, "max-connections", "NETWATCH_MAX_CONNECTIONS", "1024", 16, 65536,
         "concurrent HTTP connections"),
+    NUM(dispatch_deadline_seconds, "dispatch-deadline-seconds",
+        "NETWATCH_DISPATCH_DEADLINE_SECONDS", "30", 1, 3600,
+        "how long a create waits for its agent to acknowledge the start before it fails "
+        "(AgentNotConnected)"),
     FLAG(check_config, "check-config", "validate the configuration and the database, then exit"),
     FLAG(help, "help", "print this help"),
 };

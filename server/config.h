@@ -24,6 +24,7 @@ struct config {
     long threads;                     /* HTTP worker threads */
     long write_workers;               /* threads for requests that wait on a commit */
     long max_connections;             /* concurrent HTTP connections */
+    long dispatch_deadline_seconds;   /* a create's wait for its agent's ack */
     int check_config;                 /* validate and exit */
     int help;
 };

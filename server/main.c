@@ -152,9 +152,18 @@ static int serve(const struct config *cfg)
         rc = 0;
         goto cleanup;
     }
-    /* The agent glue is core's port to the agents, so it is made first. */
-    if (agent_glue_new(&glue) != CP_OK || core_new(store, agent_glue_port(glue), &core) != CP_OK ||
-        !(metrics = metrics_new()))
+    /* The agent glue is core's port to the agents, so it is made first, and given its hub
+     * before core exists: core's dispatcher starts with the creates still waiting from before
+     * a restart and hands them to the glue at once, which sends through the hub (to no one
+     * yet: the hub is not serving; they go out again after each agent's hello). */
+    if (agent_glue_new(cfg->dispatch_deadline_seconds * 1000, &glue) != CP_OK)
+        goto cleanup;
+    if (hub_new(NULL, agent_glue_ops(glue), &hub) != CP_OK) {
+        log_error("event=hub_failed");
+        goto cleanup;
+    }
+    agent_glue_set_hub(glue, hub);
+    if (core_new(store, agent_glue_port(glue), &core) != CP_OK || !(metrics = metrics_new()))
         goto cleanup;
     agent_glue_set_core(glue, core);
 
@@ -163,11 +172,6 @@ static int serve(const struct config *cfg)
         goto cleanup;
     }
     /* The agent hub's thread inherits the signal mask set above. */
-    if (hub_new(NULL, agent_glue_ops(glue), &hub) != CP_OK) {
-        log_error("event=hub_failed");
-        goto cleanup;
-    }
-    agent_glue_set_hub(glue, hub);
     if (hub_start(hub) != CP_OK) {
         log_error("event=hub_failed");
         goto cleanup;
