@@ -723,15 +723,22 @@ static enum cp_err channel_loop(const struct channel_options *o, struct agent_tl
         if (attempt < 32)
             attempt++;
         log_info("event=channel_retry delay_ms=%u attempt=%u", delay, attempt);
-        struct pollfd p = {.fd = o->stop_fd, .events = POLLIN};
+        /* Work that ends meanwhile (a capture, a timer) is handled now, with no channel: its
+         * reports are kept for the next welcome. */
+        const struct channel_handler *hd = o->handler;
+        int wake = hd && hd->on_wake && hd->wake_fd >= 0;
+        struct pollfd p[2] = {{.fd = o->stop_fd, .events = POLLIN},
+                              {.fd = wake ? hd->wake_fd : -1, .events = POLLIN}};
         int64_t until = now_ms() + delay;
         for (;;) {
             int64_t left = until - now_ms();
             if (left <= 0)
                 break;
-            int n = poll(&p, 1, (int)left);
-            if (n > 0)
+            int n = poll(p, 2, (int)left);
+            if (n > 0 && p[0].revents)
                 return CP_OK;
+            if (n > 0 && p[1].revents)
+                hd->on_wake(hd->ctx, NULL);
             if (n < 0 && errno != EINTR)
                 break;
         }

@@ -28,6 +28,9 @@ static const struct settings_entry settings[] = {
     STR(interfaces, "interfaces", "NETWATCH_AGENT_INTERFACES", "",
         "comma-separated interfaces to capture on (\"lo\" included only if named); empty: every "
         "up interface but loopback"),
+    SETTINGS_NUM(struct agent_config, progress_interval, "progress-interval",
+                 "NETWATCH_AGENT_PROGRESS_INTERVAL", "10", 0, 3600,
+                 "seconds between progress reports of running captures; 0: none"),
     STR(log_level, "log-level", "NETWATCH_AGENT_LOG_LEVEL", "info", "debug, info, warn or error"),
     FLAG(help, "help", "print this help"),
 };

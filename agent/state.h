@@ -5,8 +5,9 @@
  * highest seq the server has said it applied (welcome's lastAppliedSeq, replies), so the hello's
  * unackedFrom is acked_seq + 1.
  *
- * On disk: <state-dir>/seq, two lines "next_seq=N" and "acked_seq=M", replaced atomically
- * (write a temporary file, fsync, rename, fsync the directory).
+ * On disk: <state-dir>/seq (0600, in a 0700 directory), two lines "next_seq=N" and
+ * "acked_seq=M", replaced atomically (agent/durable.h). Held sessions and unanswered reports
+ * live beside it (agent/spool.h).
  *
  * Threading: one thread (the agent's channel loop) owns a struct agent_state.
  */
