@@ -30,6 +30,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,18 @@ static void sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* Removes a test's temporary directory and everything in it. */
+static void rm_rf(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
 }
 
 /* memmem and strcasestr are GNU's; the project builds as POSIX. */
@@ -1023,10 +1036,7 @@ START_TEST(agent_channel_end_to_end)
     close(a->stop_fd);
     pthread_mutex_destroy(&a->mu);
     free(a);
-    char path[64];
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1063,10 +1073,7 @@ START_TEST(agent_retries_without_server)
     ck_assert_int_eq(a->result, CP_OK);
     free(a);
     close(stop);
-    char path[64];
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1227,9 +1234,7 @@ START_TEST(agent_dispatch_capture)
     free(a);
     unlink(path);
     rmdir(root);
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1368,9 +1373,143 @@ START_TEST(agent_hello_sessions_and_welcome_stop)
     snprintf(path, sizeof(path), "%s/t1.cap", root);
     unlink(path);
     rmdir(root);
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
+}
+END_TEST
+
+/* ---- progress reports --------------------------------------------------------------------- */
+
+/* Messages the server got that contain both needles. */
+static int count_reports(const char *n1, const char *n2)
+{
+    int seen = 0;
+    pthread_mutex_lock(&fake.mu);
+    for (char *line = fake.all; *line;) {
+        char *end = strchr(line, '\n');
+        size_t len = (size_t)(end - line);
+        seen += has_bytes(line, len, n1) && has_bytes(line, len, n2);
+        line = end + 1;
+    }
+    pthread_mutex_unlock(&fake.mu);
+    return seen;
+}
+
+START_TEST(agent_progress_reports)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {
+        .capture_root = root, .interfaces = "lo", .state = &a->state, .progress_interval_s = 1};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+
+    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
+    char start[2048];
+    snprintf(start, sizeof(start),
+             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\","
+             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
+             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%u\"}]}}",
+             (unsigned)ntohs(sin.sin_port));
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
+    char raw[4096];
+    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "start: %s", raw);
+    json_decref(ack);
+    int64_t t0 = (int64_t)time(NULL) * 1000;
+    static const char payload[] = "progress test";
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(
+            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
+            (ssize_t)sizeof(payload));
+
+    /* Within a couple of ticks: the totals, and the first packet's time. */
+    json_t *p = NULL;
+    for (int i = 0; i < 300 && !p; i++) {
+        int n = count_reports("\"type\":\"progress\"", "\"packets\":3");
+        if (n > 0)
+            p = wait_report("\"type\":\"progress\"", "\"packets\":3", 1, raw, sizeof(raw));
+        else
+            sleep_ms(10);
+    }
+    ck_assert_msg(p != NULL, "no progress with 3 packets");
+    ck_assert_str_eq(json_string_value(json_object_get(p, "captureId")), CAP_1);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "bytes")),
+                     3 * (14 + 20 + 8 + (json_int_t)sizeof(payload)));
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "drops")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "files")), 1);
+    json_int_t first = json_integer_value(json_object_get(p, "firstPacketAt"));
+    ck_assert_int_ge(first, t0 - 2000);
+    ck_assert_int_le(first, t0 + 5000);
+    json_int_t pseq = json_integer_value(json_object_get(p, "seq"));
+    ck_assert_int_gt(pseq, 1);
+    json_decref(p);
+
+    /* The server refuses it: nothing is sent again, the channel stays up, and with no new
+     * packet no new progress comes. */
+    char reply[160];
+    snprintf(reply, sizeof(reply),
+             "{\"type\":\"reply\",\"seq\":%lld,\"ok\":false,\"code\":\"InternalError\"}",
+             (long long)pseq);
+    ck_assert_int_eq(hub_send(s.hub, "a1", reply, strlen(reply)), CP_OK);
+    int progresses = count_reports("\"type\":\"progress\"", CAP_1);
+    sleep_ms(2500);
+    ck_assert_int_eq(count_reports("\"type\":\"progress\"", CAP_1), progresses);
+    ck_assert_int_eq(count(&fake.closes), 0);
+    ck_assert_int_eq(count(&fake.hellos), 1);
+
+    /* New packets: a new progress with the new totals and the same first packet time. */
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(
+            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
+            (ssize_t)sizeof(payload));
+    p = NULL;
+    for (int i = 0; i < 300 && !p; i++) {
+        if (count_reports("\"type\":\"progress\"", "\"packets\":5") > 0)
+            p = wait_report("\"type\":\"progress\"", "\"packets\":5", 1, raw, sizeof(raw));
+        else
+            sleep_ms(10);
+    }
+    ck_assert_msg(p != NULL, "no progress with 5 packets");
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "firstPacketAt")), first);
+    ck_assert_int_gt(json_integer_value(json_object_get(p, "seq")), pseq);
+    json_decref(p);
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(rx);
+    close(tx);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1654,6 +1793,7 @@ static Suite *suite(void)
     tcase_add_test(ag, agent_retries_without_server);
     tcase_add_test(ag, agent_dispatch_capture);
     tcase_add_test(ag, agent_hello_sessions_and_welcome_stop);
+    tcase_add_test(ag, agent_progress_reports);
     tcase_add_test(ag, agent_tls_end_to_end);
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);
