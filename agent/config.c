@@ -20,7 +20,8 @@ static const struct settings_entry settings[] = {
     STR(token_file, "token-file", "NETWATCH_AGENT_TOKEN_FILE", "./var/agent-token",
         "file holding this agent's token (from 'netwatchd agent add'); read once at start"),
     STR(state_dir, "state-dir", "NETWATCH_AGENT_STATE_DIR", "./var/agent",
-        "directory for the agent's own state (created if absent)"),
+        "directory for the agent's own state: report sequence, held sessions, unanswered "
+        "reports (created 0700 if absent; see docs/agent.md)"),
     STR(capture_root, "capture-root", "NETWATCH_AGENT_CAPTURE_ROOT", "/var/captures",
         "capture files are written only under this directory"),
     STR(ca_file, "ca-file", "NETWATCH_AGENT_CA_FILE", "",

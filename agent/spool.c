@@ -331,7 +331,7 @@ static enum cp_err list_dir(const struct spool *sp, const char *dir, struct load
             cap = ncap;
         }
         memset(&list[cnt], 0, sizeof(list[cnt]));
-        snprintf(list[cnt].name, sizeof(list[cnt].name), "%s", de->d_name);
+        memcpy(list[cnt].name, de->d_name, strlen(de->d_name) + 1); /* length checked above */
         cnt++;
     }
     closedir(d);
@@ -388,7 +388,8 @@ static void load_reports(struct spool *sp, spool_report_fn fn, void *arg,
                 list[i].seq = v;
         }
     }
-    qsort(list, n, sizeof(*list), by_seq);
+    if (n > 1) /* qsort wants a real array, even for none */
+        qsort(list, n, sizeof(*list), by_seq);
     for (size_t i = SPOOL_MAX_REPORTS; i < n; i++)
         durable_set_aside(sp->dir, sp->reports, list[i].name, SPOOL_REPORTS,
                           "more reports than the agent keeps");
