@@ -502,21 +502,18 @@ static void settle(struct dispatch *d, struct dispatch_report *r)
     }
 }
 
-static void on_welcome(void *ctx, struct channel *ch, json_t *welcome)
+static void on_welcome(void *ctx, struct channel *ch, const struct proto_welcome *w)
 {
     struct dispatch *d = ctx;
     /* Reports the server has applied (the channel has just recorded lastAppliedSeq). */
     uint64_t from = agent_state_unacked_from(d->state);
     while (d->reports && d->reports->seq < from)
         settle(d, d->reports);
-    size_t i;
-    json_t *id;
-    json_array_foreach(json_object_get(welcome, "stop"), i, id)
-    {
+    for (size_t i = 0; i < w->n_stop; i++) {
         /* Sessions the server has stopped or deleted while we were apart. The welcome does not
          * say which, so the session ends as a stop command would: Manual. */
-        struct dispatch_session *s = by_capture(d, or_dash(json_string_value(id)));
-        log_info("event=welcome_stop captureId=%.40s held=%s", or_dash(json_string_value(id)),
+        struct dispatch_session *s = by_capture(d, w->stop[i]);
+        log_info("event=welcome_stop captureId=%s held=%s", w->stop[i],
                  !s                             ? "no"
                  : s->state == DISPATCH_RUNNING ? "running"
                                                 : "finished");
@@ -634,34 +631,24 @@ static void on_wake(void *ctx, struct channel *ch)
     }
 }
 
-static void on_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+static void on_message(void *ctx, struct channel *ch, const struct proto_msg *m)
 {
     struct dispatch *d = ctx;
-    char *text = json_dumps(msg, JSON_COMPACT);
-    struct proto_msg m = {.type = PROTO_NONE};
-    struct cp_error e = {{0}, {0}, {0}};
-    if (!text || proto_decode(text, strlen(text), &m, &e) != CP_OK) {
-        log_warnx("event=command_invalid type=%.32s detail=\"%s\"", type,
-                  text ? e.message : "out of memory");
-        free(text);
-        return;
-    }
-    free(text);
-    switch (m.type) {
+    switch (m->type) {
     case PROTO_START:
-        on_start(d, ch, &m.start);
+        on_start(d, ch, &m->start);
         break;
     case PROTO_STOP:
-        on_stop(d, ch, &m.stop);
+        on_stop(d, ch, &m->stop);
         break;
     case PROTO_REPLY:
-        on_reply(d, &m.reply);
+        on_reply(d, &m->reply);
         break;
     default:
-        log_warnx("event=message_unexpected type=%.32s", type);
+        /* A message the agent sends (hello, ack, ...) has no business coming back. */
+        log_warnx("event=message_unexpected type=%s", proto_type_name(m->type));
         break;
     }
-    proto_msg_clear(&m);
 }
 
 /* ---- life -------------------------------------------------------------------------------- */

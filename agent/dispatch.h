@@ -34,6 +34,9 @@
  * server ignores the report anyway); an ended one just has its final report sent again; an
  * unknown one is logged.
  *
+ * Commands: the channel hands over messages proto_decode accepted (agent/channel.h), so the agent
+ * refuses what the protocol refuses; the spec inside a start is read by agent/spec.h.
+ *
  * Repeats: a commandId seen before gets the same ack (same seq) and nothing else happens, so a
  * start re-sent after a reconnect never starts a second capture.
  *

@@ -912,7 +912,7 @@ struct agent_run {
     char last_type[32];
 };
 
-static void agent_on_welcome(void *ctx, struct channel *ch, json_t *w)
+static void agent_on_welcome(void *ctx, struct channel *ch, const struct proto_welcome *w)
 {
     struct agent_run *a = ctx;
     (void)ch;
@@ -922,12 +922,11 @@ static void agent_on_welcome(void *ctx, struct channel *ch, json_t *w)
     pthread_mutex_unlock(&a->mu);
 }
 
-static void agent_on_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+static void agent_on_message(void *ctx, struct channel *ch, const struct proto_msg *msg)
 {
     struct agent_run *a = ctx;
-    (void)msg;
     pthread_mutex_lock(&a->mu);
-    snprintf(a->last_type, sizeof(a->last_type), "%s", type);
+    snprintf(a->last_type, sizeof(a->last_type), "%s", proto_type_name(msg->type));
     pthread_mutex_unlock(&a->mu);
     /* A dispatcher answers on the same channel (the next step's acks). */
     static const char ack[] = "{\"type\":\"ack\",\"seq\":1,\"commandId\":\"c1\",\"ok\":true}";
@@ -1010,7 +1009,9 @@ START_TEST(agent_channel_end_to_end)
 
     /* A command reaches the dispatcher, whose answer reaches the server. */
     int before = count(&fake.messages);
-    static const char start[] = "{\"type\":\"start\",\"commandId\":\"c1\",\"captureId\":\"x\"}";
+    static const char start[] =
+        "{\"type\":\"start\",\"commandId\":\"11111111-1111-4111-8111-111111111111\","
+        "\"captureId\":\"22222222-2222-4222-8222-222222222222\",\"name\":\"x\",\"spec\":{}}";
     ck_assert_int_eq(hub_send(s.hub, "a1", start, sizeof(start) - 1), CP_OK);
     ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
     char type[32];
@@ -1513,6 +1514,61 @@ START_TEST(agent_progress_reports)
 }
 END_TEST
 
+/* The agent decodes what the server sends with the protocol's strict codec: a message it
+ * refuses (here a start whose commandId is not a GUID, and one with a repeated key) closes the
+ * channel with 1003 and answers nothing; the agent comes back and is welcomed again. */
+START_TEST(agent_refuses_bad_commands)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    static const char *bad[] = {
+        "{\"type\":\"start\",\"commandId\":\"c1\",\"captureId\":\"" CAP_1 "\",\"name\":\"t\","
+        "\"spec\":{}}",
+        "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP "\",\"commandId\":\"" CMD_STOP
+        "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}",
+    };
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(hub_send(s.hub, "a1", bad[i], strlen(bad[i])), CP_OK);
+        ck_assert_int_eq(wait_count(&fake.closes, i + 1, WAIT_MS), i + 1);
+        ck_assert_int_eq(wait_count(&fake.hellos, i + 2, WAIT_MS), i + 2);
+    }
+    ck_assert_int_eq(count_reports("\"type\":\"ack\"", "\"seq\""), 0);
+    ck_assert_int_eq(dispatch_running(d), 0);
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
+}
+END_TEST
+
 /* ---- the real agent channel over TLS ------------------------------------------------------ */
 
 static void write_text(const char *path, const char *text)
@@ -1658,10 +1714,13 @@ START_TEST(agent_tls_end_to_end)
     size_t big_len = 60000;
     char *big = malloc(big_len);
     ck_assert_ptr_nonnull(big);
-    static const char head[] = "{\"type\":\"start\",\"commandId\":\"c1\",\"pad\":\"";
+    static const char head[] =
+        "{\"type\":\"start\",\"commandId\":\"11111111-1111-4111-8111-111111111111\","
+        "\"captureId\":\"22222222-2222-4222-8222-222222222222\",\"name\":\"x\","
+        "\"spec\":{\"pad\":\"";
     memcpy(big, head, sizeof(head) - 1);
-    memset(big + sizeof(head) - 1, 'z', big_len - (sizeof(head) - 1) - 2);
-    memcpy(big + big_len - 2, "\"}", 2);
+    memset(big + sizeof(head) - 1, 'z', big_len - (sizeof(head) - 1) - 3);
+    memcpy(big + big_len - 3, "\"}}", 3);
     ck_assert_int_eq(hub_send(s.hub, "a1", big, big_len), CP_OK);
     free(big);
     ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
@@ -1794,6 +1853,7 @@ static Suite *suite(void)
     tcase_add_test(ag, agent_dispatch_capture);
     tcase_add_test(ag, agent_hello_sessions_and_welcome_stop);
     tcase_add_test(ag, agent_progress_reports);
+    tcase_add_test(ag, agent_refuses_bad_commands);
     tcase_add_test(ag, agent_tls_end_to_end);
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);
