@@ -206,12 +206,15 @@ void dispatch_session_drop(struct dispatch *d, struct dispatch_session *s)
     free(s);
 }
 
-void dispatch_save(struct dispatch *d, struct dispatch_session *s)
+int dispatch_save(struct dispatch *d, struct dispatch_session *s)
 {
     struct cp_error e = {{0}, {0}, {0}};
-    if (s->state != DISPATCH_REFUSED && spool_session_save(d->spool, &s->rec, &e) != CP_OK)
+    if (s->state != DISPATCH_REFUSED && spool_session_save(d->spool, &s->rec, &e) != CP_OK) {
         log_error("event=session_not_saved captureId=%s detail=\"%s\"", s->rec.capture_id,
                   e.message);
+        return -1;
+    }
+    return 0;
 }
 
 /* The held session a command id names (its start or its last stop). */
@@ -400,6 +403,13 @@ static void on_start(struct dispatch *d, struct channel *ch, const struct proto_
             return;
         }
     }
+    if (d->n_reports >= SPOOL_MAX_REPORTS) {
+        /* The server has answered nothing for long: no new work until it does (it sends the
+         * start again after a reconnect). */
+        log_warnx("event=start_deferred commandId=%s reason=\"%zu reports unanswered\"",
+                  st->command_id, d->n_reports);
+        return;
+    }
     struct cp_error e = {{0}, {0}, {0}};
     int64_t at = dispatch_epoch_ms();
     s = dispatch_session_new(d);
@@ -429,6 +439,15 @@ static void on_start(struct dispatch *d, struct channel *ch, const struct proto_
         ok = dispatch_capture(d, s, sp.file, (uint64_t)sp.time_limit_s * 1000, sp.byte_limit, &e) ==
              CP_OK;
     agent_spec_clear(&sp);
+    /* Saved before the ack: once the server hears of it, a restart finds it. A session that
+     * cannot be saved is refused rather than run unrecorded. */
+    if (ok && dispatch_save(d, s) != 0) {
+        (void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, capture_done_fd(s->cap), NULL);
+        capture_free(s->cap);
+        s->cap = NULL;
+        ok = 0;
+        cp_fail(&e, CP_EIO, "InternalError", "", "the agent cannot write its state directory");
+    }
     if (!ok) {
         s->state = DISPATCH_REFUSED;
         log_warnx("event=capture_refused captureId=%s name=%s code=%s detail=\"%s\"",
@@ -436,8 +455,6 @@ static void on_start(struct dispatch *d, struct channel *ch, const struct proto_
         s->ack_json = send_ack(d, ch, st->command_id, 0, e.code, e.message, NULL);
         return;
     }
-    /* Saved before the ack: once the server hears of it, a restart finds it. */
-    dispatch_save(d, s);
     log_info("event=capture_started captureId=%s name=%s", st->capture_id, st->name);
     s->ack_json = send_ack(d, ch, st->command_id, at, NULL, NULL, NULL);
 }

@@ -73,8 +73,8 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
                              uint64_t time_left_ms, uint64_t byte_budget,
                              struct cp_error *e) CP_MUST_USE;
 
-/* Writes s's record to the spool (failures logged). */
-void dispatch_save(struct dispatch *d, struct dispatch_session *s);
+/* Writes s's record to the spool. 0, or -1 (logged). */
+int dispatch_save(struct dispatch *d, struct dispatch_session *s);
 
 /* Unlinks s from d and frees it (its capture, if any, is stopped and its file completed). */
 void dispatch_session_drop(struct dispatch *d, struct dispatch_session *s);

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1569,6 +1570,162 @@ START_TEST(agent_refuses_bad_commands)
 }
 END_TEST
 
+/* ---- a restart of the agent ---------------------------------------------------------------- */
+
+static int files_in(const char *dir, const char *sub)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, sub);
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Writes a pcap file (native byte order, Ethernet) with one whole 10-byte record and a torn
+ * second one, as a crash leaves it. */
+static void write_torn_pcap(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint32_t hdr[6] = {0xa1b2c3d4u, 0x00040002u, 0, 0, 65535, 1};
+    uint32_t rec[4] = {1773718655, 0, 10, 10};
+    unsigned char data[10] = {0};
+    fwrite(hdr, 4, 6, f);
+    fwrite(rec, 4, 4, f);
+    fwrite(data, 1, sizeof(data), f);
+    fwrite(rec, 4, 4, f);
+    fwrite(data, 1, 3, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A session that outlives its dispatcher: paused at a clean stop of the agent, its time limit
+ * passes meanwhile, and the next agent ends it TimeExceeded before connecting, sends its start's
+ * ack and the completed (every file, SHA-256) after the welcome, and forgets both once answered.
+ * On the way: a stray partial file under the capture root is salvaged and a corrupt session file
+ * is set aside, neither stopping the agent. */
+START_TEST(agent_restore_ended_while_away)
+{
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX", p[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    snprintf(p, sizeof(p), "%s/stray", root);
+    ck_assert_int_eq(mkdir(p, 0750), 0);
+    snprintf(p, sizeof(p), "%s/stray/.lost.cap.partial", root);
+    write_torn_pcap(p);
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    snprintf(p, sizeof(p), "%s/sessions", dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof(p), "%s/sessions/" CAP_2 ".json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"version\":1,", f);
+    fclose(f);
+
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    snprintf(p, sizeof(p), "%s/stray/lost.cap", root);
+    struct stat st;
+    ck_assert_msg(stat(p, &st) == 0 && st.st_size == 24 + 16 + 10, "stray partial not salvaged");
+    ck_assert_int_eq(files_in(dir, "corrupt"), 1);
+    ck_assert_int_eq(files_in(dir, "sessions"), 0);
+
+    /* A start handled with no channel (as between connections). */
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    static const char start[] =
+        "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+        "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"timeLimitInSeconds\":1,"
+        "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},\"filters\":[]}}";
+    struct proto_msg m = {.type = PROTO_NONE};
+    ck_assert_int_eq(proto_decode(start, sizeof(start) - 1, &m, &e), CP_OK);
+    handler.on_message(handler.ctx, NULL, &m);
+    proto_msg_clear(&m);
+    ck_assert_int_eq(dispatch_running(d), 1);
+    ck_assert_int_eq(files_in(dir, "sessions"), 1);
+    ck_assert_int_eq(files_in(dir, "reports"), 1); /* the ack, unanswered */
+    sleep_ms(100);
+    dispatch_free(d); /* a clean stop: paused, its file complete */
+    snprintf(p, sizeof(p), "%s/t1.cap", root);
+    ck_assert_int_eq(stat(p, &st), 0);
+    sleep_ms(1100);
+
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    ck_assert_int_eq(dispatch_running(d), 0);
+    ck_assert_int_eq(files_in(dir, "reports"), 2);
+
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    char ids[256], raw[4096];
+    hello_list(1, "finished", ids, sizeof(ids));
+    ck_assert_str_eq(ids, CAP_1);
+    hello_list(1, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "ack: %s", raw);
+    json_int_t ack_seq = json_integer_value(json_object_get(ack, "seq"));
+    json_decref(ack);
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
+    ck_assert_msg(done != NULL, "no completed after the restart");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "TimeExceeded");
+    json_int_t done_seq = json_integer_value(json_object_get(done, "seq"));
+    ck_assert_int_gt(done_seq, ack_seq);
+    json_t *files = json_object_get(done, "files");
+    ck_assert_int_eq(json_array_size(files), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(files, 0), "path")),
+                     "/var/captures/t1.cap");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(files, 0), "bytes")),
+                     st.st_size);
+    ck_assert_int_eq(strlen(json_string_value(json_object_get(json_array_get(files, 0), "sha256"))),
+                     64);
+    json_decref(done);
+
+    /* Answered: nothing of it is left in the state directory. */
+    char reply[128];
+    json_int_t seqs[2] = {ack_seq, done_seq};
+    for (int i = 0; i < 2; i++) {
+        snprintf(reply, sizeof(reply), "{\"type\":\"reply\",\"seq\":%lld,\"ok\":true}",
+                 (long long)seqs[i]);
+        ck_assert_int_eq(hub_send(s.hub, "a1", reply, strlen(reply)), CP_OK);
+    }
+    for (int i = 0; i < 200 && (files_in(dir, "reports") || files_in(dir, "sessions")); i++)
+        sleep_ms(10);
+    ck_assert_int_eq(files_in(dir, "reports"), 0);
+    ck_assert_int_eq(files_in(dir, "sessions"), 0);
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
+}
+END_TEST
+
 /* ---- the real agent channel over TLS ------------------------------------------------------ */
 
 static void write_text(const char *path, const char *text)
@@ -1854,6 +2011,7 @@ static Suite *suite(void)
     tcase_add_test(ag, agent_hello_sessions_and_welcome_stop);
     tcase_add_test(ag, agent_progress_reports);
     tcase_add_test(ag, agent_refuses_bad_commands);
+    tcase_add_test(ag, agent_restore_ended_while_away);
     tcase_add_test(ag, agent_tls_end_to_end);
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);
