@@ -1726,6 +1726,114 @@ START_TEST(agent_restore_ended_while_away)
 }
 END_TEST
 
+/* A running session paused by a clean stop of the agent resumes at the next start into a new
+ * file of its own ("t1.1.cap"); a stop ends it, and the completed lists both files with their
+ * sizes and SHA-256, the packets of each life in its file; the seq goes on from the first life. */
+START_TEST(agent_restore_resumes_into_new_file)
+{
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX", p[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
+    char start[2048];
+    snprintf(start, sizeof(start),
+             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"timeLimitInSeconds\":60,"
+             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
+             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%u\"}]}}",
+             (unsigned)ntohs(sin.sin_port));
+    struct proto_msg m = {.type = PROTO_NONE};
+    ck_assert_int_eq(proto_decode(start, strlen(start), &m, &e), CP_OK);
+    handler.on_message(handler.ctx, NULL, &m);
+    proto_msg_clear(&m);
+    ck_assert_int_eq(dispatch_running(d), 1);
+    sleep_ms(100);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(sendto(tx, "first", 5, 0, (struct sockaddr *)&sin, sizeof(sin)), 5);
+    sleep_ms(300);
+    dispatch_free(d);
+
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    ck_assert_int_eq(dispatch_running(d), 1);
+    snprintf(p, sizeof(p), "%s/.t1.1.cap.partial", root);
+    struct stat st;
+    ck_assert_msg(stat(p, &st) == 0, "the resumed session writes no t1.1.cap");
+    sleep_ms(100);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(sendto(tx, "second", 6, 0, (struct sockaddr *)&sin, sizeof(sin)), 6);
+    sleep_ms(300);
+
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    char ids[256], raw[4096];
+    hello_list(1, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, CAP_1);
+    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
+                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", stop, sizeof(stop) - 1), CP_OK);
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
+    ck_assert_msg(done != NULL, "no completed");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    ck_assert_int_gt(json_integer_value(json_object_get(done, "seq")), 1);
+    json_t *files = json_object_get(done, "files");
+    ck_assert_int_eq(json_array_size(files), 2);
+    static const char *names[] = {"t1.cap", "t1.1.cap"};
+    static const json_int_t packets[] = {3, 2};
+    static const size_t payload[] = {5, 6};
+    for (int i = 0; i < 2; i++) {
+        json_t *fi = json_array_get(files, (size_t)i);
+        char want[64];
+        snprintf(want, sizeof(want), "/var/captures/%s", names[i]);
+        ck_assert_str_eq(json_string_value(json_object_get(fi, "path")), want);
+        snprintf(p, sizeof(p), "%s/%s", root, names[i]);
+        ck_assert_int_eq(stat(p, &st), 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(fi, "bytes")), st.st_size);
+        /* Ethernet + IPv4 + UDP headers and the payload, with a 16-byte record header each. */
+        ck_assert_int_eq(st.st_size, 24 + packets[i] * (16 + 14 + 20 + 8 + (json_int_t)payload[i]));
+        ck_assert_int_eq(strlen(json_string_value(json_object_get(fi, "sha256"))), 64);
+    }
+    json_decref(done);
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(rx);
+    close(tx);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
+}
+END_TEST
+
 /* ---- the real agent channel over TLS ------------------------------------------------------ */
 
 static void write_text(const char *path, const char *text)
@@ -2012,6 +2120,7 @@ static Suite *suite(void)
     tcase_add_test(ag, agent_progress_reports);
     tcase_add_test(ag, agent_refuses_bad_commands);
     tcase_add_test(ag, agent_restore_ended_while_away);
+    tcase_add_test(ag, agent_restore_resumes_into_new_file);
     tcase_add_test(ag, agent_tls_end_to_end);
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);
