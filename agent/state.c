@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/durable.h"
+#include "common/log.h"
 
 #define STATE_FILE     "seq"
 #define STATE_FILE_MAX 256 /* bytes; the file holds two short lines */
@@ -80,11 +82,23 @@ enum cp_err agent_state_open(const char *dir, struct agent_state *st, struct cp_
     const char *second = strchr(text, '\n');
     uint64_t next = 0, acked = 0;
     if (bad || !second || parse_u64(text, "next_seq", &next) != 0 ||
-        parse_u64(second + 1, "acked_seq", &acked) != 0 || next == 0 || acked >= next)
-        return cp_fail(e, CP_EINVAL, "", "state-dir",
-                       "%s does not parse; fix or remove it (removing restarts the report "
-                       "sequence at 1, which the server will take for repeats)",
-                       path);
+        parse_u64(second + 1, "acked_seq", &acked) != 0 || next == 0 || acked >= next ||
+        next > (uint64_t)INT64_MAX / 2) {
+        /* Starting over at 1 would make the server take new reports for ones it has applied.
+         * The current time in microseconds is far above any seq handed out one at a time
+         * since 1970 (and above an earlier recovery's, unless the clock went back), so the
+         * sequence goes on from there. */
+        durable_set_aside(st->dir, st->dir, STATE_FILE, "state",
+                          "the report sequence does not parse");
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        next = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+        acked = 0; /* the next welcome says what the server has applied */
+        log_warnx("event=seq_recovered next_seq=%" PRIu64, next);
+        enum cp_err serr = state_save(st, next, acked, e);
+        if (serr != CP_OK)
+            return serr;
+    }
     st->next_seq = next;
     st->acked_seq = acked;
     return CP_OK;

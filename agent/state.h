@@ -26,8 +26,10 @@ struct agent_state {
 };
 
 /* Opens (creating the directory, mode 0700, if absent) and loads the state; a missing file is a
- * fresh agent (next_seq 1). A file that does not parse is CP_EINVAL: starting over would reuse
- * sequence numbers the server has already applied. */
+ * fresh agent (next_seq 1). A file that does not parse is set aside (agent/durable.h) and the
+ * sequence goes on from the current time in microseconds, above any seq handed out before
+ * (starting over at 1 would make the server take new reports for ones it has applied); acked_seq
+ * is then 0 until a welcome says more. CP_EINVAL (bad dir), CP_EIO. */
 enum cp_err agent_state_open(const char *dir, struct agent_state *st,
                              struct cp_error *e) CP_MUST_USE;
 

@@ -2081,14 +2081,19 @@ START_TEST(agent_state_persists)
     ck_assert_uint_eq(again.next_seq, 3);
     ck_assert_uint_eq(again.acked_seq, 1);
     ck_assert_uint_eq(agent_state_unacked_from(&again), 2);
-    /* A file that does not parse is refused, not silently restarted at 1. */
+    /* A file that does not parse is set aside, and the sequence goes on far above anything
+     * handed out (never restarted at 1, which the server would take for repeats). */
     FILE *f = fopen(path, "w");
     fputs("next_seq=banana\n", f);
     fclose(f);
-    ck_assert_int_eq(agent_state_open(sub, &again, &e), CP_EINVAL);
-    unlink(path);
-    rmdir(sub);
-    rmdir(dir);
+    ck_assert_int_eq(agent_state_open(sub, &again, &e), CP_OK);
+    ck_assert_uint_gt(again.next_seq, 1700000000000000ULL);
+    ck_assert_uint_eq(agent_state_unacked_from(&again), 1);
+    ck_assert_int_eq(files_in(sub, "corrupt"), 1);
+    struct agent_state third;
+    ck_assert_int_eq(agent_state_open(sub, &third, &e), CP_OK);
+    ck_assert_uint_eq(third.next_seq, again.next_seq);
+    rm_rf(dir);
 }
 END_TEST
 
