@@ -14,7 +14,8 @@
 #   and bench/bench_agent_captures.
 #
 # Environment (all optional): BENCH_AGENTS, BENCH_CREATES (per phase), BENCH_RATE (steady PUTs/s),
-#   BENCH_CLIENTS (burst/scale clients) override the mode's numbers; BENCH_KEEP=1 keeps the work
+#   BENCH_CLIENTS (burst/scale clients) override the mode's numbers; BENCH_PHASES="NAME:CREATES:
+#   RATE:CLIENTS ..." replaces the mode's phases (RATE 0: a burst); BENCH_KEEP=1 keeps the work
 #   dir (database, netwatchd log, program output); TMPDIR is where it is made.
 #
 # Exit status: 0 every capture was created, started and Running (whatever the PASS/FAIL timing
@@ -65,6 +66,12 @@ smoke)
     ;;
 *) usage ;;
 esac
+if [ -n "${BENCH_PHASES:-}" ]; then
+    PHASES=()
+    for ph in $BENCH_PHASES; do
+        PHASES+=(--phase "$ph")
+    done
+fi
 for v in "$N" "$C"; do
     [[ $v =~ ^[1-9][0-9]{0,5}$ ]] || { echo "captures.sh: $v: want a count" >&2; exit 2; }
 done
@@ -127,7 +134,7 @@ cpu_s()
 
 SUB=$(cat /proc/sys/kernel/random/uuid)
 echo "netwatch captures bench ($MODE): $(date -u +%FT%TZ), git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, $N agents"
-echo "work dir on $(df -PT "$DIR" | awk 'NR == 2 { print $2 }')"
+echo "work dir on $(df -PT "$DIR" | awk 'NR == 2 { print $2 }'); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 "$NWD" token add --token-file "$DIR/tokens" --subscriptions "$SUB" --name bench \
     >"$DIR/token.out" 2>"$DIR/token.log" || die "netwatchd token add failed"
@@ -171,7 +178,8 @@ CPU1=$(cpu_s "$NPID")
 grep -v '^BENCH ' "$DIR/captures.out" || true
 echo "netwatchd: $(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN { printf "%.2f", b - a }') s CPU during the run," \
     "VmHWM $(awk '$1 == "VmHWM:" { print $2 }' "/proc/$NPID/status") kB," \
-    "$(grep -c 'level=warn\|level=error' "$DIR/netwatchd.log" || true) warn/error log lines"
+    "$(grep -c 'level=warn\|level=error' "$DIR/netwatchd.log" || true) warn/error log lines;" \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # netwatchd must stop cleanly on SIGTERM (under ASan a leak or error report makes it exit non-zero).
 kill -TERM "$NPID"
 nrc=0
