@@ -157,13 +157,16 @@ static int serve(const struct config *cfg)
         !(metrics = metrics_new()))
         goto cleanup;
     agent_glue_set_core(glue, core);
+    agent_glue_set_timers(glue, (int)cfg->agent_heartbeat, cfg->dispatch_deadline * 1000LL,
+                          cfg->backstop_grace * 1000LL);
 
     if (core_agent_reset_connections(store, &e) != CP_OK) {
         log_error("event=agents_reset_failed detail=\"%s\"", e.message);
         goto cleanup;
     }
     /* The agent hub's thread inherits the signal mask set above. */
-    if (hub_new(NULL, agent_glue_ops(glue), &hub) != CP_OK) {
+    struct hub_options hub_opt = {.heartbeat_ms = (unsigned)cfg->agent_heartbeat * 1000u};
+    if (hub_new(&hub_opt, agent_glue_ops(glue), &hub) != CP_OK) {
         log_error("event=hub_failed");
         goto cleanup;
     }
