@@ -331,20 +331,44 @@ static json_t *interfaces_json(void)
     return list;
 }
 
-char *channel_hello_json(const struct agent_state *st)
+/* {"running":[...],"finished":[...]}: what the dispatcher holds (PROTO_MAX_SESSIONS at most). */
+static json_t *sessions_json(const struct channel_handler *hd)
+{
+    json_t *o = json_pack("{s:[], s:[]}", "running", "finished");
+    if (!o || !hd || !hd->hello_sessions)
+        return o;
+    struct proto_session *list = calloc(PROTO_MAX_SESSIONS, sizeof(*list));
+    if (!list) {
+        json_decref(o);
+        return NULL;
+    }
+    size_t n = hd->hello_sessions(hd->ctx, list, PROTO_MAX_SESSIONS);
+    for (size_t i = 0; i < n && i < PROTO_MAX_SESSIONS; i++) {
+        const char *key = proto_session_state_name(list[i].state);
+        if (key)
+            json_array_append_new(json_object_get(o, key), json_string(list[i].capture_id));
+    }
+    free(list);
+    return o;
+}
+
+char *channel_hello_json(const struct agent_state *st, const struct channel_handler *hd)
 {
     char host[256];
     if (gethostname(host, sizeof(host)) != 0)
         host[0] = '\0';
     host[sizeof(host) - 1] = '\0';
     json_t *ifaces = interfaces_json();
-    if (!ifaces)
+    json_t *sessions = sessions_json(hd);
+    if (!ifaces || !sessions) {
+        json_decref(ifaces);
+        json_decref(sessions);
         return NULL;
-    /* sessions ({"running":[...],"finished":[...]}): the capture engine fills them next. */
-    json_t *o = json_pack("{s:s, s:[i], s:s, s:s, s:s, s:o, s:{s:[], s:[]}, s:I}", "type", "hello",
+    }
+    json_t *o = json_pack("{s:s, s:[i], s:s, s:s, s:s, s:o, s:o, s:I}", "type", "hello",
                           "protocols", CHANNEL_PROTOCOL, "agentVersion", AGENT_VERSION, "hostname",
-                          host, "os", "linux", "interfaces", ifaces, "sessions", "running",
-                          "finished", "unackedFrom", (json_int_t)agent_state_unacked_from(st));
+                          host, "os", "linux", "interfaces", ifaces, "sessions", sessions,
+                          "unackedFrom", (json_int_t)agent_state_unacked_from(st));
     if (!o)
         return NULL;
     char *text = json_dumps(o, JSON_COMPACT);
@@ -438,14 +462,7 @@ static void on_welcome(struct channel *ch, json_t *msg)
             CP_OK)
             log_warnx("event=state_write_failed detail=\"%s\"", e.message);
     }
-    size_t i;
-    json_t *id;
-    json_array_foreach(json_object_get(msg, "stop"), i, id)
-    {
-        /* Noted here; stopping them is the dispatcher's (its on_welcome gets the same list). */
-        if (json_is_string(id))
-            log_info("event=welcome_stop captureId=%.64s", json_string_value(id));
-    }
+    /* welcome.stop is the dispatcher's (its on_welcome gets the whole welcome). */
     ch->welcomed = 1;
     log_info("event=channel_welcome protocol=%lld heartbeat_s=%lld last_applied_seq=%lld",
              (long long)proto, (long long)hb, (long long)json_integer_value(applied));
@@ -527,7 +544,7 @@ static enum session_end serve(struct channel *ch)
 {
     const struct channel_options *o = ch->opt;
     ch->last_rx_ms = now_ms();
-    char *hello = channel_hello_json(o->state);
+    char *hello = channel_hello_json(o->state, o->handler);
     if (!hello || channel_send(ch, hello, strlen(hello)) != CP_OK) {
         free(hello);
         ch->ending = "cannot build the hello";

@@ -48,6 +48,10 @@ struct channel_handler {
      * the loop spins. Not polled between connections: the work waits for the next welcome. */
     int wake_fd;
     void (*on_wake)(void *ctx, struct channel *ch);
+    /* Optional: the sessions the agent holds, for the hello (hello.sessions). Fills at most max
+     * entries of out (capture id and PROTO_SESSION_RUNNING or PROTO_SESSION_FINISHED) and
+     * returns how many. Missing: the hello lists none. */
+    size_t (*hello_sessions)(void *ctx, struct proto_session *out, size_t max);
 };
 
 struct channel_options {
@@ -74,8 +78,9 @@ enum cp_err channel_run(const struct channel_options *opt) CP_MUST_USE;
  * closing, CP_ETOOBIG over CHANNEL_MAX_MESSAGE, CP_ENOMEM. */
 enum cp_err channel_send(struct channel *ch, const char *json, size_t len) CP_MUST_USE;
 
-/* The hello this agent sends now (hostname, interfaces and addresses from getifaddrs, sessions,
- * unackedFrom); caller frees with free(). NULL when out of memory. */
-char *channel_hello_json(const struct agent_state *st);
+/* The hello this agent sends now (hostname, interfaces and addresses from getifaddrs, the
+ * sessions hd (may be NULL) holds, unackedFrom); caller frees with free(). NULL when out of
+ * memory. */
+char *channel_hello_json(const struct agent_state *st, const struct channel_handler *hd);
 
 #endif

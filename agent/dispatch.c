@@ -41,6 +41,8 @@ struct dispatch_session {
     struct capture *cap;                 /* RUNNING only */
     const struct dispatch_report *ack;   /* the start's ack */
     const struct dispatch_report *final; /* FINISHED: completed or error (NULL: unsent) */
+    int final_replied;                   /* the server has answered final: no longer held */
+    enum proto_stop_reason stop_reason;  /* asked for by a stop (welcome.stop: Manual) */
     char stop_command_id[PROTO_ID_SIZE]; /* the last stop acked, "" = none */
     const struct dispatch_report *stop_ack;
     struct dispatch_session *next;
@@ -375,6 +377,9 @@ static void finish(struct dispatch *d, struct channel *ch, struct dispatch_sessi
         m.completed.stop_reason = PROTO_STOP_MANUAL;
         (void)proto_stop_reason_parse(capture_stop_reason_name(r->reason),
                                       &m.completed.stop_reason);
+        /* Stopped on the server's word: the reason it gave (Manual, SessionDeleted). */
+        if (r->reason == CAPTURE_STOP_MANUAL && s->stop_reason != PROTO_STOP_NONE)
+            m.completed.stop_reason = s->stop_reason;
         /* A ring with more files than a message lists reports the newest. */
         size_t first = r->n_files > PROTO_MAX_FILES ? r->n_files - PROTO_MAX_FILES : 0;
         files = calloc(r->n_files - first + 1, sizeof(*files));
@@ -443,8 +448,11 @@ static void on_stop(struct dispatch *d, struct channel *ch, const struct proto_s
     log_info("event=capture_stop captureId=%s reason=%s running=%s", st->capture_id,
              or_dash(proto_stop_reason_name(st->reason)),
              s->state == DISPATCH_RUNNING ? "yes" : "no");
-    if (s->state == DISPATCH_RUNNING)
+    if (s->state == DISPATCH_RUNNING) {
+        if (s->stop_reason == PROTO_STOP_NONE)
+            s->stop_reason = st->reason;
         capture_stop(s->cap); /* its end is reported by on_wake */
+    }
     snprintf(s->stop_command_id, sizeof(s->stop_command_id), "%s", st->command_id);
     s->stop_ack = send_ack(d, ch, st->command_id, epoch_ms(), NULL, NULL);
     /* Already ended: the server may not have its final report yet; the same seq again is
@@ -456,21 +464,74 @@ static void on_stop(struct dispatch *d, struct channel *ch, const struct proto_s
 static void on_welcome(void *ctx, struct channel *ch, json_t *welcome)
 {
     struct dispatch *d = ctx;
+    /* Reports the server has applied (the channel has just recorded lastAppliedSeq): a session
+     * whose final report is among them is no longer held. */
+    uint64_t from = agent_state_unacked_from(d->state);
+    for (struct dispatch_session *s = d->sessions; s; s = s->next) {
+        if (s->final && s->final->seq < from)
+            s->final_replied = 1;
+    }
     size_t i;
     json_t *id;
     json_array_foreach(json_object_get(welcome, "stop"), i, id)
     {
-        /* Sessions the server has stopped or deleted while we were apart. */
+        /* Sessions the server has stopped or deleted while we were apart. The welcome does not
+         * say which, so the session ends as a stop command would: Manual. */
         struct dispatch_session *s = by_capture(d, or_dash(json_string_value(id)));
-        if (s && s->state == DISPATCH_RUNNING)
-            capture_stop(s->cap);
+        log_info("event=welcome_stop captureId=%.40s held=%s", or_dash(json_string_value(id)),
+                 !s                             ? "no"
+                 : s->state == DISPATCH_RUNNING ? "running"
+                                                : "finished");
+        if (s && s->state == DISPATCH_RUNNING) {
+            if (s->stop_reason == PROTO_STOP_NONE)
+                s->stop_reason = PROTO_STOP_MANUAL;
+            capture_stop(s->cap); /* its end is reported by on_wake */
+        }
     }
     /* Reports the server has not applied (it told us lastAppliedSeq) go again, in order. */
-    uint64_t from = agent_state_unacked_from(d->state);
     for (const struct dispatch_report *r = d->reports; r; r = r->next) {
         if (r->seq >= from)
             send_json(ch, r);
     }
+}
+
+/* A reply: the final report it answers settles its session, unless the server could not store
+ * it (then it goes again after the next welcome). A refusal for a session that is not ours
+ * settles it too: sending it again would change nothing. */
+static void on_reply(struct dispatch *d, const struct proto_reply *r)
+{
+    log_debug("event=report_reply seq=%lld ok=%s code=%s", (long long)r->seq, r->ok ? "yes" : "no",
+              or_dash(r->code));
+    if (!r->ok)
+        log_warnx("event=report_refused seq=%lld code=%s detail=\"%s\"", (long long)r->seq, r->code,
+                  r->message);
+    if (!r->ok && strcmp(r->code, PROTO_REPLY_NOT_YOUR_SESSION) != 0)
+        return;
+    for (struct dispatch_session *s = d->sessions; s; s = s->next) {
+        if (s->final && (int64_t)s->final->seq == r->seq)
+            s->final_replied = 1;
+    }
+}
+
+/* channel_handler.hello_sessions: running captures, then ended ones whose final report the
+ * server has not answered yet. */
+static size_t hello_sessions(void *ctx, struct proto_session *out, size_t max)
+{
+    struct dispatch *d = ctx;
+    size_t n = 0;
+    for (const struct dispatch_session *s = d->sessions; s && n < max; s = s->next) {
+        enum proto_session_state st = PROTO_SESSION_NONE;
+        if (s->state == DISPATCH_RUNNING)
+            st = PROTO_SESSION_RUNNING;
+        else if (s->state == DISPATCH_FINISHED && !s->final_replied)
+            st = PROTO_SESSION_FINISHED;
+        if (st == PROTO_SESSION_NONE)
+            continue;
+        snprintf(out[n].capture_id, sizeof(out[n].capture_id), "%s", s->capture_id);
+        out[n].state = st;
+        n++;
+    }
+    return n;
 }
 
 static void on_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
@@ -494,11 +555,7 @@ static void on_message(void *ctx, struct channel *ch, const char *type, json_t *
         on_stop(d, ch, &m.stop);
         break;
     case PROTO_REPLY:
-        log_debug("event=report_reply seq=%lld ok=%s code=%s", (long long)m.reply.seq,
-                  m.reply.ok ? "yes" : "no", or_dash(m.reply.code));
-        if (!m.reply.ok)
-            log_warnx("event=report_refused seq=%lld code=%s detail=\"%s\"", (long long)m.reply.seq,
-                      m.reply.code, m.reply.message);
+        on_reply(d, &m.reply);
         break;
     default:
         log_warnx("event=message_unexpected type=%.32s", type);
@@ -555,7 +612,8 @@ void dispatch_handler(struct dispatch *d, struct channel_handler *out)
                                     .on_welcome = on_welcome,
                                     .on_message = on_message,
                                     .wake_fd = d->epfd,
-                                    .on_wake = on_wake};
+                                    .on_wake = on_wake,
+                                    .hello_sessions = hello_sessions};
 }
 
 void dispatch_free(struct dispatch *d)

@@ -11,13 +11,21 @@
  * expression (common/bpf_expr.h) with this machine's addresses taken at start. The answer is an
  * ack: ok with at = the start time, or not ok with the engine's PcError and message.
  *
- * stop: stops a running capture (its completion then reports Manual) and acks. A stop for a
+ * stop: stops a running capture (its completion then reports the stop's reason: Manual, or
+ * SessionDeleted when the server says so) and acks. A stop for a
  * session that has already ended acks and sends the session's final report again (same seq:
  * the server applies a seq once); a stop for a capture this agent never saw is logged only.
  *
  * Completion: each running capture's done fd sits in one epoll set, whose fd is the channel's
  * wake_fd (agent/channel.h), so endings are reported from the channel thread: completed
  * {stopReason, files with "/var/captures/<path>", bytes, sha256} or error {code, message}.
+ *
+ * Hello and welcome: the hello lists the sessions held (channel_handler.hello_sessions): running
+ * captures, and ended ones whose completed/error the server has not answered yet (a reply, or a
+ * welcome whose lastAppliedSeq covers it). welcome.stop names captures the server has stopped or
+ * deleted while apart: a running one is stopped and reports stopReason Manual (the welcome does
+ * not say which of the two; for a deleted capture the server ignores the report anyway); an
+ * ended one just has its final report sent again; an unknown one is logged.
  *
  * Repeats: a commandId seen before gets the same ack (same seq) and nothing else happens, so a
  * start re-sent after a reconnect never starts a second capture. Every report sent is kept in

@@ -81,7 +81,8 @@ struct fake {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct hub *hub;
-    int welcome; /* answer a hello with a welcome */
+    int welcome;            /* answer a hello with a welcome */
+    char welcome_text[512]; /* that welcome; "" = the default one (nothing applied, no stop) */
     int opens, closes, messages, hellos;
     int auths;        /* authenticate calls: a token reached the server */
     char events[256]; /* "o" / "c" per on_open / on_close of agent a1, in order */
@@ -152,13 +153,15 @@ static void fake_on_message(void *ctx, const char *agent_id, const char *json, s
         f->all[f->all_len] = '\0';
     }
     int welcome = f->welcome && hello;
+    char w[sizeof(f->welcome_text)];
+    snprintf(w, sizeof(w), "%s",
+             f->welcome_text[0] ? f->welcome_text
+                                : "{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15,"
+                                  "\"lastAppliedSeq\":0,\"stop\":[]}");
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    if (welcome) {
-        static const char w[] = "{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15,"
-                                "\"lastAppliedSeq\":0,\"stop\":[]}";
-        ck_assert_int_eq(hub_send(f->hub, agent_id, w, sizeof(w) - 1), CP_OK);
-    }
+    if (welcome)
+        ck_assert_int_eq(hub_send(f->hub, agent_id, w, strlen(w)), CP_OK);
 }
 
 static const struct hub_ops fake_ops = {
@@ -522,6 +525,7 @@ static void reset_fake(void)
     pthread_mutex_lock(&fake.mu);
     fake.opens = fake.closes = fake.messages = fake.hellos = fake.auths = 0;
     fake.welcome = 0;
+    fake.welcome_text[0] = '\0';
     memset(fake.events, 0, sizeof(fake.events));
     fake.last_len = 0;
     fake.all_len = 0;
@@ -1229,6 +1233,147 @@ START_TEST(agent_dispatch_capture)
 }
 END_TEST
 
+/* ---- hello.sessions and welcome.stop ------------------------------------------------------ */
+
+static void set_welcome(const char *text)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.welcome = 1;
+    snprintf(fake.welcome_text, sizeof(fake.welcome_text), "%s", text);
+    pthread_mutex_unlock(&fake.mu);
+}
+
+/* The ids in hello.sessions[key] of the n-th hello, comma-separated ("" for none). */
+static void hello_list(int nth, const char *key, char *out, size_t outsz)
+{
+    char raw[8192];
+    json_t *h = wait_report("\"type\":\"hello\"", "unackedFrom", nth, raw, sizeof(raw));
+    ck_assert_msg(h != NULL, "no hello #%d", nth);
+    json_t *list = json_object_get(json_object_get(h, "sessions"), key);
+    ck_assert_msg(json_is_array(list), "hello #%d has no sessions.%s: %s", nth, key, raw);
+    out[0] = '\0';
+    size_t i;
+    json_t *id;
+    json_array_foreach(list, i, id)
+    {
+        size_t len = strlen(out);
+        snprintf(out + len, outsz - len, "%s%s", len ? "," : "", json_string_value(id));
+    }
+    json_decref(h);
+}
+
+/* Restarts the fake server on the same port and waits for the agent's next hello. */
+static void srv_restart(struct srv *s, int hellos)
+{
+    unsigned port = s->port;
+    srv_stop(s);
+    srv_start(s, port, NULL, 1);
+    ck_assert_int_eq(wait_count(&fake.hellos, hellos, 10000), hellos);
+}
+
+START_TEST(agent_hello_sessions_and_welcome_stop)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    char ids[256];
+    hello_list(1, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+    hello_list(1, "finished", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+
+    static const char start[] =
+        "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+        "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"bytesToCapturePerPacket\":0,"
+        "\"totalBytesPerSession\":0,\"timeLimitInSeconds\":0,"
+        "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},\"filters\":[]}}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, sizeof(start) - 1), CP_OK);
+    char raw[4096], again[4096];
+    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "start: %s", raw);
+    json_decref(ack);
+
+    /* The next hello lists the capture as running; this welcome says the server has stopped
+     * it meanwhile: the agent ends it and reports Manual. */
+    set_welcome("{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15,"
+                "\"lastAppliedSeq\":1,\"stop\":[\"" CAP_1 "\"]}");
+    srv_restart(&s, 2);
+    hello_list(2, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, CAP_1);
+    hello_list(2, "finished", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
+    ck_assert_msg(done != NULL, "no completed after welcome.stop");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    json_int_t final_seq = json_integer_value(json_object_get(done, "seq"));
+    ck_assert_int_ge(final_seq, 2);
+    json_decref(done);
+    ck_assert_int_eq(dispatch_running(d), 0);
+
+    /* Not answered yet: the next hello lists it as finished, and the report goes again. */
+    set_welcome("{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15,"
+                "\"lastAppliedSeq\":1,\"stop\":[]}");
+    srv_restart(&s, 3);
+    hello_list(3, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+    hello_list(3, "finished", ids, sizeof(ids));
+    ck_assert_str_eq(ids, CAP_1);
+    done = wait_report("\"type\":\"completed\"", CAP_1, 2, again, sizeof(again));
+    ck_assert_msg(done != NULL, "the unanswered completed was not sent again");
+    ck_assert_str_eq(again, raw);
+    json_decref(done);
+
+    /* Answered: no longer held. */
+    char reply[128];
+    snprintf(reply, sizeof(reply), "{\"type\":\"reply\",\"seq\":%lld,\"ok\":true}",
+             (long long)final_seq);
+    ck_assert_int_eq(hub_send(s.hub, "a1", reply, strlen(reply)), CP_OK);
+    sleep_ms(200);
+    srv_restart(&s, 4);
+    hello_list(4, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+    hello_list(4, "finished", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(a->stop_fd);
+    free(a);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/t1.cap", root);
+    unlink(path);
+    rmdir(root);
+    snprintf(path, sizeof(path), "%s/seq", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 /* ---- the real agent channel over TLS ------------------------------------------------------ */
 
 static void write_text(const char *path, const char *text)
@@ -1508,6 +1653,7 @@ static Suite *suite(void)
     tcase_add_test(ag, agent_channel_end_to_end);
     tcase_add_test(ag, agent_retries_without_server);
     tcase_add_test(ag, agent_dispatch_capture);
+    tcase_add_test(ag, agent_hello_sessions_and_welcome_stop);
     tcase_add_test(ag, agent_tls_end_to_end);
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);

@@ -3,6 +3,6 @@
 # `netwatchd agent add|revoke|list` (NW_NETWATCHD).
 nw_unit_test(test_agents nw_core)
 if(TARGET netwatchd)
-    set_tests_properties(unit.test_agents PROPERTIES
+    set_property(TEST unit.test_agents APPEND PROPERTY
         ENVIRONMENT "NW_NETWATCHD=$<TARGET_FILE:netwatchd>")
 endif()
