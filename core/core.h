@@ -189,6 +189,19 @@ enum cp_err core_capture_progress(struct core *core, const char *agent_id, const
  * Error/AgentStopped and a stop is owed; acked commands older than a day are pruned. */
 enum cp_err core_sessions_sweep(struct core *core, int64_t deadline_ms, int64_t grace_ms,
                                 struct cp_error *e) CP_MUST_USE;
+/*
+ * Reconciliation on hello (docs/agent-protocol.md): the agent holds running[] and finished[]
+ * (session ids, borrowed). In one transaction: each Running session of this agent listed in
+ * neither ends Error/AgentStopped ("the agent no longer holds it"); each stop owed to it for a
+ * session listed in neither is settled (nothing to stop). stop (n_max entries) gets the listed
+ * running sessions the server has stopped, deleted or never knew: welcome.stop; *n_stop their
+ * count.
+ */
+enum cp_err core_agent_reconcile(struct core *core, const char *agent_id,
+                                 const char *const *running, size_t n_running,
+                                 const char *const *finished, size_t n_finished,
+                                 char (*stop)[DB_SESSION_ID_MAX], size_t n_max, size_t *n_stop,
+                                 struct cp_error *e) CP_MUST_USE;
 /* What a session shows as its packetCaptureStatus: its status, but Unknown while it is Running
  * and its agent is not connected (nobody can tell whether it still captures). */
 const char *core_session_shown_status(const struct db_session *s);

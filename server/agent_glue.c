@@ -231,6 +231,44 @@ static char *interfaces_json(const struct proto_hello *h)
     return text;
 }
 
+/* The sessions the hello lists against the store (core_agent_reconcile); *stop (caller frees)
+ * gets the ids for welcome.stop. */
+static enum cp_err reconcile(struct agent_glue *g, const char *agent_id,
+                             const struct proto_hello *h, char (**stop)[DB_SESSION_ID_MAX],
+                             size_t *n_stop)
+{
+    *n_stop = 0;
+    const char **ids = malloc((h->n_sessions + 1) * sizeof(*ids));
+    *stop = malloc((h->n_sessions + 1) * sizeof(**stop));
+    if (!ids || !*stop) {
+        free(ids);
+        free(*stop);
+        *stop = NULL;
+        return CP_ENOMEM;
+    }
+    size_t n_running = 0, n_finished = 0;
+    for (size_t i = 0; i < h->n_sessions; i++) /* decoded running first */
+        if (h->sessions[i].state == PROTO_SESSION_RUNNING)
+            ids[n_running++] = h->sessions[i].capture_id;
+    for (size_t i = 0; i < h->n_sessions; i++)
+        if (h->sessions[i].state == PROTO_SESSION_FINISHED)
+            ids[n_running + n_finished++] = h->sessions[i].capture_id;
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = core_agent_reconcile(g->core, agent_id, ids, n_running, ids + n_running,
+                                           n_finished, *stop, h->n_sessions, n_stop, &e);
+    free(ids);
+    if (err != CP_OK) {
+        log_warnx("component=agents event=reconcile_failed agent=%s detail=\"%s\"", agent_id,
+                  e.message);
+        free(*stop);
+        *stop = NULL;
+        *n_stop = 0;
+    } else if (*n_stop) {
+        log_info("component=agents event=reconcile_stop agent=%s count=%zu", agent_id, *n_stop);
+    }
+    return err;
+}
+
 static void handle_hello(struct agent_glue *g, const char *agent_id, const struct proto_hello *h)
 {
     int version = proto_negotiate(h->protocols, h->n_protocols);
@@ -265,7 +303,19 @@ static void handle_hello(struct agent_glue *g, const char *agent_id, const struc
     w.welcome.protocol = version;
     w.welcome.heartbeat_seconds = g->heartbeat_seconds;
     w.welcome.last_applied_seq = last;
+    char(*stop)[DB_SESSION_ID_MAX] = NULL;
+    char(*wire)[PROTO_ID_SIZE] = NULL;
+    size_t n_stop = 0;
+    if (reconcile(g, agent_id, h, &stop, &n_stop) == CP_OK && n_stop &&
+        (wire = malloc(n_stop * sizeof(*wire)))) {
+        for (size_t i = 0; i < n_stop; i++)
+            snprintf(wire[i], sizeof(wire[i]), "%.36s", stop[i]);
+        w.welcome.stop = wire;
+        w.welcome.n_stop = n_stop;
+    }
     send_msg(g, agent_id, &w);
+    free(stop);
+    free(wire);
     core_agent_presence_changed(g->core, agent_id);
     struct resend r = {g, NULL, 0, 0};
     if (core_agent_owed(g->core, agent_id, resend_one, &r, NULL) != CP_OK)

@@ -506,6 +506,62 @@ START_TEST(backstop_ends_silent_session)
 }
 END_TEST
 
+START_TEST(reconcile_on_hello)
+{
+    char op[40], s_lost[40], s_kept[40], s_fin[40], s_stopped[40];
+    create("lost", 0, NULL, 0, NULL, 0, 60000, op);
+    create("kept", 0, NULL, 0, NULL, 0, 60000, op);
+    create("fin", 0, NULL, 0, NULL, 0, 60000, op);
+    create("stopped", 0, NULL, 0, NULL, 0, 60000, op);
+    session_of("lost", "", s_lost);
+    session_of("kept", "", s_kept);
+    session_of("fin", "", s_fin);
+    session_of("stopped", "", s_stopped);
+    ack_start(agent_vm, s_lost, 1, 1);
+    ack_start(agent_vm, s_kept, 1, 2);
+    ack_start(agent_vm, s_fin, 1, 3);
+    ack_start(agent_vm, s_stopped, 1, 4);
+    /* Stopped while the agent was away: the stop is owed. */
+    struct db_operation stop;
+    ck_assert_int_eq(core_capture_stop(core, &parent, "stopped", "2024-07-01", &stop, NULL), CP_OK);
+    db_operation_clear(&stop);
+    ck_assert_int_eq(
+        core_capture_ended(core, agent_vm, s_stopped, "Manual", NULL, NULL, 5, NULL, NULL), CP_OK);
+    const char *running[] = {s_kept, s_stopped, "00000000-0000-4000-8000-000000000001"};
+    const char *finished[] = {s_fin};
+    char stops[8][40];
+    size_t n_stop = 0;
+    ck_assert_int_eq(
+        core_agent_reconcile(core, agent_vm, running, 3, finished, 1, stops, 8, &n_stop, NULL),
+        CP_OK);
+    ck_assert_uint_eq(n_stop, 2); /* the stopped one and the one never known */
+    ck_assert_str_eq(stops[0], s_stopped);
+    ck_assert_str_eq(stops[1], "00000000-0000-4000-8000-000000000001");
+    struct db_capture cap = get("lost");
+    ck_assert_str_eq(cap.capture_status, "Error");
+    ck_assert_str_eq(cap.capture_errors_json, "[\"AgentStopped\"]");
+    ck_assert_ptr_nonnull(strstr(cap.sessions[0].error_message, "no longer holds"));
+    db_capture_clear(&cap);
+    cap = get("kept");
+    ck_assert_str_eq(cap.capture_status, "Running");
+    db_capture_clear(&cap);
+    cap = get("fin");
+    ck_assert_str_eq(cap.capture_status, "Running"); /* its end report follows */
+    db_capture_clear(&cap);
+    /* A stop owed for a session the agent does not hold is settled. */
+    struct db_operation st2;
+    ck_assert_int_eq(core_capture_stop(core, &parent, "kept", "2024-07-01", &st2, NULL), CP_OK);
+    db_operation_clear(&st2);
+    ck_assert_int_eq(owed(agent_vm), 1);
+    ck_assert_int_eq(
+        core_agent_reconcile(core, agent_vm, NULL, 0, finished, 1, stops, 8, &n_stop, NULL), CP_OK);
+    ck_assert_int_eq(owed(agent_vm), 0);
+    cap = get("kept");
+    ck_assert_str_eq(cap.capture_status, "Error");
+    db_capture_clear(&cap);
+}
+END_TEST
+
 /* A database of schema 3 with a capture still starting and one being stopped: 0004 carries
  * them over as sessions with their owed commands, under the ids the agents were given. */
 static enum cp_err exec_sql(void *arg, struct db_conn *c)
@@ -590,6 +646,7 @@ int main(void)
     tcase_add_test(tc, dispatch_deadline_fails_unstarted);
     tcase_add_test(tc, backstop_ends_silent_session);
     tcase_add_test(tc, migration_carries_agent_captures_over);
+    tcase_add_test(tc, reconcile_on_hello);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
