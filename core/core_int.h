@@ -48,8 +48,9 @@ void core_cmd_ids_send(struct core *core, struct core_cmd_ids *l);
 /* In a create job: a session and its start command for each machine that runs cap (just
  * inserted): the VM's active agent, or the active agents of the scale set's instances that
  * req's scope selects (more than CORE_MAX_SESSIONS_PER_CAPTURE: CP_EINVAL, e filled). None: no
- * session, and the dispatcher fails the create (AgentNotConnected). */
-enum cp_err core_assign_sessions(struct db_conn *c, const struct db_capture *cap,
+ * session, and the dispatcher fails the create (AgentNotConnected). The sessions made are
+ * attached to cap. */
+enum cp_err core_assign_sessions(struct db_conn *c, struct db_capture *cap,
                                  const struct core_capture_run *req, int64_t now_ms,
                                  struct cp_error *e) CP_MUST_USE;
 /* In a stop or delete job: ends what cap's sessions still run. Each live session's owed start

@@ -86,9 +86,10 @@ static int listed(const char *instance, const char *const *list, size_t n)
     return 0;
 }
 
-static enum cp_err add_session(struct db_conn *c, const struct db_capture *cap,
-                               const char *agent_id, const char *instance_id, int64_t time_limit_ms,
-                               int64_t now)
+/* Inserts a session of cap and its start command, and attaches it to cap (the create's reply
+ * shows it without reading it back). */
+static enum cp_err add_session(struct db_conn *c, struct db_capture *cap, const char *agent_id,
+                               const char *instance_id, int64_t time_limit_ms, int64_t now)
 {
     struct db_session s;
     memset(&s, 0, sizeof(s));
@@ -102,12 +103,20 @@ static enum cp_err add_session(struct db_conn *c, const struct db_capture *cap,
     enum cp_err err = db_session_insert(c, &s);
     if (err == CP_OK)
         err = owe(c, agent_id, s.id, "start", NULL, now, NULL);
-    return err;
+    if (err != CP_OK)
+        return err;
+    struct db_session *more = realloc(cap->sessions, (cap->n_sessions + 1) * sizeof(*more));
+    if (!more)
+        return CP_ENOMEM;
+    s.watcher_id = cap->watcher_id;
+    more[cap->n_sessions++] = s;
+    cap->sessions = more;
+    return CP_OK;
 }
 
 struct pick {
     struct db_conn *c;
-    const struct db_capture *cap;
+    struct db_capture *cap;
     const struct core_capture_run *req;
     int64_t now;
     size_t registered, selected;
@@ -125,7 +134,7 @@ static enum cp_err pick_instance(const char *agent_id, const char *instance_id, 
     return add_session(p->c, p->cap, agent_id, instance_id, p->req->time_limit_ms, p->now);
 }
 
-enum cp_err core_assign_sessions(struct db_conn *c, const struct db_capture *cap,
+enum cp_err core_assign_sessions(struct db_conn *c, struct db_capture *cap,
                                  const struct core_capture_run *req, int64_t now_ms,
                                  struct cp_error *e)
 {

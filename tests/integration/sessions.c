@@ -1,0 +1,450 @@
+/*
+ * sessions.c - captures on a scale set, run for real by three netwatch-agent processes
+ * (instances 0, 1 and 2 of one scale set, each capturing on the loopback interface into its
+ * own capture root) against the real netwatchd:
+ *   - scope.include and scope.exclude: only the selected instances run the capture (their
+ *     files exist, the others' do not); GET and queryStatus show the aggregate and one entry
+ *     per selected instance; one stop ends them all (Stopped/Manual everywhere);
+ *   - a silent agent (SIGSTOP): queryStatus says Unknown once its channel is dropped, then the
+ *     backstop (time limit + grace, small via flags) ends the session Error/AgentStopped;
+ *   - reconciliation: an agent killed and restarted with its state directory wiped no longer
+ *     holds its session, which ends Error/AgentStopped after it reconnects.
+ *
+ *   it_sessions NETWATCHD NETWATCH_AGENT
+ */
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define API       "2024-07-01"
+#define WAIT_MS   20000
+#define INSTANCES 3
+
+static struct nw_server srv;
+static const char *agent_bin;
+static char vmss[256], nw[300];
+static char ids[INSTANCES][64];
+static pid_t agents[INSTANCES];
+
+/* Runs argv with stdout into out (trimmed); stderr into the server dir's cli.log. 0 on exit 0. */
+static int run(char *const argv[], char *out, size_t outsz)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char log[NW_PATH_MAX + 16];
+        snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
+        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fds[1], 1);
+        if (lfd >= 0)
+            dup2(lfd, 2);
+        close(fds[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (out && n + 1 < outsz && (r = read(fds[0], out + n, outsz - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fds[0]);
+    if (out) {
+        out[n] = '\0';
+        while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+            out[--n] = '\0';
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Registers the agent of instance i: token into dir/i<i>.token, its id into ids[i]. */
+static int add_instance(int i)
+{
+    char inst[8], token[128], path[NW_PATH_MAX + 64], list[8192];
+    snprintf(inst, sizeof(inst), "%d", i);
+    char *argv[] = {srv.bin, "agent", "add", vmss, "--instance", inst, "--db", srv.db, NULL};
+    if (!NW_CHECK(run(argv, token, sizeof(token)) == 0, "agent add instance %d failed", i))
+        return -1;
+    snprintf(path, sizeof(path), "%s/i%d.token", srv.dir, i);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%s\n", token);
+    fclose(f);
+    char *largv[] = {srv.bin, "agent", "list", "--db", srv.db, NULL};
+    if (run(largv, list, sizeof(list)) != 0)
+        return -1;
+    char want[32];
+    snprintf(want, sizeof(want), "\t%d\t", i); /* ID RESOURCE INSTANCE ... */
+    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(line, vmss) && strstr(line, want)) {
+            snprintf(ids[i], sizeof(ids[i]), "%.36s", line);
+            return 0;
+        }
+    }
+    return NW_CHECK(0, "instance %d not in `agent list`", i) ? 0 : -1;
+}
+
+static void path_of(char *out, size_t n, int i, const char *what)
+{
+    snprintf(out, n, "%s/i%d.%s", srv.dir, i, what);
+}
+
+static pid_t start_instance(int i)
+{
+    char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 64];
+    char log[NW_PATH_MAX + 64];
+    path_of(token, sizeof(token), i, "token");
+    path_of(state, sizeof(state), i, "state");
+    path_of(root, sizeof(root), i, "captures");
+    path_of(log, sizeof(log), i, "agent.log");
+    mkdir(root, 0750);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token, "--state-dir",
+              state, "--capture-root", root, "--interfaces", "lo", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Ends an agent for good (also one stopped with SIGSTOP). */
+static void kill_instance(int i)
+{
+    if (agents[i] <= 0)
+        return;
+    kill(agents[i], SIGCONT);
+    kill(agents[i], SIGKILL);
+    waitpid(agents[i], NULL, 0);
+    agents[i] = 0;
+}
+
+static int connected(int i)
+{
+    char t[512];
+    snprintf(t, sizeof(t), "/subscriptions/%s/providers/Netwatch/agents/%s?api-version=" API,
+             srv.sub, ids[i]);
+    struct nw_response r;
+    int c = -1;
+    if (nw_server_request(&srv, "GET", t, NULL, NULL, &r) == 0 && r.status == 200)
+        c = json_is_true(nw_json_get(r.json, "properties.connected"));
+    nw_response_free(&r);
+    return c;
+}
+
+static int wait_connected(int i, int want)
+{
+    long long end = nw_now_ms() + WAIT_MS;
+    while (nw_now_ms() < end) {
+        if (connected(i) == want)
+            return 1;
+        nw_sleep_ms(100);
+    }
+    return 0;
+}
+
+/* PUT capture name with the given scope JSON and time limit; 1 when its create Succeeded. */
+static int create(const char *name, const char *scope, int seconds)
+{
+    char t[700], body[1400];
+    snprintf(body, sizeof(body),
+             "{\"properties\":{\"target\":\"%s\",\"targetType\":\"AzureVMSS\",\"scope\":%s,"
+             "\"timeLimitInSeconds\":%d,\"storageLocation\":{\"filePath\":"
+             "\"/var/captures/%s.cap\"},\"filters\":[{\"protocol\":\"UDP\"}]}}",
+             vmss, scope, seconds, name);
+    snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, nw, name);
+    struct nw_response r;
+    if (!NW_CHECK(nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 && r.status == 201,
+                  "PUT %s: %ld %.300s", name, r.status, r.body ? r.body : ""))
+        return 0;
+    char aao[600];
+    snprintf(aao, sizeof(aao), "%s", nw_response_header(&r, "Azure-AsyncOperation"));
+    nw_response_free(&r);
+    json_t *op = nw_server_wait_operation(&srv, aao, 20);
+    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
+    int ok = NW_CHECK(st && strcmp(st, "Succeeded") == 0, "create %s ended %s", name,
+                      st ? st : "(no answer)");
+    json_decref(op);
+    return ok;
+}
+
+/* POST queryStatus of name into *r (caller frees); 1 on 200. */
+static int query(const char *name, struct nw_response *r)
+{
+    char t[700];
+    snprintf(t, sizeof(t), "%s/packetCaptures/%s/queryStatus?api-version=" API, nw, name);
+    if (nw_server_request(&srv, "POST", t, NULL, NULL, r) == 0 && r->status == 200)
+        return 1;
+    nw_response_free(r);
+    return 0;
+}
+
+/* The session of instance inst in a captureDetails object, or NULL. */
+static json_t *instance_of(json_t *details, const char *inst)
+{
+    json_t *arr = json_object_get(details, "instances"), *it;
+    size_t k;
+    json_array_foreach(arr, k, it)
+    {
+        const char *id = json_string_value(json_object_get(it, "instanceId"));
+        if (id && strcmp(id, inst) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+/* Polls queryStatus until packetCaptureStatus is want and every listed instance's status is
+ * inst_want (NULL: any); 1 when it got there. */
+static int wait_status(const char *name, const char *want, const char *inst_want, int ms)
+{
+    long long end = nw_now_ms() + ms;
+    char last[64] = "-", body[1200] = "";
+    while (nw_now_ms() < end) {
+        struct nw_response r;
+        if (query(name, &r)) {
+            const char *st = nw_json_str(r.json, "packetCaptureStatus");
+            snprintf(last, sizeof(last), "%s", st ? st : "-");
+            snprintf(body, sizeof(body), "%s", r.body ? r.body : "");
+            int all = 1;
+            json_t *arr = nw_json_get(r.json, "captureDetails.instances"), *it;
+            size_t k;
+            json_array_foreach(arr, k, it)
+            {
+                const char *s = json_string_value(json_object_get(it, "packetCaptureStatus"));
+                all &= !inst_want || (s && strcmp(s, inst_want) == 0);
+            }
+            int done = st && strcmp(st, want) == 0 && all;
+            nw_response_free(&r);
+            if (done)
+                return 1;
+        }
+        nw_sleep_ms(100);
+    }
+    return NW_CHECK(0, "%s: status %s, want %s (instances %s); last reply %s", name, last, want,
+                    inst_want ? inst_want : "any", body);
+}
+
+static int file_exists(int i, const char *name)
+{
+    char p[NW_PATH_MAX + 128];
+    snprintf(p, sizeof(p), "%s/i%d.captures/%s.cap", srv.dir, i, name);
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* Stops capture name through the API and waits for the stop's result (200 null). */
+static void stop_capture(const char *name)
+{
+    char t[700];
+    snprintf(t, sizeof(t), "%s/packetCaptures/%s/stop?api-version=" API, nw, name);
+    struct nw_response r;
+    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 202,
+             "stop %s: %ld", name, r.status);
+    char loc[600];
+    snprintf(loc, sizeof(loc), "%s", nw_response_header(&r, "Location") ?: "");
+    nw_response_free(&r);
+    struct nw_response fin;
+    if (NW_CHECK(nw_server_wait_location(&srv, loc, 20, &fin) == 0, "stop %s never finished",
+                 name)) {
+        NW_CHECK(fin.status == 200 && fin.json && json_is_null(fin.json), "stop result %ld",
+                 fin.status);
+        nw_response_free(&fin);
+    }
+}
+
+/* Checks the selected instances (sel[i] 1/0) of a Running capture, then stops it. */
+static void scope_case(const char *name, const char *scope, const int sel[INSTANCES])
+{
+    if (!create(name, scope, 60))
+        return;
+    wait_status(name, "Running", "Running", WAIT_MS);
+    struct nw_response r;
+    if (query(name, &r)) {
+        json_t *d = json_object_get(r.json, "captureDetails");
+        size_t want = 0;
+        for (int i = 0; i < INSTANCES; i++) {
+            char inst[8];
+            snprintf(inst, sizeof(inst), "%d", i);
+            json_t *s = instance_of(d, inst);
+            want += (size_t)sel[i];
+            NW_CHECK(!s == !sel[i], "%s: instance %d %s", name, i,
+                     sel[i] ? "missing" : "runs though not selected");
+            const char *agent = s ? json_string_value(json_object_get(s, "agentId")) : NULL;
+            NW_CHECK(!s || (agent && strcmp(agent, ids[i]) == 0), "%s: instance %d agent %s", name,
+                     i, agent ? agent : "-");
+        }
+        NW_CHECK(json_array_size(json_object_get(d, "instances")) == want,
+                 "%s: %zu instances, want %zu", name,
+                 json_array_size(json_object_get(d, "instances")), want);
+        NW_CHECK(nw_json_str(r.json, "captureStartTime") != NULL, "%s: no captureStartTime", name);
+        NW_CHECK(json_object_get(d, "requestedTime") && json_object_get(d, "dispatchedTime") &&
+                     json_object_get(d, "startTime") && !json_object_get(d, "endTime"),
+                 "%s: times of a running capture wrong", name);
+        nw_response_free(&r);
+    }
+    stop_capture(name);
+    /* Each selected agent wrote the capture under its own root (finished: renamed to the name
+     * asked for); the others wrote nothing. */
+    for (int i = 0; i < INSTANCES; i++)
+        NW_CHECK(file_exists(i, name) == sel[i], "%s: instance %d file %s", name, i,
+                 sel[i] ? "missing" : "exists though not selected");
+    if (!query(name, &r))
+        return;
+    const char *st = nw_json_str(r.json, "packetCaptureStatus");
+    const char *why = nw_json_str(r.json, "stopReason");
+    NW_CHECK(st && strcmp(st, "Stopped") == 0, "%s after stop: %s", name, st ? st : "-");
+    NW_CHECK(why && strcmp(why, "Manual") == 0, "%s stopReason %s", name, why ? why : "-");
+    json_t *arr = nw_json_get(r.json, "captureDetails.instances"), *it;
+    size_t k;
+    json_array_foreach(arr, k, it)
+    {
+        const char *s = json_string_value(json_object_get(it, "packetCaptureStatus"));
+        const char *w = json_string_value(json_object_get(it, "stopReason"));
+        NW_CHECK(s && strcmp(s, "Stopped") == 0 && w && strcmp(w, "Manual") == 0 &&
+                     json_object_get(it, "endTime"),
+                 "%s: an instance is %s/%s after the stop", name, s ? s : "-", w ? w : "-");
+    }
+    NW_CHECK(nw_json_get(r.json, "captureDetails.endTime") != NULL, "%s: no endTime", name);
+    nw_response_free(&r);
+    /* GET shows the same aggregate inside properties. */
+    char t[700];
+    snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, nw, name);
+    if (nw_server_request(&srv, "GET", t, NULL, NULL, &r) == 0 && r.status == 200) {
+        const char *gs = nw_json_str(r.json, "properties.captureDetails.packetCaptureStatus");
+        NW_CHECK(gs && strcmp(gs, "Stopped") == 0, "%s: GET status %s", name, gs ? gs : "-");
+        NW_CHECK(json_array_size(nw_json_get(r.json, "properties.captureDetails.instances")) ==
+                     (size_t)(sel[0] + sel[1] + sel[2]),
+                 "%s: GET instances", name);
+    }
+    nw_response_free(&r);
+}
+
+/* A silent agent: SIGSTOP after its capture started. Its channel is dropped after 3 heartbeats
+ * (Unknown), then the backstop ends the session at its time limit plus the grace. */
+static void backstop_case(void)
+{
+    if (!create("bs", "{\"include\":[\"1\"]}", 8))
+        return;
+    if (!wait_status("bs", "Running", "Running", WAIT_MS))
+        return;
+    kill(agents[1], SIGSTOP);
+    wait_status("bs", "Unknown", "Unknown", 8000);
+    if (wait_status("bs", "Error", "Error", 15000)) {
+        struct nw_response r;
+        if (query("bs", &r)) {
+            json_t *errs = nw_json_get(r.json, "packetCaptureError");
+            NW_CHECK(json_array_size(errs) == 1 &&
+                         strcmp(json_string_value(json_array_get(errs, 0)), "AgentStopped") == 0,
+                     "backstop: packetCaptureError is not [AgentStopped]");
+            nw_response_free(&r);
+        }
+    }
+    kill_instance(1);
+}
+
+/* An agent restarted without its state: it no longer holds its session. */
+static void reconcile_case(void)
+{
+    if (!create("rc", "{\"include\":[\"2\"]}", 60))
+        return;
+    if (!wait_status("rc", "Running", "Running", WAIT_MS))
+        return;
+    kill_instance(2);
+    char state[NW_PATH_MAX + 64], cmd[NW_PATH_MAX + 96];
+    path_of(state, sizeof(state), 2, "state");
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state);
+    NW_CHECK(system(cmd) == 0, "could not wipe %s", state);
+    agents[2] = start_instance(2);
+    if (!wait_status("rc", "Error", "Error", WAIT_MS))
+        return;
+    struct nw_response r;
+    if (query("rc", &r)) {
+        json_t *s = instance_of(json_object_get(r.json, "captureDetails"), "2");
+        const char *msg = s ? json_string_value(json_object_get(s, "errorMessage")) : NULL;
+        NW_CHECK(msg && strstr(msg, "no longer holds"), "reconcile: message %s", msg ? msg : "-");
+        json_t *errs = json_object_get(s, "packetCaptureError");
+        NW_CHECK(json_array_size(errs) == 1 &&
+                     strcmp(json_string_value(json_array_get(errs, 0)), "AgentStopped") == 0,
+                 "reconcile: the session's error is not AgentStopped");
+        nw_response_free(&r);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
+        return 2;
+    }
+    agent_bin = argv[2];
+    if (nw_server_init(&srv, argv[1]) != 0)
+        return 1;
+    const char *args[] = {"--listen",
+                          "127.0.0.1:0",
+                          "--ready-file",
+                          srv.ready_file,
+                          "--db",
+                          srv.db,
+                          "--token-file",
+                          srv.token_file,
+                          "--agent-heartbeat-seconds",
+                          "1",
+                          "--backstop-grace-seconds",
+                          "2",
+                          NULL};
+    if (nw_server_start_argv(&srv, args, NULL) != 0)
+        return 1;
+    snprintf(vmss, sizeof(vmss),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/"
+             "virtualMachineScaleSets/ss1",
+             srv.sub);
+    snprintf(nw, sizeof(nw),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
+             srv.sub);
+    int ready = 1;
+    for (int i = 0; i < INSTANCES && ready; i++)
+        ready = add_instance(i) == 0;
+    for (int i = 0; i < INSTANCES && ready; i++)
+        agents[i] = start_instance(i);
+    for (int i = 0; i < INSTANCES && ready; i++)
+        ready = NW_CHECK(wait_connected(i, 1), "instance %d never connected", i);
+    char t[400];
+    snprintf(t, sizeof(t), "%s?api-version=" API, nw);
+    struct nw_response r;
+    ready = ready && NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL,
+                                                &r) == 0 &&
+                                  r.status / 100 == 2,
+                              "watcher PUT: %ld", r.status);
+    nw_response_free(&r);
+    if (ready) {
+        static const int inc[INSTANCES] = {1, 0, 1}, exc[INSTANCES] = {0, 1, 1};
+        scope_case("inc", "{\"include\":[\"0\",\"2\"]}", inc);
+        scope_case("exc", "{\"exclude\":[\"0\"]}", exc);
+        backstop_case();
+        reconcile_case();
+    }
+    for (int i = 0; i < INSTANCES; i++)
+        kill_instance(i);
+    if (nw_server_stop(&srv) != 0)
+        NW_CHECK(0, "netwatchd did not stop cleanly");
+    if (nw_failures)
+        nw_server_dump_log(&srv, 6000);
+    nw_server_cleanup(&srv);
+    printf("%s sessions: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);
+    return nw_failures ? 1 : 0;
+}
