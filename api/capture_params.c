@@ -389,7 +389,8 @@ static void lower(const char *s, char *out, size_t n)
  * With a storage account, storagePath is the server's: the blob URL in Azure's layout,
  * container network-watcher-logs, under the target's lower-cased resource path and the UTC
  * creation time (packetcapture_HH_mm_ss_fff.cap). A scale set gets the folder-style prefix
- * its instances write under.
+ * its instances write under, or, when scope.include names exactly one instance, the file path
+ * under .../virtualmachines/{instance} (the reference's single-instance form).
  */
 static enum cp_err fill_storage_path(json_t *out, struct cp_error *e)
 {
@@ -412,14 +413,22 @@ static enum cp_err fill_storage_path(json_t *out, struct cp_error *e)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int vmss = target.kind == ARMID_VMSS;
-    char url[1024];
+    /* A scale-set capture on one named instance writes one file, under that instance. */
+    json_t *inc = json_object_get(json_object_get(out, "scope"), "include");
+    char inst[SCOPE_ENTRY_MAX + 32] = "";
+    if (vmss && json_array_size(inc) == 1) {
+        char id[SCOPE_ENTRY_MAX + 1];
+        lower(api_scope_instance(json_string_value(json_array_get(inc, 0))), id, sizeof(id));
+        snprintf(inst, sizeof(inst), "/virtualmachines/%s", id);
+    }
+    char url[1200];
     snprintf(url, sizeof(url),
              "https://%s.blob.core.windows.net/network-watcher-logs/subscriptions/%s/"
-             "resourcegroups/%s/providers/microsoft.compute/%s/%s/%04d/%02d/%02d/"
+             "resourcegroups/%s/providers/microsoft.compute/%s/%s%s/%04d/%02d/%02d/"
              "packetcapture_%02d_%02d_%02d_%03ld%s",
-             acc, sub, rg, vmss ? "virtualmachinescalesets" : "virtualmachines", name,
+             acc, sub, rg, vmss ? "virtualmachinescalesets" : "virtualmachines", name, inst,
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000L, vmss ? "" : ".cap");
+             ts.tv_nsec / 1000000L, vmss && !inst[0] ? "" : ".cap");
     json_object_set_new(sl, "storagePath", json_string(url));
     return CP_OK;
 }
