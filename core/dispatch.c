@@ -157,11 +157,11 @@ static enum cp_err load_run(struct db_conn *c, void *arg, struct cp_error *e)
             db_command_clear(&cmd);
         } else {
             err = db_capture_get_by_create_op(c, te->op_id, &te->cap);
-            if (err == CP_OK && strcmp(te->cap.provisioning_state, "Updating") == 0) {
-                err = core_attach_sessions(c, &te->cap);
-                if (err == CP_OK)
-                    err = db_outbox_list_owed_by_capture(c, te->cap.id, add_cmd, te);
-            }
+            /* An Updating capture with sessions has a start owed (a session whose start is
+             * settled has started or ended, which moves the capture on in the same
+             * transaction): no owed command means no session. */
+            if (err == CP_OK && strcmp(te->cap.provisioning_state, "Updating") == 0)
+                err = db_outbox_list_owed_by_capture(c, te->cap.id, add_cmd, te);
         }
         if (err != CP_OK && err != CP_ENOTFOUND)
             return err;
@@ -255,7 +255,7 @@ static void run_turn(struct core_dispatch *d, struct turn *t)
         } else if (te->cap.id == 0) {
             te->outcome = cp_fail(&te->why, CP_ENOTFOUND, "PacketCaptureDeleted", "",
                                   "The packet capture was deleted before it started.");
-        } else if (strcmp(te->cap.provisioning_state, "Updating") != 0 || te->cap.n_sessions) {
+        } else if (strcmp(te->cap.provisioning_state, "Updating") != 0 || te->n_cmds) {
             /* Settled meanwhile, or handed to its agents: sent now to those connected, to the
              * others after their hello; the acks end the create, or the dispatch deadline. */
             te->outcome = CP_OK;
