@@ -332,7 +332,7 @@ static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error
     core_operation_init(job->op, &w, job->is_delete ? "capture.delete" : "capture.stop", rid,
                         job->api_version, now);
     int running = 0;
-    err = core_sessions_stop(c, &cap, job->is_delete, now, &job->owed, &running);
+    err = core_sessions_stop(c, &cap, job->is_delete, job->op->id, now, &job->owed, &running);
     if (err != CP_OK)
         goto cleanup;
     if (!job->is_delete && running) {

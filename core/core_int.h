@@ -55,10 +55,12 @@ enum cp_err core_assign_sessions(struct db_conn *c, struct db_capture *cap,
                                  struct cp_error *e) CP_MUST_USE;
 /* In a stop or delete job: ends what cap's sessions still run. Each live session's owed start
  * is settled and a stop (reason Manual, or SessionDeleted when deleting) is owed to its agent
- * (ids added to owed); a stop also ends sessions not started yet (Stopped/Manual) at once.
- * *running is how many sessions stay Running until their agents report the end. */
+ * (ids added to owed; a VM's one stop has op_id, the stop or delete operation, as commandId); a
+ * stop also ends sessions not started yet (Stopped/Manual) at once. *running is how many sessions
+ * stay Running until their agents report the end. */
 enum cp_err core_sessions_stop(struct db_conn *c, const struct db_capture *cap, int is_delete,
-                               int64_t now_ms, struct core_cmd_ids *owed, int *running) CP_MUST_USE;
+                               const char *op_id, int64_t now_ms, struct core_cmd_ids *owed,
+                               int *running) CP_MUST_USE;
 /* Recomputes a capture's state from its sessions (docs/api.md "Scale sets") and writes it,
  * ending its create operation (Succeeded once a session started; Failed, with fail_code and
  * fail_message when given, else the first session error, once none can start) and a waiting

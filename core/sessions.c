@@ -57,13 +57,18 @@ void core_cmd_ids_send(struct core *core, struct core_cmd_ids *l)
     core_cmd_ids_free(l);
 }
 
-/* Writes a command owed to agent_id about session_id (reason: stops only). */
-static enum cp_err owe(struct db_conn *c, const char *agent_id, const char *session_id,
-                       const char *kind, const char *reason, int64_t now, struct core_cmd_ids *out)
+/* Writes a command owed to agent_id about session_id (reason: stops only), with id as its
+ * commandId (NULL: a fresh GUID). */
+static enum cp_err owe_as(struct db_conn *c, const char *id, const char *agent_id,
+                          const char *session_id, const char *kind, const char *reason, int64_t now,
+                          struct core_cmd_ids *out)
 {
     struct db_command cmd;
     memset(&cmd, 0, sizeof(cmd));
-    core_guid(cmd.id);
+    if (id)
+        str_copy(cmd.id, sizeof(cmd.id), id);
+    else
+        core_guid(cmd.id);
     str_copy(cmd.agent_id, sizeof(cmd.agent_id), agent_id);
     str_copy(cmd.session_id, sizeof(cmd.session_id), session_id);
     str_copy(cmd.kind, sizeof(cmd.kind), kind);
@@ -74,6 +79,12 @@ static enum cp_err owe(struct db_conn *c, const char *agent_id, const char *sess
     if (err == CP_OK)
         err = cmd_ids_add(out, cmd.id);
     return err;
+}
+
+static enum cp_err owe(struct db_conn *c, const char *agent_id, const char *session_id,
+                       const char *kind, const char *reason, int64_t now, struct core_cmd_ids *out)
+{
+    return owe_as(c, NULL, agent_id, session_id, kind, reason, now, out);
 }
 
 /* --- assignment (in the create's job) --- */
@@ -87,13 +98,19 @@ static int listed(const char *instance, const char *const *list, size_t n)
 }
 
 /* Inserts a session of cap and its start command, and attaches it to cap (the create's reply
- * shows it without reading it back). */
+ * shows it without reading it back). The one session of a VM capture is known by the create
+ * operation's id, as its captureId and its start's commandId (what agents were given before
+ * sessions existed); a scale set's sessions get fresh GUIDs. */
 static enum cp_err add_session(struct db_conn *c, struct db_capture *cap, const char *agent_id,
                                const char *instance_id, int64_t time_limit_ms, int64_t now)
 {
     struct db_session s;
     memset(&s, 0, sizeof(s));
-    core_guid(s.id);
+    int vm = !instance_id[0];
+    if (vm)
+        str_copy(s.id, sizeof(s.id), cap->create_operation_id);
+    else
+        core_guid(s.id);
     s.capture_id = cap->id;
     str_copy(s.agent_id, sizeof(s.agent_id), agent_id);
     str_copy(s.instance_id, sizeof(s.instance_id), instance_id);
@@ -102,7 +119,7 @@ static enum cp_err add_session(struct db_conn *c, struct db_capture *cap, const 
     s.created_ms = now;
     enum cp_err err = db_session_insert(c, &s);
     if (err == CP_OK)
-        err = owe(c, agent_id, s.id, "start", NULL, now, NULL);
+        err = owe_as(c, vm ? s.id : NULL, agent_id, s.id, "start", NULL, now, NULL);
     if (err != CP_OK)
         return err;
     struct db_session *more = realloc(cap->sessions, (cap->n_sessions + 1) * sizeof(*more));
@@ -378,7 +395,8 @@ static enum cp_err end_session(struct db_conn *c, struct db_session *s, const ch
 }
 
 enum cp_err core_sessions_stop(struct db_conn *c, const struct db_capture *cap, int is_delete,
-                               int64_t now_ms, struct core_cmd_ids *owed, int *running)
+                               const char *op_id, int64_t now_ms, struct core_cmd_ids *owed,
+                               int *running)
 {
     struct sessions_acc acc = {NULL, 0, 0};
     *running = 0;
@@ -390,9 +408,11 @@ enum cp_err core_sessions_stop(struct db_conn *c, const struct db_capture *cap, 
             continue;
         err = db_outbox_ack_session(c, s->id, NULL, "start", now_ms);
         /* Owed even for a start never acked: it may have reached the agent. */
+        /* A VM's one stop is known by the operation's id (as before sessions existed). */
+        int vm = acc.n == 1 && !s->instance_id[0];
         if (err == CP_OK && (!pending || s->dispatched_ms))
-            err = owe(c, s->agent_id, s->id, "stop", is_delete ? "SessionDeleted" : "Manual",
-                      now_ms, owed);
+            err = owe_as(c, vm ? op_id : NULL, s->agent_id, s->id, "stop",
+                         is_delete ? "SessionDeleted" : "Manual", now_ms, owed);
         if (err == CP_OK && pending && !is_delete)
             err = end_session(c, s, "Manual", NULL, NULL, now_ms);
         if (!pending)

@@ -443,9 +443,11 @@ static void *sweeper_main(void *arg)
         g->late_closes = NULL;
         g->n_late = g->cap_late = 0;
         pthread_mutex_unlock(&g->mu);
-        for (size_t i = 0; i < n_late; i++)
+        for (size_t i = 0; i < n_late; i++) {
             if (core_agent_disconnected(core_store(g->core), late[i], NULL) != CP_OK)
                 log_warnx("component=agents event=disconnect_not_recorded agent=%s", late[i]);
+            core_agent_presence_changed(g->core, late[i]);
+        }
         free(late);
         if (core_agent_revoked_connected(core_store(g->core), close_revoked, g, NULL) != CP_OK)
             log_warnx("component=agents event=revoke_sweep_failed");
@@ -457,14 +459,14 @@ static void *sweeper_main(void *arg)
     return NULL;
 }
 
-enum cp_err agent_glue_new(struct agent_glue **out)
+enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out)
 {
     struct agent_glue *g = calloc(1, sizeof(*g));
     if (!g)
         return CP_ENOMEM;
     g->port = (struct core_agent_port){.ctx = g, .send = port_send};
     g->heartbeat_seconds = PROTO_HEARTBEAT_SECONDS;
-    g->deadline_ms = AGENT_DISPATCH_DEADLINE_MS;
+    g->deadline_ms = dispatch_deadline_ms > 0 ? dispatch_deadline_ms : AGENT_DISPATCH_DEADLINE_MS;
     g->grace_ms = AGENT_BACKSTOP_GRACE_MS;
     g->ops = (struct hub_ops){.ctx = g,
                               .authenticate = glue_authenticate,

@@ -21,15 +21,16 @@
 
 struct agent_glue;
 
-/* How long a create handed to an agent may wait for the agent's ack before it fails
- * (AgentNotConnected): the dispatch deadline. */
+/* Defaults of the timers (the server's flags override them). The dispatch deadline: how long
+ * a session handed to an agent may wait for the agent's ack before it fails. The backstop's
+ * grace: how long past its time limit a Running session may go without its end being reported
+ * before the server ends it (Error/AgentStopped). */
 #define AGENT_DISPATCH_DEADLINE_MS 30000
-/* How long past its time limit a Running session may go without its end being reported before
- * the server ends it (Error/AgentStopped): the backstop's grace. */
-#define AGENT_BACKSTOP_GRACE_MS 120000
+#define AGENT_BACKSTOP_GRACE_MS    120000
 
-/* The glue is made before core (core needs its port), then given core with set_core. */
-enum cp_err agent_glue_new(struct agent_glue **out) CP_MUST_USE;
+/* The glue is made before core (core needs its port), then given core with set_core.
+ * dispatch_deadline_ms: the dispatch deadline (AGENT_DISPATCH_DEADLINE_MS by default). */
+enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out) CP_MUST_USE;
 /* Overrides the timer defaults (server flags): heartbeat told to agents in welcome (seconds),
  * dispatch deadline and backstop grace (ms). Call before the hub starts. */
 void agent_glue_set_timers(struct agent_glue *g, int heartbeat_seconds, int64_t deadline_ms,

@@ -41,10 +41,10 @@ static const struct settings_entry settings[] = {
         3600,
         "ping interval of agent channels; an agent silent for 3 intervals is disconnected "
         "(its running captures then show Unknown)"),
-    NUM(dispatch_deadline, "dispatch-deadline-seconds", "NETWATCH_DISPATCH_DEADLINE_SECONDS", "30",
-        1, 86400,
-        "how long an agent has to acknowledge a start before that session fails "
-        "(AgentNotConnected when no session started)"),
+    NUM(dispatch_deadline_seconds, "dispatch-deadline-seconds",
+        "NETWATCH_DISPATCH_DEADLINE_SECONDS", "30", 1, 3600,
+        "how long an agent has to acknowledge a start before that session fails; the create "
+        "fails (AgentNotConnected) when none started"),
     NUM(backstop_grace, "backstop-grace-seconds", "NETWATCH_BACKSTOP_GRACE_SECONDS", "120", 0,
         86400,
         "how long past its time limit a running session may go without its agent reporting the "

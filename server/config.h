@@ -25,7 +25,7 @@ struct config {
     long write_workers;               /* threads for requests that wait on a commit */
     long max_connections;             /* concurrent HTTP connections */
     long agent_heartbeat;             /* seconds between pings to agents */
-    long dispatch_deadline;           /* seconds an agent has to ack a start */
+    long dispatch_deadline_seconds;   /* an agent's time to ack a start */
     long backstop_grace;              /* seconds past a session's time limit before it is ended */
     int check_config;                 /* validate and exit */
     int help;

@@ -152,25 +152,29 @@ static int serve(const struct config *cfg)
         rc = 0;
         goto cleanup;
     }
-    /* The agent glue is core's port to the agents, so it is made first. */
-    if (agent_glue_new(&glue) != CP_OK || core_new(store, agent_glue_port(glue), &core) != CP_OK ||
-        !(metrics = metrics_new()))
+    /* The agent glue is core's port to the agents, so it is made first, and given its hub
+     * before core exists: core's dispatcher starts with the creates still waiting from before
+     * a restart and hands them to the glue at once, which sends through the hub (to no one
+     * yet: the hub is not serving; they go out again after each agent's hello). */
+    if (agent_glue_new(cfg->dispatch_deadline_seconds * 1000, &glue) != CP_OK)
         goto cleanup;
-    agent_glue_set_core(glue, core);
-    agent_glue_set_timers(glue, (int)cfg->agent_heartbeat, cfg->dispatch_deadline * 1000LL,
+    agent_glue_set_timers(glue, (int)cfg->agent_heartbeat, cfg->dispatch_deadline_seconds * 1000LL,
                           cfg->backstop_grace * 1000LL);
-
-    if (core_agent_reset_connections(store, &e) != CP_OK) {
-        log_error("event=agents_reset_failed detail=\"%s\"", e.message);
-        goto cleanup;
-    }
-    /* The agent hub's thread inherits the signal mask set above. */
     struct hub_options hub_opt = {.heartbeat_ms = (unsigned)cfg->agent_heartbeat * 1000u};
     if (hub_new(&hub_opt, agent_glue_ops(glue), &hub) != CP_OK) {
         log_error("event=hub_failed");
         goto cleanup;
     }
     agent_glue_set_hub(glue, hub);
+    if (core_new(store, agent_glue_port(glue), &core) != CP_OK || !(metrics = metrics_new()))
+        goto cleanup;
+    agent_glue_set_core(glue, core);
+
+    if (core_agent_reset_connections(store, &e) != CP_OK) {
+        log_error("event=agents_reset_failed detail=\"%s\"", e.message);
+        goto cleanup;
+    }
+    /* The agent hub's thread inherits the signal mask set above. */
     if (hub_start(hub) != CP_OK) {
         log_error("event=hub_failed");
         goto cleanup;

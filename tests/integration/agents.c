@@ -9,18 +9,16 @@
  *
  *   it_agents NETWATCHD NETWATCH_AGENT
  */
+#include "tests/integration/agent_proc.h"
 #include "tests/integration/harness.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define API     "2024-07-01"
@@ -29,124 +27,32 @@
 static struct nw_server srv;
 static const char *agent_bin;
 
-/* Runs argv, stdout into out (trimmed), stderr into the server dir's cli.log. 0 on exit 0. */
-static int run(char *const argv[], char *out, size_t outsz)
+static pid_t start_agent_on(const char *vm, const char *interfaces)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char log[NW_PATH_MAX + 16];
-        snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
-        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fds[1], 1);
-        if (lfd >= 0)
-            dup2(lfd, 2);
-        close(fds[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (out && n + 1 < outsz && (r = read(fds[0], out + n, outsz - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fds[0]);
-    if (out) {
-        out[n] = '\0';
-        while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-            out[--n] = '\0';
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    return nw_agent_start(&srv, agent_bin, vm, interfaces);
 }
-
-/* Registers an agent for vm; writes its token to dir/<vm>.token and its id into id. */
-static int add_agent(const char *vm, char *id, size_t idsz)
-{
-    char rid[256], token[128], path[NW_PATH_MAX + 64];
-    snprintf(rid, sizeof(rid),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/%s",
-             srv.sub, vm);
-    char *argv[] = {srv.bin, "agent", "add", rid, "--db", srv.db, NULL};
-    if (!NW_CHECK(run(argv, token, sizeof(token)) == 0, "agent add %s failed", vm))
-        return -1;
-    snprintf(path, sizeof(path), "%s/%s.token", srv.dir, vm);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%s\n", token);
-    fclose(f);
-    /* The id, from the list (the CLI prints it on stderr). */
-    char list[4096];
-    char *largv[] = {srv.bin, "agent", "list", "--db", srv.db, NULL};
-    if (run(largv, list, sizeof(list)) != 0)
-        return -1;
-    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strstr(line, rid)) {
-            snprintf(id, idsz, "%.36s", line);
-            return 0;
-        }
-    }
-    return NW_CHECK(0, "agent %s not in `agent list`", vm) ? 0 : -1;
-}
-
-static pid_t start_agent_on(const char *vm, const char *interfaces);
 
 static pid_t start_agent(const char *vm)
 {
     return start_agent_on(vm, NULL);
 }
 
-static pid_t start_agent_on(const char *vm, const char *interfaces)
+static int add_agent(const char *vm, char *id, size_t idsz)
 {
-    char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 64];
-    char log[NW_PATH_MAX + 64];
-    snprintf(token, sizeof(token), "%s/%s.token", srv.dir, vm);
-    snprintf(state, sizeof(state), "%s/%s.state", srv.dir, vm);
-    snprintf(root, sizeof(root), "%s/captures", srv.dir);
-    snprintf(log, sizeof(log), "%s/%s.agent.log", srv.dir, vm);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (interfaces)
-            execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token,
-                  "--state-dir", state, "--capture-root", root, "--interfaces", interfaces,
-                  (char *)NULL);
-        else
-            execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token,
-                  "--state-dir", state, "--capture-root", root, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    return nw_agent_add(&srv, vm, id, idsz);
 }
 
 static void stop_agent(pid_t pid)
 {
-    int status;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            NW_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                     "agent did not exit 0 on SIGTERM (status %d)", status);
-            return;
-        }
-        nw_sleep_ms(50);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    NW_CHECK(0, "agent did not stop within 5 s of SIGTERM");
+    NW_CHECK(nw_agent_stop(pid) == 0, "agent did not exit 0 within 5 s of SIGTERM");
 }
 
-/* GET the agent; returns its properties.connected (1/0), -1 when the request failed. */
+/* GET the agent; returns its properties.connected (1/0), -1 when the request failed. With
+ * keep, the response is handed over (caller frees) when it is 1 or 0. */
 static int connected(const char *id, struct nw_response *keep)
 {
+    if (!keep)
+        return nw_agent_connected(&srv, id);
     char t[512];
     snprintf(t, sizeof(t), "/subscriptions/%s/providers/Netwatch/agents/%s?api-version=" API,
              srv.sub, id);
@@ -155,23 +61,13 @@ static int connected(const char *id, struct nw_response *keep)
         nw_response_free(&r);
         return -1;
     }
-    int c = json_is_true(nw_json_get(r.json, "properties.connected"));
-    if (keep)
-        *keep = r;
-    else
-        nw_response_free(&r);
-    return c;
+    *keep = r;
+    return json_is_true(nw_json_get(r.json, "properties.connected"));
 }
 
 static int wait_connected(const char *id, int want)
 {
-    long long end = nw_now_ms() + WAIT_MS;
-    while (nw_now_ms() < end) {
-        if (connected(id, NULL) == want)
-            return 1;
-        nw_sleep_ms(100);
-    }
-    return 0;
+    return nw_agent_wait_connected(&srv, id, want, WAIT_MS);
 }
 
 /* Waits until the server log contains needle; 1 when it does. */
@@ -201,9 +97,6 @@ static void capture_lifecycle(void)
     char id[64] = "";
     if (add_agent("vm3", id, sizeof(id)) != 0)
         return;
-    char root[NW_PATH_MAX + 16];
-    snprintf(root, sizeof(root), "%s/captures", srv.dir);
-    mkdir(root, 0750); /* the capture root is the operator's to create */
     pid_t agent = start_agent_on("vm3", "lo");
     if (!NW_CHECK(wait_connected(id, 1), "agent vm3 never connected"))
         goto out;
@@ -322,7 +215,9 @@ int main(int argc, char **argv)
         a1 = start_agent("vm1");
         NW_CHECK(wait_connected(id1, 1), "agent vm1 did not reconnect");
         char *rargv[] = {srv.bin, "agent", "revoke", id1, "--db", srv.db, NULL};
-        NW_CHECK(run(rargv, NULL, 0) == 0, "agent revoke failed");
+        char cli_log[NW_PATH_MAX + 16];
+        snprintf(cli_log, sizeof(cli_log), "%s/cli.log", srv.dir);
+        NW_CHECK(nw_run(rargv, cli_log, NULL, 0) == 0, "agent revoke failed");
         /* The API shows a revoked agent as not connected at once, so the drop itself is
          * read from the server's log: the hub closes the channel with 4001. */
         char want[128];

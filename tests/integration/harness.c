@@ -489,9 +489,13 @@ static int remove_tree(const char *path)
  * killed when the test dies so no server outlives a crashed or timed-out test. */
 static void child_setup(pid_t parent, int out_fd, int err_fd)
 {
-    static const char *const vars[] = {"NETWATCH_LISTEN",     "NETWATCH_DB",
-                                       "NETWATCH_TOKEN_FILE", "NETWATCH_PUBLIC_URL",
-                                       "NETWATCH_LOG_LEVEL",  "NETWATCH_READY_FILE"};
+    static const char *const vars[] = {"NETWATCH_LISTEN",
+                                       "NETWATCH_DB",
+                                       "NETWATCH_TOKEN_FILE",
+                                       "NETWATCH_PUBLIC_URL",
+                                       "NETWATCH_LOG_LEVEL",
+                                       "NETWATCH_READY_FILE",
+                                       "NETWATCH_DISPATCH_DEADLINE_SECONDS"};
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)

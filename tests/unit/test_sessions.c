@@ -153,6 +153,9 @@ START_TEST(vm_create_owes_one_start)
     const struct db_command *start = sent_to(agent_vm, "start");
     ck_assert_ptr_nonnull(start);
     ck_assert_str_eq(start->name, "pc1");
+    /* A VM's session and start are known by the create operation's id. */
+    ck_assert_str_eq(start->id, op);
+    ck_assert_str_eq(start->session_id, op);
     struct db_capture cap = get("pc1");
     ck_assert_str_eq(cap.provisioning_state, "Updating");
     ck_assert_uint_eq(cap.n_sessions, 1);
@@ -249,6 +252,7 @@ START_TEST(stop_waits_for_the_end)
     const struct db_command *cmd = sent_to(agent_vm, "stop");
     ck_assert_ptr_nonnull(cmd);
     ck_assert_str_eq(cmd->stop_reason, "Manual");
+    ck_assert_str_eq(cmd->id, stop.id); /* a VM's stop: the operation's id */
     ck_assert_str_eq(cmd->session_id, start.session_id);
     ck_assert_int_eq(owed(agent_vm), 1);
     /* A second stop follows the same operation. */

@@ -1,0 +1,50 @@
+/*
+ * agent_proc.h - the real netwatch-agent as a child process of an integration test, beside the
+ * real netwatchd of harness.h: register an agent with `netwatchd agent add`, start and stop the
+ * agent binary, and watch it connect through the read-only agents API.
+ *
+ * Files, all in the server's temp dir: <vm>.token (the agent's token), <vm>.state (its state
+ * directory), <vm>.agent.log (its stdout and stderr), captures/ (the capture root every agent
+ * of the server shares; the agent maps /var/captures/X to captures/X), cli.log (stderr of the
+ * CLI commands).
+ *
+ * Threading: one thread (these fork and wait).
+ */
+#ifndef NW_TESTS_AGENT_PROC_H
+#define NW_TESTS_AGENT_PROC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "tests/integration/harness.h"
+
+/* Runs argv (argv[0] a path) with stdout into out (outsz bytes, trailing blanks trimmed; out
+ * may be NULL) and stderr appended to log (NULL: inherited). Returns 0 when it exited 0. */
+int nw_run(char *const argv[], const char *log, char *out, size_t outsz);
+
+/* `netwatchd agent add` for VM vm (resource group rg1 of s->sub): the token goes to
+ * <dir>/<vm>.token, the agent's id into id (idsz >= NW_GUID_LEN + 1). 0 or -1 (reported). */
+int nw_agent_add(struct nw_server *s, const char *vm, char *id, size_t idsz);
+
+/* The capture root of s's agents (created when absent): <dir>/captures. */
+const char *nw_agent_root(const struct nw_server *s, char *out, size_t outsz);
+
+/* Starts agent_bin for vm against s->base_url (interfaces NULL: the agent's default set). The
+ * agent is SIGKILLed if the test dies. Returns its pid, or -1. */
+pid_t nw_agent_start(const struct nw_server *s, const char *agent_bin, const char *vm,
+                     const char *interfaces);
+
+/* Stops an agent started above (SIGCONT first, in case a test stopped it, then SIGTERM; SIGKILL
+ * after 5 s). Returns 0 when it exited with status 0. */
+int nw_agent_stop(pid_t pid);
+
+/* The agent's properties.connected from GET .../agents/{id}: 1 or 0; -1 when the GET failed. */
+int nw_agent_connected(const struct nw_server *s, const char *id);
+
+/* Polls nw_agent_connected until it is want or timeout_ms passes. 1 when it got there. */
+int nw_agent_wait_connected(const struct nw_server *s, const char *id, int want, long timeout_ms);
+
+/* Lines of the text file path that contain needle (0 when the file is absent). */
+int nw_file_count_lines(const char *path, const char *needle);
+
+#endif
