@@ -12,6 +12,7 @@
  *
  *   it_sessions NETWATCHD NETWATCH_AGENT
  */
+#include "tests/integration/agent_proc.h"
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
@@ -33,38 +34,12 @@ static char vmss[256], nw[300];
 static char ids[INSTANCES][64];
 static pid_t agents[INSTANCES];
 
-/* Runs argv with stdout into out (trimmed); stderr into the server dir's cli.log. 0 on exit 0. */
+/* Runs a netwatchd CLI command: stdout into out, stderr to the server dir's cli.log. */
 static int run(char *const argv[], char *out, size_t outsz)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char log[NW_PATH_MAX + 16];
-        snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
-        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fds[1], 1);
-        if (lfd >= 0)
-            dup2(lfd, 2);
-        close(fds[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (out && n + 1 < outsz && (r = read(fds[0], out + n, outsz - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fds[0]);
-    if (out) {
-        out[n] = '\0';
-        while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-            out[--n] = '\0';
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    char log[NW_PATH_MAX + 16];
+    snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
+    return nw_run(argv, log, out, outsz);
 }
 
 /* Registers the agent of instance i: token into dir/i<i>.token, its id into ids[i]. */
@@ -134,28 +109,9 @@ static void kill_instance(int i)
     agents[i] = 0;
 }
 
-static int connected(int i)
-{
-    char t[512];
-    snprintf(t, sizeof(t), "/subscriptions/%s/providers/Netwatch/agents/%s?api-version=" API,
-             srv.sub, ids[i]);
-    struct nw_response r;
-    int c = -1;
-    if (nw_server_request(&srv, "GET", t, NULL, NULL, &r) == 0 && r.status == 200)
-        c = json_is_true(nw_json_get(r.json, "properties.connected"));
-    nw_response_free(&r);
-    return c;
-}
-
 static int wait_connected(int i, int want)
 {
-    long long end = nw_now_ms() + WAIT_MS;
-    while (nw_now_ms() < end) {
-        if (connected(i) == want)
-            return 1;
-        nw_sleep_ms(100);
-    }
-    return 0;
+    return nw_agent_wait_connected(&srv, ids[i], want, WAIT_MS);
 }
 
 /* PUT capture name with the given scope JSON and time limit; 1 when its create Succeeded. */
