@@ -471,9 +471,12 @@ static enum cp_err apply_ack(struct db_conn *c, struct report_job *job, int64_t 
         if (found == CP_ENOTFOUND)
             go = 0;
     }
+    /* A start is settled by its ack; a stop only by the session's end (an agent that acked it
+     * and then lost it, say by restarting, must get it again). */
     if (err == CP_OK && go) {
         job->applied = 1;
-        err = db_outbox_ack(c, cmd.id, now, NULL);
+        if (strcmp(cmd.kind, "start") == 0)
+            err = db_outbox_ack(c, cmd.id, now, NULL);
     }
     struct db_session s;
     if (err == CP_OK && go && strcmp(cmd.kind, "start") == 0) {

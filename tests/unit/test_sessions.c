@@ -255,13 +255,17 @@ START_TEST(stop_waits_for_the_end)
     ck_assert_str_eq(cmd->id, stop.id); /* a VM's stop: the operation's id */
     ck_assert_str_eq(cmd->session_id, start.session_id);
     ck_assert_int_eq(owed(agent_vm), 1);
+    /* The stop's own ack does not settle it: only the session's end does. */
+    ck_assert_int_eq(core_capture_acked(core, agent_vm, cmd->id, 1, NULL, NULL, 0, 2, NULL, NULL),
+                     CP_OK);
+    ck_assert_int_eq(owed(agent_vm), 1);
     /* A second stop follows the same operation. */
     struct db_operation again;
     ck_assert_int_eq(core_capture_stop(core, &parent, "pc1", "2024-07-01", &again, NULL), CP_OK);
     ck_assert_str_eq(again.id, stop.id);
     db_operation_clear(&again);
     ck_assert_int_eq(
-        core_capture_ended(core, agent_vm, start.session_id, "Manual", NULL, NULL, 2, NULL, NULL),
+        core_capture_ended(core, agent_vm, start.session_id, "Manual", NULL, NULL, 3, NULL, NULL),
         CP_OK);
     ck_assert_int_eq(owed(agent_vm), 0); /* the end settles the stop */
     struct db_operation o = op_get(stop.id);
