@@ -8,13 +8,24 @@
  *   - a silent agent (SIGSTOP): queryStatus says Unknown once its channel is dropped, then the
  *     backstop (time limit + grace, small via flags) ends the session Error/AgentStopped;
  *   - reconciliation: an agent killed and restarted with its state directory wiped no longer
- *     holds its session, which ends Error/AgentStopped after it reconnects.
+ *     holds its session, which ends Error/AgentStopped after it reconnects;
+ *   - live counters: a scripted agent (the real agent's channel code, agent/channel.c, driven
+ *     from here, as the only instance of a second scale set) acknowledges the start and reports
+ *     progress; GET and queryStatus show its counters and times, summed and per instance, and
+ *     its completed report ends the capture.
  *
  *   it_sessions NETWATCHD NETWATCH_AGENT
  */
 #include "tests/integration/agent_proc.h"
 #include "tests/integration/harness.h"
 
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+#include "agent/channel.h"
+#include "agent/state.h"
+#include "proto/proto.h"
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -341,6 +352,215 @@ static void reconcile_case(void)
     }
 }
 
+/* --- a scripted agent: acks the start, reports progress, completes when told --- */
+
+#define PROGRESS_PACKETS 1200
+#define PROGRESS_BYTES   834211
+#define PROGRESS_DROPS   3
+#define FIRST_PACKET_AT  1767225600100LL /* 2026-01-01T00:00:00.1Z */
+
+struct scripted {
+    struct agent_state state;
+    int stop_fd, wake_fd;
+    pthread_mutex_t mu;
+    char capture_id[PROTO_ID_SIZE]; /* "" until a start came */
+    int started;
+    enum cp_err run_err;
+};
+
+static void scripted_send(struct scripted *sc, struct channel *ch, struct proto_msg *m)
+{
+    uint64_t seq = 0;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (!NW_CHECK(agent_state_take_seq(&sc->state, &seq, &e) == CP_OK, "seq: %s", e.message))
+        return;
+    if (m->type == PROTO_ACK)
+        m->ack.seq = (int64_t)seq;
+    else if (m->type == PROTO_PROGRESS)
+        m->progress.seq = (int64_t)seq;
+    else
+        m->completed.seq = (int64_t)seq;
+    char *text = proto_encode(m);
+    NW_CHECK(text && channel_send(ch, text, strlen(text)) == CP_OK, "scripted agent: send failed");
+    free(text);
+}
+
+static void scripted_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+{
+    struct scripted *sc = ctx;
+    if (strcmp(type, "start") != 0)
+        return;
+    const char *cmd = json_string_value(json_object_get(msg, "commandId"));
+    const char *cap = json_string_value(json_object_get(msg, "captureId"));
+    if (!cmd || !cap)
+        return;
+    pthread_mutex_lock(&sc->mu);
+    int repeat = sc->started;
+    snprintf(sc->capture_id, sizeof(sc->capture_id), "%s", cap);
+    sc->started = 1;
+    pthread_mutex_unlock(&sc->mu);
+    if (repeat)
+        return;
+    struct proto_msg a = {.type = PROTO_ACK};
+    snprintf(a.ack.command_id, sizeof(a.ack.command_id), "%s", cmd);
+    a.ack.ok = 1;
+    scripted_send(sc, ch, &a);
+    struct proto_msg p = {.type = PROTO_PROGRESS};
+    snprintf(p.progress.capture_id, sizeof(p.progress.capture_id), "%s", cap);
+    p.progress.packets = PROGRESS_PACKETS;
+    p.progress.bytes = PROGRESS_BYTES;
+    p.progress.drops = PROGRESS_DROPS;
+    p.progress.files = 1;
+    p.progress.first_packet_at = FIRST_PACKET_AT;
+    scripted_send(sc, ch, &p);
+}
+
+/* The test asked for the end (eventfd): completed, TimeExceeded. */
+static void scripted_wake(void *ctx, struct channel *ch)
+{
+    struct scripted *sc = ctx;
+    uint64_t n;
+    if (read(sc->wake_fd, &n, sizeof(n)) != sizeof(n))
+        return;
+    struct proto_msg m = {.type = PROTO_COMPLETED};
+    pthread_mutex_lock(&sc->mu);
+    snprintf(m.completed.capture_id, sizeof(m.completed.capture_id), "%s", sc->capture_id);
+    pthread_mutex_unlock(&sc->mu);
+    m.completed.stop_reason = PROTO_STOP_TIME_EXCEEDED;
+    scripted_send(sc, ch, &m);
+}
+
+static size_t scripted_sessions(void *ctx, struct proto_session *out, size_t max)
+{
+    struct scripted *sc = ctx;
+    pthread_mutex_lock(&sc->mu);
+    size_t n = sc->started && max ? 1 : 0;
+    if (n) {
+        snprintf(out[0].capture_id, sizeof(out[0].capture_id), "%s", sc->capture_id);
+        out[0].state = PROTO_SESSION_RUNNING;
+    }
+    pthread_mutex_unlock(&sc->mu);
+    return n;
+}
+
+struct scripted_run {
+    struct scripted *sc;
+    struct channel_handler h;
+    struct channel_options opt;
+};
+
+static void *scripted_main(void *arg)
+{
+    struct scripted_run *run = arg;
+    run->sc->run_err = channel_run(&run->opt);
+    return NULL;
+}
+
+/* The capture's counters in a captureDetails object match what the scripted agent said. */
+static void check_counters(json_t *d, const char *where)
+{
+    json_t *s = json_array_get(json_object_get(d, "instances"), 0);
+    NW_CHECK(json_integer_value(json_object_get(d, "packets")) == PROGRESS_PACKETS &&
+                 json_integer_value(json_object_get(d, "bytes")) == PROGRESS_BYTES &&
+                 json_integer_value(json_object_get(d, "drops")) == PROGRESS_DROPS &&
+                 json_integer_value(json_object_get(d, "files")) == 1,
+             "%s: summed counters wrong", where);
+    NW_CHECK(s && json_integer_value(json_object_get(s, "packets")) == PROGRESS_PACKETS &&
+                 json_integer_value(json_object_get(s, "bytes")) == PROGRESS_BYTES,
+             "%s: the instance's counters wrong", where);
+    const char *first = json_string_value(json_object_get(d, "firstPacketTime"));
+    NW_CHECK(first && strcmp(first, "2026-01-01T00:00:00.1000000Z") == 0, "%s: firstPacketTime %s",
+             where, first ? first : "-");
+    NW_CHECK(json_object_get(d, "lastProgressTime") && json_object_get(s, "lastProgressTime"),
+             "%s: no lastProgressTime", where);
+}
+
+static void progress_case(void)
+{
+    /* A second scale set whose one registered instance is the scripted agent. */
+    char saved[256], token[NW_TOKEN_MAX];
+    snprintf(saved, sizeof(saved), "%s", vmss);
+    snprintf(vmss, sizeof(vmss),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/"
+             "virtualMachineScaleSets/ss2",
+             srv.sub);
+    char *argv[] = {srv.bin, "agent", "add", vmss, "--instance", "9", "--db", srv.db, NULL};
+    int ok = NW_CHECK(run(argv, token, sizeof(token)) == 0, "agent add ss2/9 failed");
+    struct scripted sc;
+    memset(&sc, 0, sizeof(sc));
+    pthread_mutex_init(&sc.mu, NULL);
+    char state[NW_PATH_MAX + 32];
+    snprintf(state, sizeof(state), "%s/scripted.state", srv.dir);
+    struct cp_error e = {{0}, {0}, {0}};
+    sc.stop_fd = eventfd(0, EFD_CLOEXEC);
+    sc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ok = ok && NW_CHECK(agent_state_open(state, &sc.state, &e) == CP_OK && sc.stop_fd >= 0 &&
+                            sc.wake_fd >= 0,
+                        "scripted agent state: %s", e.message);
+    struct scripted_run r = {.sc = &sc,
+                             .h = {.ctx = &sc,
+                                   .on_message = scripted_message,
+                                   .wake_fd = sc.wake_fd,
+                                   .on_wake = scripted_wake,
+                                   .hello_sessions = scripted_sessions}};
+    r.opt = (struct channel_options){.host = "127.0.0.1",
+                                     .port = (unsigned)srv.port,
+                                     .token = token,
+                                     .state = &sc.state,
+                                     .handler = &r.h,
+                                     .stop_fd = sc.stop_fd,
+                                     .backoff_min_ms = 100,
+                                     .backoff_max_ms = 500,
+                                     .connect_timeout_ms = 5000};
+    pthread_t th;
+    int running = ok && NW_CHECK(pthread_create(&th, NULL, scripted_main, &r) == 0, "thread");
+    if (running && create("pg", "{\"include\":[],\"exclude\":[]}", 60) &&
+        wait_status("pg", "Running", "Running", WAIT_MS)) {
+        long long end = nw_now_ms() + WAIT_MS;
+        struct nw_response q;
+        int seen = 0;
+        while (!seen && nw_now_ms() < end) {
+            if (query("pg", &q)) {
+                seen = json_integer_value(nw_json_get(q.json, "captureDetails.packets")) ==
+                       PROGRESS_PACKETS;
+                if (seen)
+                    check_counters(json_object_get(q.json, "captureDetails"), "queryStatus");
+                nw_response_free(&q);
+            }
+            if (!seen)
+                nw_sleep_ms(100);
+        }
+        NW_CHECK(seen, "the progress report never showed in queryStatus");
+        char t[700];
+        snprintf(t, sizeof(t), "%s/packetCaptures/pg?api-version=" API, nw);
+        if (NW_CHECK(nw_server_request(&srv, "GET", t, NULL, NULL, &q) == 0 && q.status == 200,
+                     "GET pg"))
+            check_counters(nw_json_get(q.json, "properties.captureDetails"), "GET");
+        nw_response_free(&q);
+        uint64_t one = 1;
+        NW_CHECK(write(sc.wake_fd, &one, sizeof(one)) == sizeof(one), "wake the scripted agent");
+        if (wait_status("pg", "Stopped", "Stopped", WAIT_MS) && query("pg", &q)) {
+            const char *why = nw_json_str(q.json, "stopReason");
+            NW_CHECK(why && strcmp(why, "TimeExceeded") == 0, "pg stopReason %s", why ? why : "-");
+            NW_CHECK(nw_json_get(q.json, "captureDetails.endTime") != NULL, "pg: no endTime");
+            nw_response_free(&q);
+        }
+    }
+    if (running) {
+        uint64_t one = 1;
+        NW_CHECK(write(sc.stop_fd, &one, sizeof(one)) == sizeof(one), "stop the scripted agent");
+        pthread_join(th, NULL);
+        NW_CHECK(sc.run_err == CP_OK, "the scripted channel ended with %s",
+                 cp_err_name(sc.run_err));
+    }
+    if (sc.stop_fd >= 0)
+        close(sc.stop_fd);
+    if (sc.wake_fd >= 0)
+        close(sc.wake_fd);
+    pthread_mutex_destroy(&sc.mu);
+    snprintf(vmss, sizeof(vmss), "%s", saved);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -393,6 +613,7 @@ int main(int argc, char **argv)
         scope_case("exc", "{\"exclude\":[\"0\"]}", exc);
         backstop_case();
         reconcile_case();
+        progress_case();
     }
     for (int i = 0; i < INSTANCES; i++)
         kill_instance(i);
