@@ -59,7 +59,8 @@ struct capture {
     /* Capture thread only (and the owner after join). */
     struct pcap_file *file;
     uint64_t packets, bytes;
-    int stopping; /* set in the callback: no more writes */
+    int64_t first_ms; /* the first packet's time, epoch ms */
+    int stopping;     /* set in the callback: no more writes */
     enum capture_stop_reason reason;
     enum capture_error error;
     char message[CP_ERROR_MESSAGE_MAX];
@@ -306,6 +307,8 @@ static void capture_output_write(struct capture *c, struct capture_handle *h,
         return;
     }
     pcap_file_write(c->file, ph, bytes);
+    if (c->packets == 0)
+        c->first_ms = (int64_t)ph->ts.tv_sec * 1000 + ph->ts.tv_usec / 1000;
     c->packets++;
     c->bytes += len;
     if (c->byte_limit && c->bytes == c->byte_limit) {
@@ -365,6 +368,7 @@ static void cap_refresh_stats(struct capture *c)
     }
     s.packets = c->packets;
     s.bytes = c->bytes;
+    s.first_packet_ms = c->first_ms;
     pthread_mutex_lock(&c->mu);
     s.files = c->progress.files;
     c->progress = s;
@@ -581,7 +585,16 @@ enum cp_err capture_start(const struct capture_params *p, struct capture **out, 
 
     c->result.started = cap_now(CLOCK_REALTIME);
     c->start_mono = cap_now(CLOCK_MONOTONIC);
-    if (p->time_limit_s) {
+    if (p->time_limit_ms) {
+        c->has_deadline = 1;
+        c->deadline_mono = c->start_mono;
+        c->deadline_mono.tv_sec += (time_t)(p->time_limit_ms / 1000);
+        c->deadline_mono.tv_nsec += (long)(p->time_limit_ms % 1000) * 1000000L;
+        if (c->deadline_mono.tv_nsec >= 1000000000L) {
+            c->deadline_mono.tv_sec++;
+            c->deadline_mono.tv_nsec -= 1000000000L;
+        }
+    } else if (p->time_limit_s) {
         c->has_deadline = 1;
         c->deadline_mono = c->start_mono;
         c->deadline_mono.tv_sec += (time_t)p->time_limit_s;

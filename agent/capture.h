@@ -74,6 +74,8 @@ struct capture_params {
     uint32_t snaplen;                /* bytesToCapturePerPacket; 0 = CAPTURE_SNAPLEN_MAX */
     uint64_t byte_limit;             /* totalBytesPerSession (sum of caplen); 0 = none */
     uint32_t time_limit_s;           /* timeLimitInSeconds; 0 = none */
+    uint64_t time_limit_ms;          /* when not 0, the limit in ms instead (a resumed session's
+                                        time left) */
     const char *const *interfaces;   /* names, or NULL for the default set */
     size_t n_interfaces;             /* entries in interfaces; 0 = the default set */
     const char *filter;              /* pcap expression; NULL or "" = every packet */
@@ -95,11 +97,12 @@ enum capture_error {
 };
 
 struct capture_stats {
-    uint64_t packets;  /* packets written to the file */
-    uint64_t bytes;    /* sum of their caplen: what byte_limit counts */
-    uint64_t received; /* packets that passed the filter (pcap_stats ps_recv, all handles) */
-    uint64_t drops;    /* lost in the kernel: ps_drop + ps_ifdrop, all handles */
-    uint32_t files;    /* files completed */
+    uint64_t packets;        /* packets written to the file */
+    uint64_t bytes;          /* sum of their caplen: what byte_limit counts */
+    uint64_t received;       /* packets that passed the filter (pcap_stats ps_recv, all handles) */
+    uint64_t drops;          /* lost in the kernel: ps_drop + ps_ifdrop, all handles */
+    uint32_t files;          /* files completed */
+    int64_t first_packet_ms; /* epoch ms of the first packet written (its pcap time); 0 = none */
 };
 
 /* A completed file: path relative to the root, size on disk, SHA-256 (hex). */

@@ -445,59 +445,50 @@ static void fail(struct channel *ch, uint16_t code, const char *reason)
     wslay_event_shutdown_read(ch->ws);
 }
 
-static void on_welcome(struct channel *ch, json_t *msg)
+static void on_welcome(struct channel *ch, const struct proto_welcome *w)
 {
-    json_int_t proto = json_integer_value(json_object_get(msg, "protocol"));
-    if (proto != CHANNEL_PROTOCOL) {
-        fail(ch, 4002, "no protocol in common");
+    if (w->protocol != CHANNEL_PROTOCOL) {
+        fail(ch, PROTO_CLOSE_NO_PROTOCOL, "no protocol in common");
         return;
     }
-    json_int_t hb = json_integer_value(json_object_get(msg, "heartbeatSeconds"));
-    if (hb >= 1 && hb <= 3600)
-        ch->silence_ms = (unsigned)(3 * hb * 1000);
-    json_t *applied = json_object_get(msg, "lastAppliedSeq");
-    if (json_is_integer(applied) && json_integer_value(applied) > 0) {
+    ch->silence_ms = (unsigned)(PROTO_SILENCE_FACTOR * w->heartbeat_seconds * 1000);
+    if (w->last_applied_seq > 0) {
         struct cp_error e = {{0}, {0}, {0}};
-        if (agent_state_set_acked(ch->opt->state, (uint64_t)json_integer_value(applied), &e) !=
-            CP_OK)
+        if (agent_state_set_acked(ch->opt->state, (uint64_t)w->last_applied_seq, &e) != CP_OK)
             log_warnx("event=state_write_failed detail=\"%s\"", e.message);
     }
     /* welcome.stop is the dispatcher's (its on_welcome gets the whole welcome). */
     ch->welcomed = 1;
-    log_info("event=channel_welcome protocol=%lld heartbeat_s=%lld last_applied_seq=%lld",
-             (long long)proto, (long long)hb, (long long)json_integer_value(applied));
+    log_info("event=channel_welcome protocol=%d heartbeat_s=%d last_applied_seq=%lld stop=%zu",
+             w->protocol, w->heartbeat_seconds, (long long)w->last_applied_seq, w->n_stop);
     const struct channel_handler *hd = ch->opt->handler;
     if (hd && hd->on_welcome)
-        hd->on_welcome(hd->ctx, ch, msg);
+        hd->on_welcome(hd->ctx, ch, w);
 }
 
-static const char *or_dash(const char *s)
-{
-    return s ? s : "-";
-}
-
+/* Every message goes through the protocol's strict codec: what it refuses closes the channel
+ * (1003, or 1009 for a message over the limit), as the server does with the agent's. */
 static void on_text(struct channel *ch, const uint8_t *data, size_t len)
 {
-    json_error_t jerr;
-    json_t *msg = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    if (!json_is_object(msg) || !type) {
-        json_decref(msg);
-        fail(ch, 1003, "a message is not a JSON object with a type");
+    struct proto_msg m = {.type = PROTO_NONE};
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = proto_decode((const char *)data, len, &m, &e);
+    if (err != CP_OK) {
+        log_warnx("event=message_refused detail=\"%s\"", e.message);
+        if (err == CP_ETOOBIG)
+            fail(ch, PROTO_CLOSE_TOO_BIG, "message too large");
+        else
+            fail(ch, PROTO_CLOSE_UNSUPPORTED, "a message the protocol refuses");
         return;
     }
     const struct channel_handler *hd = ch->opt->handler;
-    if (strcmp(type, "welcome") == 0) {
-        on_welcome(ch, msg);
-    } else if (hd && hd->on_message) {
-        hd->on_message(hd->ctx, ch, type, msg);
-    } else {
-        /* No dispatcher yet (start/stop arrive with the capture engine): noted, not answered. */
-        log_info("event=command_received type=%.32s commandId=%.64s captureId=%.64s handled=no",
-                 type, or_dash(json_string_value(json_object_get(msg, "commandId"))),
-                 or_dash(json_string_value(json_object_get(msg, "captureId"))));
-    }
-    json_decref(msg);
+    if (m.type == PROTO_WELCOME)
+        on_welcome(ch, &m.welcome);
+    else if (hd && hd->on_message)
+        hd->on_message(hd->ctx, ch, &m);
+    else
+        log_info("event=message_received type=%s handled=no", proto_type_name(m.type));
+    proto_msg_clear(&m);
 }
 
 static void ws_frame_start(wslay_event_context_ptr ws,
@@ -723,15 +714,22 @@ static enum cp_err channel_loop(const struct channel_options *o, struct agent_tl
         if (attempt < 32)
             attempt++;
         log_info("event=channel_retry delay_ms=%u attempt=%u", delay, attempt);
-        struct pollfd p = {.fd = o->stop_fd, .events = POLLIN};
+        /* Work that ends meanwhile (a capture, a timer) is handled now, with no channel: its
+         * reports are kept for the next welcome. */
+        const struct channel_handler *hd = o->handler;
+        int wake = hd && hd->on_wake && hd->wake_fd >= 0;
+        struct pollfd p[2] = {{.fd = o->stop_fd, .events = POLLIN},
+                              {.fd = wake ? hd->wake_fd : -1, .events = POLLIN}};
         int64_t until = now_ms() + delay;
         for (;;) {
             int64_t left = until - now_ms();
             if (left <= 0)
                 break;
-            int n = poll(&p, 1, (int)left);
-            if (n > 0)
+            int n = poll(p, 2, (int)left);
+            if (n > 0 && p[0].revents)
                 return CP_OK;
+            if (n > 0 && p[1].revents)
+                hd->on_wake(hd->ctx, NULL);
             if (n < 0 && errno != EINTR)
                 break;
         }

@@ -35,17 +35,19 @@
 struct channel;
 
 /* The dispatcher: what the agent does with the server's messages. Both callbacks are optional;
- * a missing on_message logs the message's type (and commandId, captureId) and answers nothing. */
+ * a missing on_message logs the message's type and answers nothing. Every message has passed
+ * proto_decode: one it refuses closes the channel (1003; 1009 when too large). */
 struct channel_handler {
     void *ctx;
-    /* The server's welcome (borrowed), after the channel has applied it. */
-    void (*on_welcome)(void *ctx, struct channel *ch, json_t *welcome);
-    /* Any other message: type is its "type" (borrowed), msg the whole object (borrowed). */
-    void (*on_message)(void *ctx, struct channel *ch, const char *type, json_t *msg);
-    /* Optional, with on_wake: one more fd the connected loop polls once welcomed (so work that
-     * finishes elsewhere, a capture ending, is reported from this thread, where channel_send
-     * may be called). Readable: on_wake runs, and must consume whatever made it readable or
-     * the loop spins. Not polled between connections: the work waits for the next welcome. */
+    /* The server's welcome (borrowed, decoded), after the channel has applied it. */
+    void (*on_welcome)(void *ctx, struct channel *ch, const struct proto_welcome *welcome);
+    /* Any other message, decoded by proto_decode (borrowed for the call). */
+    void (*on_message)(void *ctx, struct channel *ch, const struct proto_msg *msg);
+    /* Optional, with on_wake: one more fd the loop polls once welcomed, and while it waits
+     * between connections (so work that finishes elsewhere, a capture ending, is handled on this
+     * thread). Readable: on_wake runs, and must consume whatever made it readable or the loop
+     * spins. ch is the channel (channel_send may be called) or NULL between connections (keep
+     * what is to be said for the next welcome). Not polled from the dial to the welcome. */
     int wake_fd;
     void (*on_wake)(void *ctx, struct channel *ch);
     /* Optional: the sessions the agent holds, for the hello (hello.sessions). Fills at most max

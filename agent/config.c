@@ -20,7 +20,8 @@ static const struct settings_entry settings[] = {
     STR(token_file, "token-file", "NETWATCH_AGENT_TOKEN_FILE", "./var/agent-token",
         "file holding this agent's token (from 'netwatchd agent add'); read once at start"),
     STR(state_dir, "state-dir", "NETWATCH_AGENT_STATE_DIR", "./var/agent",
-        "directory for the agent's own state (created if absent)"),
+        "directory for the agent's own state: report sequence, held sessions, unanswered "
+        "reports (created 0700 if absent; see docs/agent.md)"),
     STR(capture_root, "capture-root", "NETWATCH_AGENT_CAPTURE_ROOT", "/var/captures",
         "capture files are written only under this directory"),
     STR(ca_file, "ca-file", "NETWATCH_AGENT_CA_FILE", "",
@@ -28,6 +29,9 @@ static const struct settings_entry settings[] = {
     STR(interfaces, "interfaces", "NETWATCH_AGENT_INTERFACES", "",
         "comma-separated interfaces to capture on (\"lo\" included only if named); empty: every "
         "up interface but loopback"),
+    SETTINGS_NUM(struct agent_config, progress_interval, "progress-interval",
+                 "NETWATCH_AGENT_PROGRESS_INTERVAL", "10", 0, 3600,
+                 "seconds between progress reports of running captures; 0: none"),
     STR(log_level, "log-level", "NETWATCH_AGENT_LOG_LEVEL", "info", "debug, info, warn or error"),
     FLAG(help, "help", "print this help"),
 };

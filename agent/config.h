@@ -24,6 +24,7 @@ struct agent_config {
     char ca_file[AGENT_PATH_MAX];      /* https: PEM CAs trusted instead of the system's; "" */
     char interfaces[1024];             /* "eth0,eth1": capture on these; "" = engine's default */
     char log_level[16];                /* debug | info | warn | error */
+    long progress_interval;            /* seconds between progress reports; 0 = none */
     int help;
     /* Derived from server by agent_config_load. */
     char host[AGENT_HOST_MAX]; /* name or address, without IPv6 brackets */

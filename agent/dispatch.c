@@ -1,4 +1,4 @@
-/* The command dispatcher behind agent/dispatch.h. */
+/* The command dispatcher behind agent/dispatch.h: start, stop, reports, replies, progress. */
 #include "agent/dispatch.h"
 
 #include <errno.h>
@@ -8,58 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/capture.h"
-#include "common/bpf_expr.h"
-#include "common/capture_path.h"
+#include "agent/dispatch_int.h"
+#include "agent/spec.h"
 #include "common/log.h"
-#include "proto/proto.h"
 
-#define DISPATCH_ROOT_PREFIX CAPTURE_ROOT_LINUX "/"
-#define DISPATCH_MAX_FILTERS 64 /* more than api/ accepts */
-#define DISPATCH_EVENTS      32
+#define DISPATCH_EVENTS     32
+#define DISPATCH_SAVE_EVERY 10 /* seconds between counter saves when progress is off */
 
-/* One report sent (ack, completed, error), kept so it can be sent again with the same seq. */
-struct dispatch_report {
-    uint64_t seq;
-    char *json;
-    struct dispatch_report *next;
-};
-
-enum dispatch_state {
-    DISPATCH_REFUSED, /* the start was refused: only its ack is kept */
-    DISPATCH_RUNNING,
-    DISPATCH_FINISHED,
-};
-
-struct dispatch_session {
-    char command_id[PROTO_ID_SIZE]; /* the start */
-    char capture_id[PROTO_ID_SIZE];
-    enum dispatch_state state;
-    struct capture *cap;                 /* RUNNING only */
-    const struct dispatch_report *ack;   /* the start's ack */
-    const struct dispatch_report *final; /* FINISHED: completed or error (NULL: unsent) */
-    int final_replied;                   /* the server has answered final: no longer held */
-    enum proto_stop_reason stop_reason;  /* asked for by a stop (welcome.stop: Manual) */
-    char stop_command_id[PROTO_ID_SIZE]; /* the last stop acked, "" = none */
-    const struct dispatch_report *stop_ack;
-    struct dispatch_session *next;
-};
-
-struct dispatch {
-    const char *root;
-    struct agent_state *state;
-    char ifbuf[1024]; /* the interface list, split in place */
-    const char *ifaces[CAPTURE_MAX_INTERFACES];
-    size_t n_ifaces;
-    int epfd; /* the done fds of running captures; the channel's wake_fd */
-    struct dispatch_session *sessions;
-    struct dispatch_report *reports, *last_report; /* in seq order */
-};
-
-static int64_t epoch_ms(void)
+int64_t dispatch_epoch_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -73,26 +33,18 @@ static const char *or_dash(const char *s)
 
 /* ---- reports ----------------------------------------------------------------------------- */
 
-static void send_json(struct channel *ch, const struct dispatch_report *r)
+static void send_text(struct channel *ch, uint64_t seq, const char *json)
 {
-    enum cp_err err = channel_send(ch, r->json, strlen(r->json));
+    if (!ch || !json)
+        return;
+    enum cp_err err = channel_send(ch, json, strlen(json));
     /* Not fatal: the report is kept and sent again after the next welcome. */
     if (err != CP_OK)
-        log_warnx("event=report_not_sent seq=%" PRIu64 " reason=%s", r->seq, cp_err_name(err));
+        log_warnx("event=report_not_sent seq=%" PRIu64 " reason=%s", seq, cp_err_name(err));
 }
 
-/* Gives m the next seq, encodes it, keeps it and sends it. NULL when the state could not be
- * written or m would not encode (logged; nothing sent: a seq the server never sees is harmless,
- * a report without a durable seq is not). */
-static const struct dispatch_report *report(struct dispatch *d, struct channel *ch,
-                                            struct proto_msg *m)
+static void set_seq(struct proto_msg *m, uint64_t seq)
 {
-    uint64_t seq;
-    struct cp_error e = {{0}, {0}, {0}};
-    if (agent_state_take_seq(d->state, &seq, &e) != CP_OK) {
-        log_error("event=state_write_failed detail=\"%s\"", e.message);
-        return NULL;
-    }
     switch (m->type) {
     case PROTO_ACK:
         m->ack.seq = (int64_t)seq;
@@ -103,31 +55,106 @@ static const struct dispatch_report *report(struct dispatch *d, struct channel *
     case PROTO_ERROR:
         m->error.seq = (int64_t)seq;
         break;
+    case PROTO_PROGRESS:
+        m->progress.seq = (int64_t)seq;
+        break;
     default:
-        return NULL;
+        break;
     }
-    struct dispatch_report *r = calloc(1, sizeof(*r));
+}
+
+/* Encodes m; a completed that does not fit one message drops its oldest files until it does
+ * (the protocol lets an informative list be trimmed; the server keeps no file list yet). */
+static char *encode(struct proto_msg *m)
+{
     char *json = proto_encode(m);
+    while (!json && m->type == PROTO_COMPLETED && m->completed.n_files > 0) {
+        m->completed.files++;
+        m->completed.n_files--;
+        json = proto_encode(m);
+    }
+    return json;
+}
+
+uint64_t dispatch_report(struct dispatch *d, struct channel *ch, struct proto_msg *m, char **copy)
+{
+    uint64_t seq;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (copy)
+        *copy = NULL;
+    if (agent_state_take_seq(d->state, &seq, &e) != CP_OK) {
+        log_error("event=state_write_failed detail=\"%s\"", e.message);
+        return 0;
+    }
+    set_seq(m, seq);
+    struct proto_file *files = m->type == PROTO_COMPLETED ? m->completed.files : NULL;
+    char *json = encode(m);
+    if (files)
+        m->completed.files = files; /* the caller frees what it allocated */
+    struct dispatch_report *r = calloc(1, sizeof(*r));
     if (!r || !json) {
         log_error("event=report_unencodable type=%s seq=%" PRIu64, proto_type_name(m->type), seq);
         free(r);
         free(json);
-        return NULL;
+        return 0;
     }
     r->seq = seq;
+    r->type = m->type;
     r->json = json;
+    if (m->type == PROTO_ACK)
+        snprintf(r->command_id, sizeof(r->command_id), "%s", m->ack.command_id);
+    else if (m->type == PROTO_COMPLETED)
+        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->completed.capture_id);
+    else if (m->type == PROTO_ERROR)
+        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->error.capture_id);
+    /* Durable before it is sent: a restart sends it again rather than losing it. A spool that
+     * cannot be written (disk full) does not stop the report: it is still sent and kept in
+     * memory until answered. */
+    if (spool_report_save(d->spool, seq, json, strlen(json), &e) != CP_OK)
+        log_error("event=report_not_saved seq=%" PRIu64 " detail=\"%s\"", seq, e.message);
     if (d->last_report)
         d->last_report->next = r;
     else
         d->reports = r;
     d->last_report = r;
-    send_json(ch, r);
-    return r;
+    d->n_reports++;
+    send_text(ch, seq, json);
+    if (copy)
+        *copy = strdup(json);
+    return seq;
 }
 
-static const struct dispatch_report *send_ack(struct dispatch *d, struct channel *ch,
-                                              const char *command_id, int64_t at, const char *code,
-                                              const char *message)
+/* Forgets an answered report (memory and spool). */
+static void report_drop(struct dispatch *d, struct dispatch_report *r)
+{
+    struct dispatch_report **pp = &d->reports, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = r->next;
+    if (d->last_report == r)
+        d->last_report = prev;
+    d->n_reports--;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (spool_report_remove(d->spool, r->seq, &e) != CP_OK)
+        log_warnx("event=state_write_failed detail=\"%s\"", e.message);
+    free(r->json);
+    free(r);
+}
+
+static struct dispatch_report *report_by_seq(struct dispatch *d, uint64_t seq)
+{
+    for (struct dispatch_report *r = d->reports; r; r = r->next)
+        if (r->seq == seq)
+            return r;
+    return NULL;
+}
+
+static char *send_ack(struct dispatch *d, struct channel *ch, const char *command_id, int64_t at,
+                      const char *code, const char *message, uint64_t *seq)
 {
     struct proto_msg m = {.type = PROTO_ACK};
     snprintf(m.ack.command_id, sizeof(m.ack.command_id), "%s", command_id);
@@ -141,15 +168,61 @@ static const struct dispatch_report *send_ack(struct dispatch *d, struct channel
     }
     log_info("event=command_ack commandId=%s ok=%s code=%s", command_id, code ? "no" : "yes",
              or_dash(code));
-    return report(d, ch, &m);
+    char *copy = NULL;
+    uint64_t s = dispatch_report(d, ch, &m, &copy);
+    if (seq)
+        *seq = s;
+    return copy;
 }
 
 /* ---- sessions ---------------------------------------------------------------------------- */
 
+struct dispatch_session *dispatch_session_new(struct dispatch *d)
+{
+    struct dispatch_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->next = d->sessions;
+    d->sessions = s;
+    return s;
+}
+
+void dispatch_session_drop(struct dispatch *d, struct dispatch_session *s)
+{
+    for (struct dispatch_session **pp = &d->sessions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    if (s->cap) {
+        (void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, capture_done_fd(s->cap), NULL);
+        capture_free(s->cap);
+    }
+    spool_session_clear(&s->rec);
+    free(s->ack_json);
+    free(s->stop_ack_json);
+    free(s->final_json);
+    free(s);
+}
+
+int dispatch_save(struct dispatch *d, struct dispatch_session *s)
+{
+    struct cp_error e = {{0}, {0}, {0}};
+    if (s->state != DISPATCH_REFUSED && spool_session_save(d->spool, &s->rec, &e) != CP_OK) {
+        log_error("event=session_not_saved captureId=%s detail=\"%s\"", s->rec.capture_id,
+                  e.message);
+        return -1;
+    }
+    return 0;
+}
+
+/* The held session a command id names (its start or its last stop). */
 static struct dispatch_session *by_command(struct dispatch *d, const char *command_id)
 {
     for (struct dispatch_session *s = d->sessions; s; s = s->next) {
-        if (strcmp(s->command_id, command_id) == 0 || strcmp(s->stop_command_id, command_id) == 0)
+        if (strcmp(s->rec.command_id, command_id) == 0 ||
+            strcmp(s->rec.stop_command_id, command_id) == 0)
             return s;
     }
     return NULL;
@@ -159,22 +232,18 @@ static struct dispatch_session *by_command(struct dispatch *d, const char *comma
 static struct dispatch_session *by_capture(struct dispatch *d, const char *capture_id)
 {
     for (struct dispatch_session *s = d->sessions; s; s = s->next) {
-        if (s->state != DISPATCH_REFUSED && strcmp(s->capture_id, capture_id) == 0)
+        if (s->state != DISPATCH_REFUSED && strcmp(s->rec.capture_id, capture_id) == 0)
             return s;
     }
     return NULL;
 }
 
-static struct dispatch_session *session_add(struct dispatch *d, const struct proto_start *st)
+static size_t held(const struct dispatch *d)
 {
-    struct dispatch_session *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
-    snprintf(s->command_id, sizeof(s->command_id), "%s", st->command_id);
-    snprintf(s->capture_id, sizeof(s->capture_id), "%s", st->capture_id);
-    s->next = d->sessions;
-    d->sessions = s;
-    return s;
+    size_t n = 0;
+    for (const struct dispatch_session *s = d->sessions; s; s = s->next)
+        n += s->state != DISPATCH_REFUSED;
+    return n;
 }
 
 size_t dispatch_running(const struct dispatch *d)
@@ -185,246 +254,209 @@ size_t dispatch_running(const struct dispatch *d)
     return n;
 }
 
-/* ---- start: spec to capture_params -------------------------------------------------------- */
+/* ---- capturing --------------------------------------------------------------------------- */
 
-/* Reads an optional non-negative integer member (absent = 0) no larger than max. */
-static int spec_uint(json_t *spec, const char *key, uint64_t max, uint64_t *out, struct cp_error *e)
+enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, const char *rel,
+                             uint64_t time_left_ms, uint64_t byte_budget, struct cp_error *e)
 {
-    json_t *v = json_object_get(spec, key);
-    *out = 0;
-    if (!v)
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
-        cp_fail(e, CP_EINVAL, "CaptureFailed", key, "%s must be an integer from 0 to %" PRIu64, key,
-                max);
-        return -1;
-    }
-    *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
-/* The filters as one pcap expression (*out malloc'ed; NULL with no filters). */
-static int spec_filter(json_t *spec, char **out, struct cp_error *e)
-{
-    json_t *fs = json_object_get(spec, "filters");
-    size_t n = json_array_size(fs);
-    *out = NULL;
-    if (n == 0)
-        return 0;
-    if (n > DISPATCH_MAX_FILTERS) {
-        cp_fail(e, CP_EINVAL, "CaptureFailed", "filters", "at most %d filters",
-                DISPATCH_MAX_FILTERS);
-        return -1;
-    }
-    struct bpf_filter_spec *specs = calloc(n, sizeof(*specs));
-    struct nf_ip_set *local = calloc(1, sizeof(*local));
-    int rc = -1;
-    if (!specs || !local) {
-        cp_fail(e, CP_ENOMEM, "InternalError", "", "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *f = json_array_get(fs, i);
-        if (bpf_filter_spec_parse(json_string_value(json_object_get(f, "protocol")),
-                                  json_string_value(json_object_get(f, "localIPAddress")),
-                                  json_string_value(json_object_get(f, "remoteIPAddress")),
-                                  json_string_value(json_object_get(f, "localPort")),
-                                  json_string_value(json_object_get(f, "remotePort")), i, &specs[i],
-                                  e) != CP_OK)
-            goto refused;
-    }
-    /* The machine's addresses now: what "local" means for this session (common/bpf_expr.h). */
-    if (capture_local_addrs(local, e) != CP_OK || bpf_expr_build(specs, n, local, out, e) != CP_OK)
-        goto refused;
-    rc = 0;
-    goto out;
-refused:
-    /* The builders' codes are API validation codes; for the agent a bad filter fails the
-     * capture. */
-    if (strcmp(e->code, "InternalError") != 0)
-        snprintf(e->code, sizeof(e->code), "%s", "CaptureFailed");
-out:
-    free(specs);
-    free(local);
-    return rc;
-}
-
-/* The local file of the spec, relative to the capture root. Refusals fill e with the PcError. */
-static int spec_file(json_t *spec, const char **rel, struct cp_error *e)
-{
-    json_t *sl = json_object_get(spec, "storageLocation");
-    const char *path = json_string_value(json_object_get(sl, "filePath"));
-    if (!path)
-        path = json_string_value(json_object_get(sl, "localPath"));
-    if (!path) {
-        cp_fail(e, CP_EINVAL, "StorageFailed", "storageLocation",
-                "blob upload is not supported yet: give storageLocation.filePath or localPath");
-        return -1;
-    }
-    size_t plen = strlen(DISPATCH_ROOT_PREFIX);
-    if (strncmp(path, DISPATCH_ROOT_PREFIX, plen) != 0 || !path[plen]) {
-        cp_fail(e, CP_EINVAL, "CaptureFailed", "storageLocation",
-                "the local path '%.256s' is not under " DISPATCH_ROOT_PREFIX
-                " (this is a Linux agent: Windows paths cannot be written)",
-                path);
-        return -1;
-    }
-    *rel = path + plen;
-    return 0;
-}
-
-/* Starts the capture a start asks for; 0 with *cap running, or -1 with e filled. */
-static int start_capture(struct dispatch *d, const struct proto_start *st, struct capture **cap,
-                         struct cp_error *e)
-{
-    json_error_t jerr;
-    json_t *spec = json_loads(st->spec, 0, &jerr);
-    char *filter = NULL;
-    uint64_t snaplen, bytes, secs;
-    const char *rel = NULL;
-    int rc = -1;
-    if (!json_is_object(spec)) {
-        cp_fail(e, CP_EINVAL, "InternalError", "spec", "the spec is not a JSON object");
-    } else if (json_object_get(spec, "continuousCapture")) {
-        cp_fail(e, CP_EINVAL, "CaptureFailed", "continuousCapture",
-                "continuous capture is not supported yet");
-    } else if (spec_file(spec, &rel, e) == 0 &&
-               spec_uint(spec, "bytesToCapturePerPacket", UINT32_MAX, &snaplen, e) == 0 &&
-               spec_uint(spec, "totalBytesPerSession", UINT64_MAX >> 1, &bytes, e) == 0 &&
-               spec_uint(spec, "timeLimitInSeconds", UINT32_MAX, &secs, e) == 0 &&
-               spec_filter(spec, &filter, e) == 0) {
+    struct agent_spec sp;
+    struct capture *cap = NULL;
+    enum cp_err rc = CP_EINVAL;
+    if (agent_spec_read(s->rec.spec, &sp, e) == 0) {
         struct capture_params p = {.root_dir = d->root,
                                    .file_path = rel,
-                                   .snaplen = (uint32_t)snaplen,
-                                   .byte_limit = bytes,
-                                   .time_limit_s = (uint32_t)secs,
+                                   .snaplen = sp.snaplen,
+                                   .byte_limit = byte_budget,
+                                   .time_limit_ms = time_left_ms,
                                    .interfaces = d->n_ifaces ? d->ifaces : NULL,
                                    .n_interfaces = d->n_ifaces,
-                                   .filter = filter};
-        if (capture_start(&p, cap, e) == CP_OK)
-            rc = 0;
-        else if (!e->code[0])
+                                   .filter = sp.filter};
+        rc = capture_start(&p, &cap, e);
+        if (rc != CP_OK && !e->code[0])
             snprintf(e->code, sizeof(e->code), "%s", "InternalError");
     }
-    free(filter);
-    json_decref(spec);
-    return rc;
-}
-
-static void on_start(struct dispatch *d, struct channel *ch, const struct proto_start *st)
-{
-    struct dispatch_session *s = by_command(d, st->command_id);
-    if (s && strcmp(s->command_id, st->command_id) == 0) {
-        /* A resend (after a reconnect): the first answer stands. */
-        log_info("event=command_repeat type=start commandId=%s captureId=%s", st->command_id,
-                 st->capture_id);
-        if (s->ack)
-            send_json(ch, s->ack);
-        return;
-    }
-    struct cp_error e = {{0}, {0}, {0}};
-    struct capture *cap = NULL;
-    if (by_capture(d, st->capture_id))
-        cp_fail(&e, CP_EEXIST, "CaptureFailed", "captureId",
-                "capture %s already exists on this agent", st->capture_id);
-    else if (start_capture(d, st, &cap, &e) == 0)
-        e.code[0] = '\0';
-    int64_t at = epoch_ms();
-    s = session_add(d, st);
-    if (!s) {
-        /* No record, so a resend starts over: the capture must not keep running unowned. */
-        capture_free(cap);
-        (void)send_ack(d, ch, st->command_id, 0, "InternalError", "out of memory");
-        return;
-    }
-    if (!cap) {
-        s->state = DISPATCH_REFUSED;
-        log_warnx("event=capture_refused captureId=%s name=%s code=%s detail=\"%s\"",
-                  st->capture_id, st->name, e.code, e.message);
-        s->ack = send_ack(d, ch, st->command_id, 0, e.code, e.message);
-        return;
-    }
+    agent_spec_clear(&sp);
+    if (rc != CP_OK)
+        return rc;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, capture_done_fd(cap), &ev) != 0) {
         /* Without the watch its end would never be reported: refuse rather than lose it. */
-        log_error("event=epoll_add_failed errno=%d", errno);
+        enum cp_err err = cp_fail(e, CP_EIO, "InternalError", "",
+                                  "cannot watch the capture's end: %s", strerror(errno));
         capture_free(cap);
-        s->state = DISPATCH_REFUSED;
-        s->ack =
-            send_ack(d, ch, st->command_id, 0, "InternalError", "cannot watch the capture's end");
-        return;
+        return err;
     }
     s->cap = cap;
     s->state = DISPATCH_RUNNING;
-    log_info("event=capture_started captureId=%s name=%s", st->capture_id, st->name);
-    s->ack = send_ack(d, ch, st->command_id, at, NULL, NULL);
+    snprintf(s->rec.partial, sizeof(s->rec.partial), "%s", rel);
+    return CP_OK;
 }
 
-/* ---- completion -------------------------------------------------------------------------- */
-
-/* The session's capture has ended: report it, free the capture. */
-static void finish(struct dispatch *d, struct channel *ch, struct dispatch_session *s)
+void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_session *s,
+                  enum proto_stop_reason reason, enum proto_pc_error code, const char *message)
 {
-    (void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, capture_done_fd(s->cap), NULL);
-    capture_wait(s->cap);
-    const struct capture_result *r = capture_result(s->cap);
     struct proto_msg m = {.type = PROTO_NONE};
     struct proto_file *files = NULL;
     size_t n = 0;
-    if (r->error == CAPTURE_ERR_NONE) {
+    if (code == PROTO_PC_NONE) {
         m.type = PROTO_COMPLETED;
-        snprintf(m.completed.capture_id, sizeof(m.completed.capture_id), "%s", s->capture_id);
-        m.completed.stop_reason = PROTO_STOP_MANUAL;
-        (void)proto_stop_reason_parse(capture_stop_reason_name(r->reason),
-                                      &m.completed.stop_reason);
-        /* Stopped on the server's word: the reason it gave (Manual, SessionDeleted). */
-        if (r->reason == CAPTURE_STOP_MANUAL && s->stop_reason != PROTO_STOP_NONE)
-            m.completed.stop_reason = s->stop_reason;
-        /* A ring with more files than a message lists reports the newest. */
-        size_t first = r->n_files > PROTO_MAX_FILES ? r->n_files - PROTO_MAX_FILES : 0;
-        files = calloc(r->n_files - first + 1, sizeof(*files));
-        for (size_t i = first; files && i < r->n_files; i++) {
-            size_t len = strlen(DISPATCH_ROOT_PREFIX) + strlen(r->files[i].path) + 1;
+        snprintf(m.completed.capture_id, sizeof(m.completed.capture_id), "%s", s->rec.capture_id);
+        m.completed.stop_reason = reason;
+        files = calloc(s->rec.n_files + 1, sizeof(*files));
+        for (size_t i = 0; files && i < s->rec.n_files; i++) {
+            const struct spool_file *f = &s->rec.files[i];
+            size_t len = strlen(SPEC_ROOT_PREFIX) + strlen(f->path) + 1;
             char *path = malloc(len);
             if (!path)
                 break;
-            snprintf(path, len, "%s%s", DISPATCH_ROOT_PREFIX, r->files[i].path);
+            snprintf(path, len, "%s%s", SPEC_ROOT_PREFIX, f->path);
             files[n].path = path;
-            files[n].bytes = (int64_t)r->files[i].size;
-            snprintf(files[n].sha256, sizeof(files[n].sha256), "%s", r->files[i].sha256);
+            files[n].bytes = (int64_t)f->size;
+            snprintf(files[n].sha256, sizeof(files[n].sha256), "%s", f->sha256);
             n++;
         }
         m.completed.files = files;
         m.completed.n_files = n;
         log_info("event=capture_completed captureId=%s stopReason=%s files=%zu packets=%" PRIu64
                  " bytes=%" PRIu64 " drops=%" PRIu64,
-                 s->capture_id, capture_stop_reason_name(r->reason), r->n_files, r->stats.packets,
-                 r->stats.bytes, r->stats.drops);
+                 s->rec.capture_id, proto_stop_reason_name(reason), n, s->rec.packets, s->rec.bytes,
+                 s->rec.drops);
     } else {
         m.type = PROTO_ERROR;
-        snprintf(m.error.capture_id, sizeof(m.error.capture_id), "%s", s->capture_id);
-        m.error.code = PROTO_PC_INTERNAL_ERROR;
-        (void)proto_pc_error_parse(capture_error_name(r->error), &m.error.code);
-        snprintf(m.error.message, sizeof(m.error.message), "%s", r->message);
-        log_warnx("event=capture_failed captureId=%s code=%s detail=\"%s\"", s->capture_id,
-                  capture_error_name(r->error), r->message);
+        snprintf(m.error.capture_id, sizeof(m.error.capture_id), "%s", s->rec.capture_id);
+        m.error.code = code;
+        snprintf(m.error.message, sizeof(m.error.message), "%s", message ? message : "");
+        log_warnx("event=capture_failed captureId=%s code=%s detail=\"%s\"", s->rec.capture_id,
+                  proto_pc_error_name(code), or_dash(message));
     }
-    s->final = report(d, ch, &m);
+    free(s->final_json);
+    s->rec.final_seq = dispatch_report(d, ch, &m, &s->final_json);
     for (size_t i = 0; i < n; i++)
         free(files[i].path);
     free(files);
-    capture_free(s->cap);
-    s->cap = NULL;
     s->state = DISPATCH_FINISHED;
+    s->rec.partial[0] = '\0';
+    dispatch_save(d, s); /* after the report: a restart that finds both knows it ended */
 }
 
-static void on_wake(void *ctx, struct channel *ch)
+/* The current file's capture has ended: its file joins the session's, then the end report. */
+static void finish(struct dispatch *d, struct channel *ch, struct dispatch_session *s)
 {
-    struct dispatch *d = ctx;
-    struct epoll_event evs[DISPATCH_EVENTS];
-    int n = epoll_wait(d->epfd, evs, DISPATCH_EVENTS, 0);
-    for (int i = 0; i < n; i++)
-        finish(d, ch, evs[i].data.ptr);
+    (void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, capture_done_fd(s->cap), NULL);
+    capture_wait(s->cap);
+    const struct capture_result *r = capture_result(s->cap);
+    struct spool_session *rec = &s->rec;
+    rec->packets += r->stats.packets;
+    rec->bytes += r->stats.bytes;
+    rec->drops += r->stats.drops;
+    rec->cur_drops = 0;
+    if (!rec->first_packet_ms)
+        rec->first_packet_ms = r->stats.first_packet_ms;
+    for (size_t i = 0; i < r->n_files; i++) {
+        if (spool_session_add_file(rec, r->files[i].path, r->files[i].size, r->files[i].sha256) !=
+            CP_OK)
+            log_warnx("event=session_file_not_listed captureId=%s file=\"%s\"", rec->capture_id,
+                      r->files[i].path);
+    }
+    enum proto_stop_reason reason = PROTO_STOP_MANUAL;
+    enum proto_pc_error code = PROTO_PC_NONE;
+    char message[PROTO_MESSAGE_MAX + 1] = "";
+    if (r->error == CAPTURE_ERR_NONE) {
+        (void)proto_stop_reason_parse(capture_stop_reason_name(r->reason), &reason);
+        /* Stopped on the server's word: the reason it gave (Manual, SessionDeleted). */
+        if (r->reason == CAPTURE_STOP_MANUAL && rec->stop_reason != PROTO_STOP_NONE)
+            reason = rec->stop_reason;
+    } else {
+        code = PROTO_PC_INTERNAL_ERROR;
+        (void)proto_pc_error_parse(capture_error_name(r->error), &code);
+        snprintf(message, sizeof(message), "%s", r->message);
+    }
+    capture_free(s->cap);
+    s->cap = NULL;
+    dispatch_end(d, ch, s, reason, code, message);
+}
+
+/* ---- start ------------------------------------------------------------------------------- */
+
+static void on_start(struct dispatch *d, struct channel *ch, const struct proto_start *st)
+{
+    struct dispatch_session *s = by_command(d, st->command_id);
+    if (s && strcmp(s->rec.command_id, st->command_id) == 0) {
+        /* A resend (after a reconnect): the first answer stands. After a restart of the agent
+         * the text is gone (answered, or in the spool and sent after the welcome); the same
+         * answer, with a new seq, is harmless: the server applies an ack once. */
+        log_info("event=command_repeat type=start commandId=%s captureId=%s", st->command_id,
+                 st->capture_id);
+        if (!s->ack_json)
+            s->ack_json =
+                s->state == DISPATCH_REFUSED
+                    ? NULL
+                    : send_ack(d, NULL, st->command_id, s->rec.started_ms, NULL, NULL, NULL);
+        send_text(ch, 0, s->ack_json);
+        return;
+    }
+    for (const struct dispatch_report *r = d->reports; r; r = r->next) {
+        if (r->type == PROTO_ACK && strcmp(r->command_id, st->command_id) == 0) {
+            /* Answered before a restart (a refusal: a start that ran has a session). */
+            log_info("event=command_repeat type=start commandId=%s", st->command_id);
+            send_text(ch, r->seq, r->json);
+            return;
+        }
+    }
+    if (d->n_reports >= SPOOL_MAX_REPORTS) {
+        /* The server has answered nothing for long: no new work until it does (it sends the
+         * start again after a reconnect). */
+        log_warnx("event=start_deferred commandId=%s reason=\"%zu reports unanswered\"",
+                  st->command_id, d->n_reports);
+        return;
+    }
+    struct cp_error e = {{0}, {0}, {0}};
+    int64_t at = dispatch_epoch_ms();
+    s = dispatch_session_new(d);
+    if (!s) {
+        /* No record, so a resend starts over. */
+        free(send_ack(d, ch, st->command_id, 0, "InternalError", "out of memory", NULL));
+        return;
+    }
+    s->state = DISPATCH_REFUSED;
+    snprintf(s->rec.command_id, sizeof(s->rec.command_id), "%s", st->command_id);
+    snprintf(s->rec.capture_id, sizeof(s->rec.capture_id), "%s", st->capture_id);
+    snprintf(s->rec.name, sizeof(s->rec.name), "%s", st->name);
+    s->rec.spec = strdup(st->spec ? st->spec : "{}");
+    s->rec.started_ms = at;
+    s->rec.next_index = 1;
+    struct agent_spec sp = {.filter = NULL};
+    int ok = 0;
+    if (!s->rec.spec)
+        cp_fail(&e, CP_ENOMEM, "InternalError", "", "out of memory");
+    else if (by_capture(d, st->capture_id))
+        cp_fail(&e, CP_EEXIST, "CaptureFailed", "captureId",
+                "capture %s already exists on this agent", st->capture_id);
+    else if (held(d) >= PROTO_MAX_SESSIONS)
+        cp_fail(&e, CP_ETOOBIG, "CaptureFailed", "", "this agent already holds %d sessions",
+                PROTO_MAX_SESSIONS);
+    else if (agent_spec_read(s->rec.spec, &sp, &e) == 0)
+        ok = dispatch_capture(d, s, sp.file, (uint64_t)sp.time_limit_s * 1000, sp.byte_limit, &e) ==
+             CP_OK;
+    agent_spec_clear(&sp);
+    /* Saved before the ack: once the server hears of it, a restart finds it. A session that
+     * cannot be saved is refused rather than run unrecorded. */
+    if (ok && dispatch_save(d, s) != 0) {
+        (void)epoll_ctl(d->epfd, EPOLL_CTL_DEL, capture_done_fd(s->cap), NULL);
+        capture_free(s->cap);
+        s->cap = NULL;
+        ok = 0;
+        cp_fail(&e, CP_EIO, "InternalError", "", "the agent cannot write its state directory");
+    }
+    if (!ok) {
+        s->state = DISPATCH_REFUSED;
+        log_warnx("event=capture_refused captureId=%s name=%s code=%s detail=\"%s\"",
+                  st->capture_id, st->name, e.code, e.message);
+        s->ack_json = send_ack(d, ch, st->command_id, 0, e.code, e.message, NULL);
+        return;
+    }
+    log_info("event=capture_started captureId=%s name=%s", st->capture_id, st->name);
+    s->ack_json = send_ack(d, ch, st->command_id, at, NULL, NULL, NULL);
 }
 
 /* ---- stop, welcome, reply ---------------------------------------------------------------- */
@@ -432,11 +464,13 @@ static void on_wake(void *ctx, struct channel *ch)
 static void on_stop(struct dispatch *d, struct channel *ch, const struct proto_stop *st)
 {
     struct dispatch_session *s = by_command(d, st->command_id);
-    if (s && strcmp(s->stop_command_id, st->command_id) == 0) {
+    if (s && strcmp(s->rec.stop_command_id, st->command_id) == 0) {
         log_info("event=command_repeat type=stop commandId=%s captureId=%s", st->command_id,
                  st->capture_id);
-        if (s->stop_ack)
-            send_json(ch, s->stop_ack);
+        if (!s->stop_ack_json)
+            s->stop_ack_json =
+                send_ack(d, NULL, st->command_id, dispatch_epoch_ms(), NULL, NULL, NULL);
+        send_text(ch, 0, s->stop_ack_json);
         return;
     }
     s = by_capture(d, st->capture_id);
@@ -449,68 +483,91 @@ static void on_stop(struct dispatch *d, struct channel *ch, const struct proto_s
              or_dash(proto_stop_reason_name(st->reason)),
              s->state == DISPATCH_RUNNING ? "yes" : "no");
     if (s->state == DISPATCH_RUNNING) {
-        if (s->stop_reason == PROTO_STOP_NONE)
-            s->stop_reason = st->reason;
+        if (s->rec.stop_reason == PROTO_STOP_NONE)
+            s->rec.stop_reason = st->reason;
         capture_stop(s->cap); /* its end is reported by on_wake */
     }
-    snprintf(s->stop_command_id, sizeof(s->stop_command_id), "%s", st->command_id);
-    s->stop_ack = send_ack(d, ch, st->command_id, epoch_ms(), NULL, NULL);
+    snprintf(s->rec.stop_command_id, sizeof(s->rec.stop_command_id), "%s", st->command_id);
+    dispatch_save(d, s);
+    free(s->stop_ack_json);
+    s->stop_ack_json = send_ack(d, ch, st->command_id, dispatch_epoch_ms(), NULL, NULL, NULL);
     /* Already ended: the server may not have its final report yet; the same seq again is
      * applied at most once. */
-    if (s->state == DISPATCH_FINISHED && s->final)
-        send_json(ch, s->final);
+    if (s->state == DISPATCH_FINISHED)
+        send_text(ch, s->rec.final_seq, s->final_json);
 }
 
-static void on_welcome(void *ctx, struct channel *ch, json_t *welcome)
+/* A report the server has answered (or applied, says a welcome): forgotten, and its session
+ * with it when it was the final one (or a refused start's ack). */
+static void settle(struct dispatch *d, struct dispatch_report *r)
+{
+    struct dispatch_session *done = NULL;
+    for (struct dispatch_session *s = d->sessions; s; s = s->next) {
+        if ((s->state == DISPATCH_FINISHED && s->rec.final_seq == r->seq) ||
+            (s->state == DISPATCH_REFUSED && r->type == PROTO_ACK &&
+             strcmp(s->rec.command_id, r->command_id) == 0))
+            done = s;
+    }
+    report_drop(d, r);
+    if (done) {
+        struct cp_error e = {{0}, {0}, {0}};
+        if (done->state == DISPATCH_FINISHED &&
+            spool_session_remove(d->spool, done->rec.capture_id, &e) != CP_OK)
+            log_warnx("event=state_write_failed detail=\"%s\"", e.message);
+        log_debug("event=session_settled captureId=%s", done->rec.capture_id);
+        dispatch_session_drop(d, done);
+    }
+}
+
+static void on_welcome(void *ctx, struct channel *ch, const struct proto_welcome *w)
 {
     struct dispatch *d = ctx;
-    /* Reports the server has applied (the channel has just recorded lastAppliedSeq): a session
-     * whose final report is among them is no longer held. */
+    /* Reports the server has applied (the channel has just recorded lastAppliedSeq). */
     uint64_t from = agent_state_unacked_from(d->state);
-    for (struct dispatch_session *s = d->sessions; s; s = s->next) {
-        if (s->final && s->final->seq < from)
-            s->final_replied = 1;
-    }
-    size_t i;
-    json_t *id;
-    json_array_foreach(json_object_get(welcome, "stop"), i, id)
-    {
+    while (d->reports && d->reports->seq < from)
+        settle(d, d->reports);
+    for (size_t i = 0; i < w->n_stop; i++) {
         /* Sessions the server has stopped or deleted while we were apart. The welcome does not
          * say which, so the session ends as a stop command would: Manual. */
-        struct dispatch_session *s = by_capture(d, or_dash(json_string_value(id)));
-        log_info("event=welcome_stop captureId=%.40s held=%s", or_dash(json_string_value(id)),
+        struct dispatch_session *s = by_capture(d, w->stop[i]);
+        log_info("event=welcome_stop captureId=%s held=%s", w->stop[i],
                  !s                             ? "no"
                  : s->state == DISPATCH_RUNNING ? "running"
                                                 : "finished");
         if (s && s->state == DISPATCH_RUNNING) {
-            if (s->stop_reason == PROTO_STOP_NONE)
-                s->stop_reason = PROTO_STOP_MANUAL;
+            if (s->rec.stop_reason == PROTO_STOP_NONE)
+                s->rec.stop_reason = PROTO_STOP_MANUAL;
+            dispatch_save(d, s);
             capture_stop(s->cap); /* its end is reported by on_wake */
         }
     }
-    /* Reports the server has not applied (it told us lastAppliedSeq) go again, in order. */
-    for (const struct dispatch_report *r = d->reports; r; r = r->next) {
-        if (r->seq >= from)
-            send_json(ch, r);
-    }
+    /* Everything not answered goes again, in seq order (the server applies a seq once and
+     * keeps the highest applied, so the order matters). */
+    for (const struct dispatch_report *r = d->reports; r; r = r->next)
+        send_text(ch, r->seq, r->json);
 }
 
-/* A reply: the final report it answers settles its session, unless the server could not store
- * it (then it goes again after the next welcome). A refusal for a session that is not ours
- * settles it too: sending it again would change nothing. */
-static void on_reply(struct dispatch *d, const struct proto_reply *r)
+/* A reply settles its report, unless the server could not store it (then it goes again after
+ * the next welcome). A refusal for a session that is not ours settles it too: sending it again
+ * would change nothing. A reply for no kept report answers a progress: a refused one is never
+ * sent again (the next progress supersedes it). */
+static void on_reply(struct dispatch *d, const struct proto_reply *rp)
 {
-    log_debug("event=report_reply seq=%lld ok=%s code=%s", (long long)r->seq, r->ok ? "yes" : "no",
-              or_dash(r->code));
-    if (!r->ok)
-        log_warnx("event=report_refused seq=%lld code=%s detail=\"%s\"", (long long)r->seq, r->code,
-                  r->message);
-    if (!r->ok && strcmp(r->code, PROTO_REPLY_NOT_YOUR_SESSION) != 0)
+    struct dispatch_report *r = rp->seq > 0 ? report_by_seq(d, (uint64_t)rp->seq) : NULL;
+    log_debug("event=report_reply seq=%lld ok=%s code=%s kept=%s", (long long)rp->seq,
+              rp->ok ? "yes" : "no", or_dash(rp->code), r ? "yes" : "no");
+    if (!r) {
+        if (!rp->ok && d->progress_refused++ == 0)
+            log_warnx("event=progress_refused seq=%lld code=%s detail=\"%s\" hint=\"the server "
+                      "does not take progress reports; further refusals are logged at debug\"",
+                      (long long)rp->seq, rp->code, rp->message);
         return;
-    for (struct dispatch_session *s = d->sessions; s; s = s->next) {
-        if (s->final && (int64_t)s->final->seq == r->seq)
-            s->final_replied = 1;
     }
+    if (!rp->ok)
+        log_warnx("event=report_refused seq=%lld code=%s detail=\"%s\"", (long long)rp->seq,
+                  rp->code, rp->message);
+    if (rp->ok || strcmp(rp->code, PROTO_REPLY_NOT_YOUR_SESSION) == 0)
+        settle(d, r);
 }
 
 /* channel_handler.hello_sessions: running captures, then ended ones whose final report the
@@ -520,65 +577,103 @@ static size_t hello_sessions(void *ctx, struct proto_session *out, size_t max)
     struct dispatch *d = ctx;
     size_t n = 0;
     for (const struct dispatch_session *s = d->sessions; s && n < max; s = s->next) {
-        enum proto_session_state st = PROTO_SESSION_NONE;
-        if (s->state == DISPATCH_RUNNING)
-            st = PROTO_SESSION_RUNNING;
-        else if (s->state == DISPATCH_FINISHED && !s->final_replied)
-            st = PROTO_SESSION_FINISHED;
-        if (st == PROTO_SESSION_NONE)
+        if (s->state == DISPATCH_REFUSED)
             continue;
-        snprintf(out[n].capture_id, sizeof(out[n].capture_id), "%s", s->capture_id);
-        out[n].state = st;
+        snprintf(out[n].capture_id, sizeof(out[n].capture_id), "%s", s->rec.capture_id);
+        out[n].state =
+            s->state == DISPATCH_RUNNING ? PROTO_SESSION_RUNNING : PROTO_SESSION_FINISHED;
         n++;
     }
     return n;
 }
 
-static void on_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+/* ---- progress ---------------------------------------------------------------------------- */
+
+/* The timer: each running session's totals are saved when they changed (drops are known only
+ * here; packets and bytes a restart recovers from the file) and, with progress on and a
+ * channel, reported. */
+static void tick(struct dispatch *d, struct channel *ch)
+{
+    uint64_t n;
+    (void)!read(d->timerfd, &n, sizeof(n));
+    for (struct dispatch_session *s = d->sessions; s; s = s->next) {
+        if (s->state != DISPATCH_RUNNING)
+            continue;
+        struct capture_stats cur;
+        capture_progress(s->cap, &cur);
+        struct spool_session *rec = &s->rec;
+        if (cur.drops != rec->cur_drops || (!rec->first_packet_ms && cur.first_packet_ms)) {
+            rec->cur_drops = cur.drops;
+            if (!rec->first_packet_ms)
+                rec->first_packet_ms = cur.first_packet_ms;
+            dispatch_save(d, s);
+        }
+        struct proto_msg m = {.type = PROTO_PROGRESS};
+        struct proto_progress *p = &m.progress;
+        snprintf(p->capture_id, sizeof(p->capture_id), "%s", rec->capture_id);
+        p->packets = (int64_t)(rec->packets + cur.packets);
+        p->bytes = (int64_t)(rec->bytes + cur.bytes);
+        p->drops = (int64_t)(rec->drops + cur.drops);
+        p->files = (int64_t)rec->n_files + 1; /* the one being written counts */
+        p->first_packet_at = rec->first_packet_ms;
+        if (!ch || !d->progress_s ||
+            (p->packets == s->sent.packets && p->bytes == s->sent.bytes &&
+             p->drops == s->sent.drops && p->files == s->sent.files))
+            continue;
+        uint64_t seq;
+        struct cp_error e = {{0}, {0}, {0}};
+        if (agent_state_take_seq(d->state, &seq, &e) != CP_OK) {
+            log_error("event=state_write_failed detail=\"%s\"", e.message);
+            return;
+        }
+        p->seq = (int64_t)seq;
+        /* Not kept: a progress lost with a connection is superseded by the next one. */
+        char *json = proto_encode(&m);
+        send_text(ch, seq, json);
+        free(json);
+        s->sent = *p;
+    }
+}
+
+static void on_wake(void *ctx, struct channel *ch)
 {
     struct dispatch *d = ctx;
-    char *text = json_dumps(msg, JSON_COMPACT);
-    struct proto_msg m = {.type = PROTO_NONE};
-    struct cp_error e = {{0}, {0}, {0}};
-    if (!text || proto_decode(text, strlen(text), &m, &e) != CP_OK) {
-        log_warnx("event=command_invalid type=%.32s detail=\"%s\"", type,
-                  text ? e.message : "out of memory");
-        free(text);
-        return;
+    struct epoll_event evs[DISPATCH_EVENTS];
+    int n = epoll_wait(d->epfd, evs, DISPATCH_EVENTS, 0);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.ptr == &d->timerfd)
+            tick(d, ch);
+        else
+            finish(d, ch, evs[i].data.ptr);
     }
-    free(text);
-    switch (m.type) {
+}
+
+static void on_message(void *ctx, struct channel *ch, const struct proto_msg *m)
+{
+    struct dispatch *d = ctx;
+    switch (m->type) {
     case PROTO_START:
-        on_start(d, ch, &m.start);
+        on_start(d, ch, &m->start);
         break;
     case PROTO_STOP:
-        on_stop(d, ch, &m.stop);
+        on_stop(d, ch, &m->stop);
         break;
     case PROTO_REPLY:
-        on_reply(d, &m.reply);
+        on_reply(d, &m->reply);
         break;
     default:
-        log_warnx("event=message_unexpected type=%.32s", type);
+        /* A message the agent sends (hello, ack, ...) has no business coming back. */
+        log_warnx("event=message_unexpected type=%s", proto_type_name(m->type));
         break;
     }
-    proto_msg_clear(&m);
 }
 
 /* ---- life -------------------------------------------------------------------------------- */
 
-enum cp_err dispatch_new(const struct dispatch_options *o, struct dispatch **out,
-                         struct cp_error *e)
+static enum cp_err split_interfaces(struct dispatch *d, const char *list, struct cp_error *e)
 {
-    struct dispatch *d = calloc(1, sizeof(*d));
-    if (!d)
-        return cp_fail(e, CP_ENOMEM, "", "", "out of memory");
-    d->root = o->capture_root;
-    d->state = o->state;
-    const char *list = o->interfaces ? o->interfaces : "";
-    if (strlen(list) >= sizeof(d->ifbuf)) {
-        free(d);
+    if (strlen(list) >= sizeof(d->ifbuf))
         return cp_fail(e, CP_EINVAL, "", "interfaces", "interfaces: the list is too long");
-    }
     memcpy(d->ifbuf, list, strlen(list) + 1);
     for (char *p = d->ifbuf; *p;) {
         char *end = p + strcspn(p, ",");
@@ -588,19 +683,53 @@ enum cp_err dispatch_new(const struct dispatch_options *o, struct dispatch **out
             p++;
         for (char *t = end; t > p && t[-1] == ' ';)
             *--t = '\0';
-        if (!*p || strlen(p) >= PROTO_IFNAME_MAX || d->n_ifaces == CAPTURE_MAX_INTERFACES) {
-            free(d);
+        if (!*p || strlen(p) >= PROTO_IFNAME_MAX || d->n_ifaces == CAPTURE_MAX_INTERFACES)
             return cp_fail(e, CP_EINVAL, "", "interfaces",
                            "interfaces: expected a comma-separated list of at most %d names",
                            CAPTURE_MAX_INTERFACES);
-        }
         d->ifaces[d->n_ifaces++] = p;
         p = last ? end : end + 1;
     }
-    d->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (d->epfd < 0) {
-        free(d);
-        return cp_fail(e, CP_EIO, "", "", "epoll_create1: %s", strerror(errno));
+    return CP_OK;
+}
+
+static enum cp_err start_timer(struct dispatch *d, struct cp_error *e)
+{
+    time_t every = d->progress_s ? (time_t)d->progress_s : DISPATCH_SAVE_EVERY;
+    struct itimerspec its = {.it_interval = {every, 0}, .it_value = {every, 0}};
+    d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->timerfd};
+    if (d->timerfd < 0 || timerfd_settime(d->timerfd, 0, &its, NULL) != 0 ||
+        epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->timerfd, &ev) != 0)
+        return cp_fail(e, CP_EIO, "", "", "timerfd: %s", strerror(errno));
+    return CP_OK;
+}
+
+enum cp_err dispatch_new(const struct dispatch_options *o, struct dispatch **out,
+                         struct cp_error *e)
+{
+    struct dispatch *d = calloc(1, sizeof(*d));
+    if (!d)
+        return cp_fail(e, CP_ENOMEM, "", "", "out of memory");
+    d->root = o->capture_root;
+    d->state = o->state;
+    d->progress_s = o->progress_interval_s;
+    d->epfd = d->timerfd = -1;
+    enum cp_err err = split_interfaces(d, o->interfaces ? o->interfaces : "", e);
+    if (err == CP_OK) {
+        d->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (d->epfd < 0)
+            err = cp_fail(e, CP_EIO, "", "", "epoll_create1: %s", strerror(errno));
+    }
+    if (err == CP_OK)
+        err = start_timer(d, e);
+    if (err == CP_OK)
+        err = spool_open(d->state->dir, &d->spool, e);
+    if (err == CP_OK)
+        err = dispatch_restore(d, e);
+    if (err != CP_OK) {
+        dispatch_free(d);
+        return err;
     }
     *out = d;
     return CP_OK;
@@ -620,18 +749,22 @@ void dispatch_free(struct dispatch *d)
 {
     if (!d)
         return;
-    for (struct dispatch_session *s = d->sessions, *next; s; s = next) {
-        next = s->next;
+    while (d->sessions) {
+        struct dispatch_session *s = d->sessions;
         if (s->cap)
-            log_info("event=capture_abandoned captureId=%s", s->capture_id);
-        capture_free(s->cap); /* stops it: the file is completed, not reported */
-        free(s);
+            log_info("event=capture_paused captureId=%s hint=\"resumed at the next start\"",
+                     s->rec.capture_id);
+        dispatch_session_drop(d, s); /* a capture stops with its file complete */
     }
     for (struct dispatch_report *r = d->reports, *next; r; r = next) {
         next = r->next;
         free(r->json);
         free(r);
     }
-    close(d->epfd);
+    spool_free(d->spool);
+    if (d->timerfd >= 0)
+        close(d->timerfd);
+    if (d->epfd >= 0)
+        close(d->epfd);
     free(d);
 }

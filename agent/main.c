@@ -60,13 +60,15 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("event=agent_starting version=%s server=%s:%u state_dir=\"%s\" capture_root=\"%s\" "
-             "interfaces=\"%s\" next_seq=%llu",
+             "interfaces=\"%s\" progress_interval_s=%ld next_seq=%llu",
              AGENT_VERSION, cfg.host, cfg.port, cfg.state_dir, cfg.capture_root, cfg.interfaces,
-             (unsigned long long)state.next_seq);
+             cfg.progress_interval, (unsigned long long)state.next_seq);
 
     struct dispatch *disp = NULL;
-    struct dispatch_options dopt = {
-        .capture_root = cfg.capture_root, .interfaces = cfg.interfaces, .state = &state};
+    struct dispatch_options dopt = {.capture_root = cfg.capture_root,
+                                    .interfaces = cfg.interfaces,
+                                    .state = &state,
+                                    .progress_interval_s = (unsigned)cfg.progress_interval};
     if (dispatch_new(&dopt, &disp, &e) != CP_OK) {
         log_error("event=dispatch_unusable detail=\"%s\"", e.message);
         close(sfd);

@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "agent/durable.h"
+#include "common/log.h"
 
 #define STATE_FILE     "seq"
 #define STATE_FILE_MAX 256 /* bytes; the file holds two short lines */
@@ -21,51 +25,14 @@ static enum cp_err state_path(const struct agent_state *st, const char *name, ch
     return CP_OK;
 }
 
-/* Writes everything or fails. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Replaces the file atomically: temp file, fsync, rename, fsync of the directory. */
+/* Replaces the file atomically (agent/durable.h). */
 static enum cp_err state_save(const struct agent_state *st, uint64_t next, uint64_t acked,
                               struct cp_error *e)
 {
-    char path[AGENT_PATH_MAX + 16], tmp[AGENT_PATH_MAX + 16];
-    enum cp_err err = state_path(st, STATE_FILE, path, sizeof(path), e);
-    if (err == CP_OK)
-        err = state_path(st, STATE_FILE ".tmp", tmp, sizeof(tmp), e);
-    if (err != CP_OK)
-        return err;
     char text[STATE_FILE_MAX];
     int n =
         snprintf(text, sizeof(text), "next_seq=%" PRIu64 "\nacked_seq=%" PRIu64 "\n", next, acked);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return cp_fail(e, CP_EIO, "", "state-dir", "cannot write %s: %s", tmp, strerror(errno));
-    int ok = write_all(fd, text, (size_t)n) == 0 && fsync(fd) == 0;
-    ok &= close(fd) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        enum cp_err r =
-            cp_fail(e, CP_EIO, "", "state-dir", "cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return r;
-    }
-    int dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd); /* the rename itself durable */
-        close(dfd);
-    }
-    return CP_OK;
+    return durable_write(st->dir, STATE_FILE, text, (size_t)n, e);
 }
 
 static int parse_u64(const char *s, const char *key, uint64_t *out)
@@ -92,8 +59,9 @@ enum cp_err agent_state_open(const char *dir, struct agent_state *st, struct cp_
     if (dlen == 0 || dlen >= sizeof(st->dir))
         return cp_fail(e, CP_EINVAL, "", "state-dir", "state-dir: empty or too long");
     memcpy(st->dir, dir, dlen + 1);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return cp_fail(e, CP_EIO, "", "state-dir", "cannot create %s: %s", dir, strerror(errno));
+    enum cp_err derr = durable_mkdir(dir, e);
+    if (derr != CP_OK)
+        return derr;
     char path[AGENT_PATH_MAX + 16];
     enum cp_err err = state_path(st, STATE_FILE, path, sizeof(path), e);
     if (err != CP_OK)
@@ -114,11 +82,23 @@ enum cp_err agent_state_open(const char *dir, struct agent_state *st, struct cp_
     const char *second = strchr(text, '\n');
     uint64_t next = 0, acked = 0;
     if (bad || !second || parse_u64(text, "next_seq", &next) != 0 ||
-        parse_u64(second + 1, "acked_seq", &acked) != 0 || next == 0 || acked >= next)
-        return cp_fail(e, CP_EINVAL, "", "state-dir",
-                       "%s does not parse; fix or remove it (removing restarts the report "
-                       "sequence at 1, which the server will take for repeats)",
-                       path);
+        parse_u64(second + 1, "acked_seq", &acked) != 0 || next == 0 || acked >= next ||
+        next > (uint64_t)INT64_MAX / 2) {
+        /* Starting over at 1 would make the server take new reports for ones it has applied.
+         * The current time in microseconds is far above any seq handed out one at a time
+         * since 1970 (and above an earlier recovery's, unless the clock went back), so the
+         * sequence goes on from there. */
+        durable_set_aside(st->dir, st->dir, STATE_FILE, "state",
+                          "the report sequence does not parse");
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        next = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+        acked = 0; /* the next welcome says what the server has applied */
+        log_warnx("event=seq_recovered next_seq=%" PRIu64, next);
+        enum cp_err serr = state_save(st, next, acked, e);
+        if (serr != CP_OK)
+            return serr;
+    }
     st->next_seq = next;
     st->acked_seq = acked;
     return CP_OK;

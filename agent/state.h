@@ -5,8 +5,9 @@
  * highest seq the server has said it applied (welcome's lastAppliedSeq, replies), so the hello's
  * unackedFrom is acked_seq + 1.
  *
- * On disk: <state-dir>/seq, two lines "next_seq=N" and "acked_seq=M", replaced atomically
- * (write a temporary file, fsync, rename, fsync the directory).
+ * On disk: <state-dir>/seq (0600, in a 0700 directory), two lines "next_seq=N" and
+ * "acked_seq=M", replaced atomically (agent/durable.h). Held sessions and unanswered reports
+ * live beside it (agent/spool.h).
  *
  * Threading: one thread (the agent's channel loop) owns a struct agent_state.
  */
@@ -25,8 +26,10 @@ struct agent_state {
 };
 
 /* Opens (creating the directory, mode 0700, if absent) and loads the state; a missing file is a
- * fresh agent (next_seq 1). A file that does not parse is CP_EINVAL: starting over would reuse
- * sequence numbers the server has already applied. */
+ * fresh agent (next_seq 1). A file that does not parse is set aside (agent/durable.h) and the
+ * sequence goes on from the current time in microseconds, above any seq handed out before
+ * (starting over at 1 would make the server take new reports for ones it has applied); acked_seq
+ * is then 0 until a welcome says more. CP_EINVAL (bad dir), CP_EIO. */
 enum cp_err agent_state_open(const char *dir, struct agent_state *st,
                              struct cp_error *e) CP_MUST_USE;
 

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -30,6 +31,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +54,18 @@ static void sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* Removes a test's temporary directory and everything in it. */
+static void rm_rf(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
 }
 
 /* memmem and strcasestr are GNU's; the project builds as POSIX. */
@@ -899,7 +913,7 @@ struct agent_run {
     char last_type[32];
 };
 
-static void agent_on_welcome(void *ctx, struct channel *ch, json_t *w)
+static void agent_on_welcome(void *ctx, struct channel *ch, const struct proto_welcome *w)
 {
     struct agent_run *a = ctx;
     (void)ch;
@@ -909,12 +923,11 @@ static void agent_on_welcome(void *ctx, struct channel *ch, json_t *w)
     pthread_mutex_unlock(&a->mu);
 }
 
-static void agent_on_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+static void agent_on_message(void *ctx, struct channel *ch, const struct proto_msg *msg)
 {
     struct agent_run *a = ctx;
-    (void)msg;
     pthread_mutex_lock(&a->mu);
-    snprintf(a->last_type, sizeof(a->last_type), "%s", type);
+    snprintf(a->last_type, sizeof(a->last_type), "%s", proto_type_name(msg->type));
     pthread_mutex_unlock(&a->mu);
     /* A dispatcher answers on the same channel (the next step's acks). */
     static const char ack[] = "{\"type\":\"ack\",\"seq\":1,\"commandId\":\"c1\",\"ok\":true}";
@@ -997,7 +1010,9 @@ START_TEST(agent_channel_end_to_end)
 
     /* A command reaches the dispatcher, whose answer reaches the server. */
     int before = count(&fake.messages);
-    static const char start[] = "{\"type\":\"start\",\"commandId\":\"c1\",\"captureId\":\"x\"}";
+    static const char start[] =
+        "{\"type\":\"start\",\"commandId\":\"11111111-1111-4111-8111-111111111111\","
+        "\"captureId\":\"22222222-2222-4222-8222-222222222222\",\"name\":\"x\",\"spec\":{}}";
     ck_assert_int_eq(hub_send(s.hub, "a1", start, sizeof(start) - 1), CP_OK);
     ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
     char type[32];
@@ -1023,10 +1038,7 @@ START_TEST(agent_channel_end_to_end)
     close(a->stop_fd);
     pthread_mutex_destroy(&a->mu);
     free(a);
-    char path[64];
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1063,10 +1075,7 @@ START_TEST(agent_retries_without_server)
     ck_assert_int_eq(a->result, CP_OK);
     free(a);
     close(stop);
-    char path[64];
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1227,9 +1236,7 @@ START_TEST(agent_dispatch_capture)
     free(a);
     unlink(path);
     rmdir(root);
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1368,9 +1375,462 @@ START_TEST(agent_hello_sessions_and_welcome_stop)
     snprintf(path, sizeof(path), "%s/t1.cap", root);
     unlink(path);
     rmdir(root);
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    rmdir(dir);
+    rm_rf(dir);
+}
+END_TEST
+
+/* ---- progress reports --------------------------------------------------------------------- */
+
+/* Messages the server got that contain both needles. */
+static int count_reports(const char *n1, const char *n2)
+{
+    int seen = 0;
+    pthread_mutex_lock(&fake.mu);
+    for (char *line = fake.all; *line;) {
+        char *end = strchr(line, '\n');
+        size_t len = (size_t)(end - line);
+        seen += has_bytes(line, len, n1) && has_bytes(line, len, n2);
+        line = end + 1;
+    }
+    pthread_mutex_unlock(&fake.mu);
+    return seen;
+}
+
+START_TEST(agent_progress_reports)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {
+        .capture_root = root, .interfaces = "lo", .state = &a->state, .progress_interval_s = 1};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+
+    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
+    char start[2048];
+    snprintf(start, sizeof(start),
+             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\","
+             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
+             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%u\"}]}}",
+             (unsigned)ntohs(sin.sin_port));
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
+    char raw[4096];
+    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "start: %s", raw);
+    json_decref(ack);
+    int64_t t0 = (int64_t)time(NULL) * 1000;
+    static const char payload[] = "progress test";
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(
+            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
+            (ssize_t)sizeof(payload));
+
+    /* Within a couple of ticks: the totals, and the first packet's time. */
+    json_t *p = NULL;
+    for (int i = 0; i < 300 && !p; i++) {
+        int n = count_reports("\"type\":\"progress\"", "\"packets\":3");
+        if (n > 0)
+            p = wait_report("\"type\":\"progress\"", "\"packets\":3", 1, raw, sizeof(raw));
+        else
+            sleep_ms(10);
+    }
+    ck_assert_msg(p != NULL, "no progress with 3 packets");
+    ck_assert_str_eq(json_string_value(json_object_get(p, "captureId")), CAP_1);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "bytes")),
+                     3 * (14 + 20 + 8 + (json_int_t)sizeof(payload)));
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "drops")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "files")), 1);
+    json_int_t first = json_integer_value(json_object_get(p, "firstPacketAt"));
+    ck_assert_int_ge(first, t0 - 2000);
+    ck_assert_int_le(first, t0 + 5000);
+    json_int_t pseq = json_integer_value(json_object_get(p, "seq"));
+    ck_assert_int_gt(pseq, 1);
+    json_decref(p);
+
+    /* The server refuses it: nothing is sent again, the channel stays up, and with no new
+     * packet no new progress comes. */
+    char reply[160];
+    snprintf(reply, sizeof(reply),
+             "{\"type\":\"reply\",\"seq\":%lld,\"ok\":false,\"code\":\"InternalError\"}",
+             (long long)pseq);
+    ck_assert_int_eq(hub_send(s.hub, "a1", reply, strlen(reply)), CP_OK);
+    int progresses = count_reports("\"type\":\"progress\"", CAP_1);
+    sleep_ms(2500);
+    ck_assert_int_eq(count_reports("\"type\":\"progress\"", CAP_1), progresses);
+    ck_assert_int_eq(count(&fake.closes), 0);
+    ck_assert_int_eq(count(&fake.hellos), 1);
+
+    /* New packets: a new progress with the new totals and the same first packet time. */
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(
+            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
+            (ssize_t)sizeof(payload));
+    p = NULL;
+    for (int i = 0; i < 300 && !p; i++) {
+        if (count_reports("\"type\":\"progress\"", "\"packets\":5") > 0)
+            p = wait_report("\"type\":\"progress\"", "\"packets\":5", 1, raw, sizeof(raw));
+        else
+            sleep_ms(10);
+    }
+    ck_assert_msg(p != NULL, "no progress with 5 packets");
+    ck_assert_int_eq(json_integer_value(json_object_get(p, "firstPacketAt")), first);
+    ck_assert_int_gt(json_integer_value(json_object_get(p, "seq")), pseq);
+    json_decref(p);
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(rx);
+    close(tx);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
+}
+END_TEST
+
+/* The agent decodes what the server sends with the protocol's strict codec: a message it
+ * refuses (here a start whose commandId is not a GUID, and one with a repeated key) closes the
+ * channel with 1003 and answers nothing; the agent comes back and is welcomed again. */
+START_TEST(agent_refuses_bad_commands)
+{
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    static const char *bad[] = {
+        "{\"type\":\"start\",\"commandId\":\"c1\",\"captureId\":\"" CAP_1 "\",\"name\":\"t\","
+        "\"spec\":{}}",
+        "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP "\",\"commandId\":\"" CMD_STOP
+        "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}",
+    };
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(hub_send(s.hub, "a1", bad[i], strlen(bad[i])), CP_OK);
+        ck_assert_int_eq(wait_count(&fake.closes, i + 1, WAIT_MS), i + 1);
+        ck_assert_int_eq(wait_count(&fake.hellos, i + 2, WAIT_MS), i + 2);
+    }
+    ck_assert_int_eq(count_reports("\"type\":\"ack\"", "\"seq\""), 0);
+    ck_assert_int_eq(dispatch_running(d), 0);
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
+}
+END_TEST
+
+/* ---- a restart of the agent ---------------------------------------------------------------- */
+
+static int files_in(const char *dir, const char *sub)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, sub);
+    DIR *d = opendir(p);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Writes a pcap file (native byte order, Ethernet) with one whole 10-byte record and a torn
+ * second one, as a crash leaves it. */
+static void write_torn_pcap(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint32_t hdr[6] = {0xa1b2c3d4u, 0x00040002u, 0, 0, 65535, 1};
+    uint32_t rec[4] = {1773718655, 0, 10, 10};
+    unsigned char data[10] = {0};
+    fwrite(hdr, 4, 6, f);
+    fwrite(rec, 4, 4, f);
+    fwrite(data, 1, sizeof(data), f);
+    fwrite(rec, 4, 4, f);
+    fwrite(data, 1, 3, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A session that outlives its dispatcher: paused at a clean stop of the agent, its time limit
+ * passes meanwhile, and the next agent ends it TimeExceeded before connecting, sends its start's
+ * ack and the completed (every file, SHA-256) after the welcome, and forgets both once answered.
+ * On the way: a stray partial file under the capture root is salvaged and a corrupt session file
+ * is set aside, neither stopping the agent. */
+START_TEST(agent_restore_ended_while_away)
+{
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX", p[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    snprintf(p, sizeof(p), "%s/stray", root);
+    ck_assert_int_eq(mkdir(p, 0750), 0);
+    snprintf(p, sizeof(p), "%s/stray/.lost.cap.partial", root);
+    write_torn_pcap(p);
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    snprintf(p, sizeof(p), "%s/sessions", dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    snprintf(p, sizeof(p), "%s/sessions/" CAP_2 ".json", dir);
+    FILE *f = fopen(p, "w");
+    fputs("{\"version\":1,", f);
+    fclose(f);
+
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    snprintf(p, sizeof(p), "%s/stray/lost.cap", root);
+    struct stat st;
+    ck_assert_msg(stat(p, &st) == 0 && st.st_size == 24 + 16 + 10, "stray partial not salvaged");
+    ck_assert_int_eq(files_in(dir, "corrupt"), 1);
+    ck_assert_int_eq(files_in(dir, "sessions"), 0);
+
+    /* A start handled with no channel (as between connections). */
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    static const char start[] =
+        "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+        "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"timeLimitInSeconds\":1,"
+        "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},\"filters\":[]}}";
+    struct proto_msg m = {.type = PROTO_NONE};
+    ck_assert_int_eq(proto_decode(start, sizeof(start) - 1, &m, &e), CP_OK);
+    handler.on_message(handler.ctx, NULL, &m);
+    proto_msg_clear(&m);
+    ck_assert_int_eq(dispatch_running(d), 1);
+    ck_assert_int_eq(files_in(dir, "sessions"), 1);
+    ck_assert_int_eq(files_in(dir, "reports"), 1); /* the ack, unanswered */
+    sleep_ms(100);
+    dispatch_free(d); /* a clean stop: paused, its file complete */
+    snprintf(p, sizeof(p), "%s/t1.cap", root);
+    ck_assert_int_eq(stat(p, &st), 0);
+    sleep_ms(1100);
+
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    ck_assert_int_eq(dispatch_running(d), 0);
+    ck_assert_int_eq(files_in(dir, "reports"), 2);
+
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    char ids[256], raw[4096];
+    hello_list(1, "finished", ids, sizeof(ids));
+    ck_assert_str_eq(ids, CAP_1);
+    hello_list(1, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, "");
+    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
+    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "ack: %s", raw);
+    json_int_t ack_seq = json_integer_value(json_object_get(ack, "seq"));
+    json_decref(ack);
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
+    ck_assert_msg(done != NULL, "no completed after the restart");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "TimeExceeded");
+    json_int_t done_seq = json_integer_value(json_object_get(done, "seq"));
+    ck_assert_int_gt(done_seq, ack_seq);
+    json_t *files = json_object_get(done, "files");
+    ck_assert_int_eq(json_array_size(files), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(files, 0), "path")),
+                     "/var/captures/t1.cap");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(files, 0), "bytes")),
+                     st.st_size);
+    ck_assert_int_eq(strlen(json_string_value(json_object_get(json_array_get(files, 0), "sha256"))),
+                     64);
+    json_decref(done);
+
+    /* Answered: nothing of it is left in the state directory. */
+    char reply[128];
+    json_int_t seqs[2] = {ack_seq, done_seq};
+    for (int i = 0; i < 2; i++) {
+        snprintf(reply, sizeof(reply), "{\"type\":\"reply\",\"seq\":%lld,\"ok\":true}",
+                 (long long)seqs[i]);
+        ck_assert_int_eq(hub_send(s.hub, "a1", reply, strlen(reply)), CP_OK);
+    }
+    for (int i = 0; i < 200 && (files_in(dir, "reports") || files_in(dir, "sessions")); i++)
+        sleep_ms(10);
+    ck_assert_int_eq(files_in(dir, "reports"), 0);
+    ck_assert_int_eq(files_in(dir, "sessions"), 0);
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
+}
+END_TEST
+
+/* A running session paused by a clean stop of the agent resumes at the next start into a new
+ * file of its own ("t1.1.cap"); a stop ends it, and the completed lists both files with their
+ * sizes and SHA-256, the packets of each life in its file; the seq goes on from the first life. */
+START_TEST(agent_restore_resumes_into_new_file)
+{
+    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX", p[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    struct agent_run *a = calloc(1, sizeof(*a));
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    struct dispatch *d = NULL;
+    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    static struct channel_handler handler;
+    dispatch_handler(d, &handler);
+    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(sin);
+    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
+    char start[2048];
+    snprintf(start, sizeof(start),
+             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
+             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"timeLimitInSeconds\":60,"
+             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
+             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%u\"}]}}",
+             (unsigned)ntohs(sin.sin_port));
+    struct proto_msg m = {.type = PROTO_NONE};
+    ck_assert_int_eq(proto_decode(start, strlen(start), &m, &e), CP_OK);
+    handler.on_message(handler.ctx, NULL, &m);
+    proto_msg_clear(&m);
+    ck_assert_int_eq(dispatch_running(d), 1);
+    sleep_ms(100);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(sendto(tx, "first", 5, 0, (struct sockaddr *)&sin, sizeof(sin)), 5);
+    sleep_ms(300);
+    dispatch_free(d);
+
+    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
+    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
+    ck_assert_int_eq(dispatch_running(d), 1);
+    snprintf(p, sizeof(p), "%s/.t1.1.cap.partial", root);
+    struct stat st;
+    ck_assert_msg(stat(p, &st) == 0, "the resumed session writes no t1.1.cap");
+    sleep_ms(100);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(sendto(tx, "second", 6, 0, (struct sockaddr *)&sin, sizeof(sin)), 6);
+    sleep_ms(300);
+
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    set_welcome("");
+    dispatch_handler(d, &handler);
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt = (struct channel_options){.host = "127.0.0.1",
+                                      .port = s.port,
+                                      .token = "good",
+                                      .state = &a->state,
+                                      .handler = &handler,
+                                      .stop_fd = a->stop_fd,
+                                      .backoff_min_ms = 20,
+                                      .backoff_max_ms = 100};
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    char ids[256], raw[4096];
+    hello_list(1, "running", ids, sizeof(ids));
+    ck_assert_str_eq(ids, CAP_1);
+    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
+                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
+    ck_assert_int_eq(hub_send(s.hub, "a1", stop, sizeof(stop) - 1), CP_OK);
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
+    ck_assert_msg(done != NULL, "no completed");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    ck_assert_int_gt(json_integer_value(json_object_get(done, "seq")), 1);
+    json_t *files = json_object_get(done, "files");
+    ck_assert_int_eq(json_array_size(files), 2);
+    static const char *names[] = {"t1.cap", "t1.1.cap"};
+    static const json_int_t packets[] = {3, 2};
+    static const size_t payload[] = {5, 6};
+    for (int i = 0; i < 2; i++) {
+        json_t *fi = json_array_get(files, (size_t)i);
+        char want[64];
+        snprintf(want, sizeof(want), "/var/captures/%s", names[i]);
+        ck_assert_str_eq(json_string_value(json_object_get(fi, "path")), want);
+        snprintf(p, sizeof(p), "%s/%s", root, names[i]);
+        ck_assert_int_eq(stat(p, &st), 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(fi, "bytes")), st.st_size);
+        /* Ethernet + IPv4 + UDP headers and the payload, with a 16-byte record header each. */
+        ck_assert_int_eq(st.st_size, 24 + packets[i] * (16 + 14 + 20 + 8 + (json_int_t)payload[i]));
+        ck_assert_int_eq(strlen(json_string_value(json_object_get(fi, "sha256"))), 64);
+    }
+    json_decref(done);
+
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    dispatch_free(d);
+    srv_stop(&s);
+    close(rx);
+    close(tx);
+    close(a->stop_fd);
+    free(a);
+    rm_rf(root);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1519,10 +1979,13 @@ START_TEST(agent_tls_end_to_end)
     size_t big_len = 60000;
     char *big = malloc(big_len);
     ck_assert_ptr_nonnull(big);
-    static const char head[] = "{\"type\":\"start\",\"commandId\":\"c1\",\"pad\":\"";
+    static const char head[] =
+        "{\"type\":\"start\",\"commandId\":\"11111111-1111-4111-8111-111111111111\","
+        "\"captureId\":\"22222222-2222-4222-8222-222222222222\",\"name\":\"x\","
+        "\"spec\":{\"pad\":\"";
     memcpy(big, head, sizeof(head) - 1);
-    memset(big + sizeof(head) - 1, 'z', big_len - (sizeof(head) - 1) - 2);
-    memcpy(big + big_len - 2, "\"}", 2);
+    memset(big + sizeof(head) - 1, 'z', big_len - (sizeof(head) - 1) - 3);
+    memcpy(big + big_len - 3, "\"}}", 3);
     ck_assert_int_eq(hub_send(s.hub, "a1", big, big_len), CP_OK);
     free(big);
     ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
@@ -1618,14 +2081,19 @@ START_TEST(agent_state_persists)
     ck_assert_uint_eq(again.next_seq, 3);
     ck_assert_uint_eq(again.acked_seq, 1);
     ck_assert_uint_eq(agent_state_unacked_from(&again), 2);
-    /* A file that does not parse is refused, not silently restarted at 1. */
+    /* A file that does not parse is set aside, and the sequence goes on far above anything
+     * handed out (never restarted at 1, which the server would take for repeats). */
     FILE *f = fopen(path, "w");
     fputs("next_seq=banana\n", f);
     fclose(f);
-    ck_assert_int_eq(agent_state_open(sub, &again, &e), CP_EINVAL);
-    unlink(path);
-    rmdir(sub);
-    rmdir(dir);
+    ck_assert_int_eq(agent_state_open(sub, &again, &e), CP_OK);
+    ck_assert_uint_gt(again.next_seq, 1700000000000000ULL);
+    ck_assert_uint_eq(agent_state_unacked_from(&again), 1);
+    ck_assert_int_eq(files_in(sub, "corrupt"), 1);
+    struct agent_state third;
+    ck_assert_int_eq(agent_state_open(sub, &third, &e), CP_OK);
+    ck_assert_uint_eq(third.next_seq, again.next_seq);
+    rm_rf(dir);
 }
 END_TEST
 
@@ -1654,6 +2122,10 @@ static Suite *suite(void)
     tcase_add_test(ag, agent_retries_without_server);
     tcase_add_test(ag, agent_dispatch_capture);
     tcase_add_test(ag, agent_hello_sessions_and_welcome_stop);
+    tcase_add_test(ag, agent_progress_reports);
+    tcase_add_test(ag, agent_refuses_bad_commands);
+    tcase_add_test(ag, agent_restore_ended_while_away);
+    tcase_add_test(ag, agent_restore_resumes_into_new_file);
     tcase_add_test(ag, agent_tls_end_to_end);
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);

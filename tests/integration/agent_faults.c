@@ -687,7 +687,7 @@ static void rogue_send(struct rogue *r, struct channel *ch, struct proto_msg *m)
     free(text);
 }
 
-static void rogue_welcome(void *ctx, struct channel *ch, json_t *welcome)
+static void rogue_welcome(void *ctx, struct channel *ch, const struct proto_welcome *welcome)
 {
     (void)welcome;
     struct rogue *r = ctx;
@@ -704,29 +704,21 @@ static void rogue_welcome(void *ctx, struct channel *ch, json_t *welcome)
     rogue_send(r, ch, &er);
 }
 
-static void rogue_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+static void rogue_message(void *ctx, struct channel *ch, const struct proto_msg *m)
 {
     (void)ch;
     struct rogue *r = ctx;
-    if (strcmp(type, "reply") != 0)
+    if (m->type != PROTO_REPLY)
         return;
-    char *text = json_dumps(msg, JSON_COMPACT);
-    struct proto_msg m = {.type = PROTO_NONE};
-    struct cp_error e = {{0}, {0}, {0}};
-    if (NW_CHECK(text && proto_decode(text, strlen(text), &m, &e) == CP_OK,
-                 "the server's reply does not decode: %s", e.message)) {
-        pthread_mutex_lock(&r->mu);
-        if (r->replies < 2) {
-            r->reply_seq[r->replies] = m.reply.seq;
-            r->reply_ok[r->replies] = m.reply.ok;
-            snprintf(r->reply_code[r->replies], sizeof(r->reply_code[0]), "%s", m.reply.code);
-        }
-        r->replies++;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&r->mu);
+    if (r->replies < 2) {
+        r->reply_seq[r->replies] = m->reply.seq;
+        r->reply_ok[r->replies] = m->reply.ok;
+        snprintf(r->reply_code[r->replies], sizeof(r->reply_code[0]), "%s", m->reply.code);
     }
-    proto_msg_clear(&m);
-    free(text);
+    r->replies++;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 struct rogue_run {

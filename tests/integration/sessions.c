@@ -365,6 +365,7 @@ struct scripted {
     pthread_mutex_t mu;
     char capture_id[PROTO_ID_SIZE]; /* "" until a start came */
     int started;
+    int end_pending; /* the test asked for the end, not said yet */
     enum cp_err run_err;
 };
 
@@ -385,15 +386,12 @@ static void scripted_send(struct scripted *sc, struct channel *ch, struct proto_
     free(text);
 }
 
-static void scripted_message(void *ctx, struct channel *ch, const char *type, json_t *msg)
+static void scripted_message(void *ctx, struct channel *ch, const struct proto_msg *msg)
 {
     struct scripted *sc = ctx;
-    if (strcmp(type, "start") != 0)
+    if (msg->type != PROTO_START)
         return;
-    const char *cmd = json_string_value(json_object_get(msg, "commandId"));
-    const char *cap = json_string_value(json_object_get(msg, "captureId"));
-    if (!cmd || !cap)
-        return;
+    const char *cmd = msg->start.command_id, *cap = msg->start.capture_id;
     pthread_mutex_lock(&sc->mu);
     int repeat = sc->started;
     snprintf(sc->capture_id, sizeof(sc->capture_id), "%s", cap);
@@ -415,6 +413,29 @@ static void scripted_message(void *ctx, struct channel *ch, const char *type, js
     scripted_send(sc, ch, &p);
 }
 
+static void scripted_complete(struct scripted *sc, struct channel *ch)
+{
+    struct proto_msg m = {.type = PROTO_COMPLETED};
+    pthread_mutex_lock(&sc->mu);
+    snprintf(m.completed.capture_id, sizeof(m.completed.capture_id), "%s", sc->capture_id);
+    sc->end_pending = 0;
+    pthread_mutex_unlock(&sc->mu);
+    m.completed.stop_reason = PROTO_STOP_TIME_EXCEEDED;
+    scripted_send(sc, ch, &m);
+}
+
+/* An end asked for between connections is said after the next welcome. */
+static void scripted_welcome(void *ctx, struct channel *ch, const struct proto_welcome *w)
+{
+    (void)w;
+    struct scripted *sc = ctx;
+    pthread_mutex_lock(&sc->mu);
+    int pending = sc->end_pending;
+    pthread_mutex_unlock(&sc->mu);
+    if (pending)
+        scripted_complete(sc, ch);
+}
+
 /* The test asked for the end (eventfd): completed, TimeExceeded. */
 static void scripted_wake(void *ctx, struct channel *ch)
 {
@@ -422,12 +443,11 @@ static void scripted_wake(void *ctx, struct channel *ch)
     uint64_t n;
     if (read(sc->wake_fd, &n, sizeof(n)) != sizeof(n))
         return;
-    struct proto_msg m = {.type = PROTO_COMPLETED};
     pthread_mutex_lock(&sc->mu);
-    snprintf(m.completed.capture_id, sizeof(m.completed.capture_id), "%s", sc->capture_id);
+    sc->end_pending = 1;
     pthread_mutex_unlock(&sc->mu);
-    m.completed.stop_reason = PROTO_STOP_TIME_EXCEEDED;
-    scripted_send(sc, ch, &m);
+    if (ch)
+        scripted_complete(sc, ch);
 }
 
 static size_t scripted_sessions(void *ctx, struct proto_session *out, size_t max)
@@ -499,6 +519,7 @@ static void progress_case(void)
                         "scripted agent state: %s", e.message);
     struct scripted_run r = {.sc = &sc,
                              .h = {.ctx = &sc,
+                                   .on_welcome = scripted_welcome,
                                    .on_message = scripted_message,
                                    .wake_fd = sc.wake_fd,
                                    .on_wake = scripted_wake,

@@ -1,0 +1,410 @@
+/*
+ * agent_restart.c - the real netwatch-agent keeps its sessions across its own crash, and its
+ * completions across a crash while netwatchd is away (docs/agent.md, "Restart"):
+ *
+ *   (a) a capture runs on the loopback interface; the agent is SIGKILLed mid-capture and started
+ *       again: the capture goes on in a new file of the same session, a manual stop through the
+ *       API ends it Stopped/Manual, and the session's files hold the packets sent before the
+ *       crash (the torn file salvaged) and after it;
+ *   (b) a capture with a 3 s time limit; netwatchd is SIGKILLed, the time limit passes (the agent
+ *       ends the capture with nobody to tell), the agent is SIGKILLed and started again, then
+ *       netwatchd comes back on the same port: the completion is applied, Stopped/TimeExceeded,
+ *       with the packets in the file.
+ * The agent runs with --progress-interval 1, so progress reports flow throughout (whatever the
+ * server answers to them, the agent must stay connected and go on).
+ *
+ *   it_agent_restart NETWATCHD NETWATCH_AGENT
+ */
+/* _GNU_SOURCE: pcap.h's BSD types. */
+#define _GNU_SOURCE
+#include "tests/integration/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pcap/pcap.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define API     "2024-07-01"
+#define WAIT_MS 15000
+
+static struct nw_server srv;
+static const char *agent_bin;
+static char nw[300];
+
+/* Runs argv, stdout into out (trimmed), stderr into the server dir's cli.log. 0 on exit 0. */
+static int run(char *const argv[], char *out, size_t outsz)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char log[NW_PATH_MAX + 16];
+        snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
+        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(fds[1], 1);
+        if (lfd >= 0)
+            dup2(lfd, 2);
+        close(fds[0]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (out && n + 1 < outsz && (r = read(fds[0], out + n, outsz - 1 - n)) > 0)
+        n += (size_t)r;
+    close(fds[0]);
+    if (out) {
+        out[n] = '\0';
+        while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+            out[--n] = '\0';
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Registers the agent of vm1 and writes its token to dir/vm1.token. */
+static int add_agent(void)
+{
+    char rid[256], token[128], path[NW_PATH_MAX + 64];
+    snprintf(rid, sizeof(rid),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1",
+             srv.sub);
+    char *argv[] = {srv.bin, "agent", "add", rid, "--db", srv.db, NULL};
+    if (!NW_CHECK(run(argv, token, sizeof(token)) == 0, "agent add failed"))
+        return -1;
+    snprintf(path, sizeof(path), "%s/vm1.token", srv.dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "%s\n", token);
+    fclose(f);
+    return 0;
+}
+
+static pid_t start_agent(void)
+{
+    char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 64];
+    char log[NW_PATH_MAX + 64];
+    snprintf(token, sizeof(token), "%s/vm1.token", srv.dir);
+    snprintf(state, sizeof(state), "%s/vm1.state", srv.dir);
+    snprintf(root, sizeof(root), "%s/captures", srv.dir);
+    snprintf(log, sizeof(log), "%s/vm1.agent.log", srv.dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token, "--state-dir",
+              state, "--capture-root", root, "--interfaces", "lo", "--progress-interval", "1",
+              (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void kill_agent(pid_t pid)
+{
+    int status;
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+}
+
+static void stop_agent(pid_t pid)
+{
+    int status;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            NW_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                     "agent did not exit 0 on SIGTERM (status %d)", status);
+            return;
+        }
+        nw_sleep_ms(50);
+    }
+    kill_agent(pid);
+    NW_CHECK(0, "agent did not stop within 5 s of SIGTERM");
+}
+
+/* Occurrences of needle in the agent's log. */
+static int agent_log_count(const char *needle)
+{
+    char path[NW_PATH_MAX + 64];
+    snprintf(path, sizeof(path), "%s/vm1.agent.log", srv.dir);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Waits until the agent log holds needle at least n times. */
+static int wait_agent_log(const char *needle, int n)
+{
+    long long end = nw_now_ms() + WAIT_MS;
+    while (nw_now_ms() < end) {
+        if (agent_log_count(needle) >= n)
+            return 1;
+        nw_sleep_ms(100);
+    }
+    return 0;
+}
+
+/* PUTs capture `name` on vm1 (UDP to port, the given time limit) and waits for Succeeded. */
+static int create_capture(const char *name, int port, int time_limit)
+{
+    char t[700], body[900];
+    snprintf(body, sizeof(body),
+             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
+             "Microsoft.Compute/virtualMachines/vm1\",\"timeLimitInSeconds\":%d,"
+             "\"storageLocation\":{\"filePath\":\"/var/captures/%s.cap\"},\"filters\":[{"
+             "\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
+             srv.sub, time_limit, name, port);
+    snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, nw, name);
+    struct nw_response r;
+    if (!NW_CHECK(nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 && r.status == 201,
+                  "capture %s PUT: %ld %.300s", name, r.status, r.body ? r.body : ""))
+        return -1;
+    char aao[600];
+    snprintf(aao, sizeof(aao), "%s", nw_response_header(&r, "Azure-AsyncOperation"));
+    nw_response_free(&r);
+    json_t *op = nw_server_wait_operation(&srv, aao, 15);
+    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
+    int ok = NW_CHECK(st && strcmp(st, "Succeeded") == 0, "create %s ended %s", name,
+                      st ? st : "(no answer)");
+    json_decref(op);
+    return ok ? 0 : -1;
+}
+
+/* queryStatus of capture name: packetCaptureStatus and stopReason into st/why ("" if none). */
+static int query(const char *name, char *st, size_t stsz, char *why, size_t whysz)
+{
+    char t[700];
+    snprintf(t, sizeof(t), "%s/packetCaptures/%s/queryStatus?api-version=" API, nw, name);
+    struct nw_response r;
+    st[0] = why[0] = '\0';
+    if (nw_server_request(&srv, "POST", t, NULL, NULL, &r) != 0 || r.status != 200) {
+        nw_response_free(&r);
+        return -1;
+    }
+    snprintf(st, stsz, "%s", nw_json_str(r.json, "packetCaptureStatus") ?: "");
+    snprintf(why, whysz, "%s", nw_json_str(r.json, "stopReason") ?: "");
+    nw_response_free(&r);
+    return 0;
+}
+
+/* Waits (up to ms) until capture name is no longer Running; its status and reason. */
+static void wait_ended(const char *name, int ms, char *st, size_t stsz, char *why, size_t whysz)
+{
+    long long end = nw_now_ms() + ms;
+    while (nw_now_ms() < end) {
+        if (query(name, st, stsz, why, whysz) == 0 && st[0] && strcmp(st, "Running") != 0 &&
+            strcmp(st, "Unknown") != 0)
+            return;
+        nw_sleep_ms(200);
+    }
+}
+
+static void send_udp(int port, const char *marker, int n)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    for (int i = 0; fd >= 0 && i < n; i++) {
+        char msg[64];
+        int len = snprintf(msg, sizeof(msg), "%s-%d", marker, i);
+        sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to));
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+static int has(const u_char *p, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, needle, k) == 0)
+            return 1;
+    return 0;
+}
+
+/* Packets in captures/<file> (read by libpcap to its end) carrying marker; -1 when libpcap
+ * cannot read the whole file. */
+static int count_marked(const char *file, const char *marker)
+{
+    char path[NW_PATH_MAX + 64], err[PCAP_ERRBUF_SIZE];
+    snprintf(path, sizeof(path), "%s/captures/%s", srv.dir, file);
+    pcap_t *p = pcap_open_offline(path, err);
+    if (!p)
+        return -1;
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    int n = 0, rc;
+    while ((rc = pcap_next_ex(p, &h, &d)) == 1)
+        n += has(d, h->caplen, marker);
+    pcap_close(p);
+    return rc == PCAP_ERROR_BREAK ? n : -1;
+}
+
+/* (a) SIGKILL mid-capture, restart, manual stop: packets from both lives. */
+static void killed_mid_capture(void)
+{
+    int port = 21000 + (int)(getpid() % 20000);
+    pid_t agent = start_agent();
+    if (create_capture("ra", port, 0) != 0) {
+        stop_agent(agent);
+        return;
+    }
+    send_udp(port, "before-crash", 5);
+    /* Written (flushed to the kernel) once the capture thread has seen them; a progress report
+     * counting them says so. */
+    nw_sleep_ms(1500);
+    kill_agent(agent);
+    char partial[NW_PATH_MAX + 64];
+    snprintf(partial, sizeof(partial), "%s/captures/.ra.cap.partial", srv.dir);
+    struct stat sb;
+    NW_CHECK(stat(partial, &sb) == 0 && sb.st_size > 24,
+             "the SIGKILLed agent left no partial file with packets");
+
+    agent = start_agent();
+    NW_CHECK(wait_agent_log("event=capture_resumed", 1), "the session was not resumed");
+    NW_CHECK(wait_agent_log("event=channel_welcome", 2), "the restarted agent never connected");
+    char st[32], why[32];
+    NW_CHECK(query("ra", st, sizeof(st), why, sizeof(why)) == 0 && strcmp(st, "Running") == 0,
+             "after the restart: %s, want Running", st);
+    send_udp(port, "after-crash", 4);
+    nw_sleep_ms(1500);
+
+    char t[700];
+    snprintf(t, sizeof(t), "%s/packetCaptures/ra/stop?api-version=" API, nw);
+    struct nw_response r;
+    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 202,
+             "stop: %ld", r.status);
+    nw_response_free(&r);
+    wait_ended("ra", WAIT_MS, st, sizeof(st), why, sizeof(why));
+    NW_CHECK(strcmp(st, "Stopped") == 0 && strcmp(why, "Manual") == 0,
+             "capture ra ended %s/%s, want Stopped/Manual", st, why);
+    /* The salvaged first file holds what came before the crash, the resumed one the rest. */
+    NW_CHECK(stat(partial, &sb) != 0, "the partial file is still there");
+    int before = count_marked("ra.cap", "before-crash");
+    int after = count_marked("ra.1.cap", "after-crash");
+    NW_CHECK(before == 5, "ra.cap holds %d of the 5 packets sent before the crash", before);
+    NW_CHECK(after == 4, "ra.1.cap holds %d of the 4 packets sent after the restart", after);
+    NW_CHECK(count_marked("ra.1.cap", "before-crash") == 0, "a packet was written twice");
+    NW_CHECK(agent_log_count("reason=\"server silent\"") == 0 && agent_log_count("code=1003") == 0,
+             "the agent's channel broke while it sent progress");
+    stop_agent(agent);
+}
+
+/* (b) The capture ends while netwatchd is down; the agent is SIGKILLed and restarted before
+ * netwatchd returns: the completion still lands. */
+static void completed_while_server_down(void)
+{
+    int port = 22000 + (int)(getpid() % 20000);
+    pid_t agent = start_agent();
+    if (create_capture("rb", port, 3) != 0) {
+        stop_agent(agent);
+        return;
+    }
+    send_udp(port, "while-running", 3);
+    nw_sleep_ms(300);
+    int ended_before = agent_log_count("event=capture_completed");
+    int old_port = srv.port;
+    NW_CHECK(nw_server_kill(&srv) == 0, "SIGKILL of netwatchd failed");
+    /* The time limit passes with nobody to tell. */
+    NW_CHECK(wait_agent_log("event=capture_completed", ended_before + 1),
+             "the agent did not end the capture while netwatchd was down");
+    kill_agent(agent);
+    agent = start_agent();
+    NW_CHECK(wait_agent_log("event=agent_restored", 2), "the agent did not start again");
+    nw_sleep_ms(500);
+    char listen[32];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", old_port);
+    const char *args[] = {"--listen", listen,         "--ready-file", srv.ready_file, "--db",
+                          srv.db,     "--token-file", srv.token_file, "--log-level",  "info",
+                          NULL};
+    if (!NW_CHECK(nw_server_start_argv(&srv, args, NULL) == 0, "netwatchd did not start again")) {
+        stop_agent(agent);
+        return;
+    }
+    char st[32], why[32];
+    wait_ended("rb", 20000, st, sizeof(st), why, sizeof(why));
+    NW_CHECK(strcmp(st, "Stopped") == 0 && strcmp(why, "TimeExceeded") == 0,
+             "capture rb ended %s/%s, want Stopped/TimeExceeded", st, why);
+    int got = count_marked("rb.cap", "while-running");
+    NW_CHECK(got == 3, "rb.cap holds %d of the 3 packets", got);
+    /* Answered: the agent no longer holds it and its report is gone from the state. */
+    char reports[NW_PATH_MAX + 64];
+    snprintf(reports, sizeof(reports), "%s/vm1.state/reports", srv.dir);
+    long long end = nw_now_ms() + WAIT_MS;
+    int left = -1;
+    while (nw_now_ms() < end && left != 0) {
+        char cmd[NW_PATH_MAX + 128];
+        snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", reports);
+        FILE *p = popen(cmd, "r");
+        if (p && fscanf(p, "%d", &left) != 1)
+            left = -1;
+        if (p)
+            pclose(p);
+        if (left != 0)
+            nw_sleep_ms(200);
+    }
+    NW_CHECK(left == 0, "%d report(s) still unanswered in the agent's state", left);
+    stop_agent(agent);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
+        return 2;
+    }
+    agent_bin = argv[2];
+    if (nw_server_init(&srv, argv[1]) != 0 || nw_server_start(&srv) != 0)
+        return 1;
+    snprintf(nw, sizeof(nw),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
+             srv.sub);
+    char root[NW_PATH_MAX + 16];
+    snprintf(root, sizeof(root), "%s/captures", srv.dir);
+    mkdir(root, 0750);
+    char t[700];
+    snprintf(t, sizeof(t), "%s?api-version=" API, nw);
+    struct nw_response r;
+    int ok =
+        add_agent() == 0 &&
+        NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
+                     r.status / 100 == 2,
+                 "watcher PUT: %ld", r.status);
+    nw_response_free(&r);
+    if (ok) {
+        killed_mid_capture();
+        completed_while_server_down();
+    }
+    if (nw_server_stop(&srv) != 0)
+        NW_CHECK(0, "netwatchd did not stop cleanly");
+    if (nw_failures) {
+        nw_server_dump_log(&srv, 4000);
+        char cmd[NW_PATH_MAX + 64];
+        snprintf(cmd, sizeof(cmd), "tail -c 6000 '%s/vm1.agent.log' >&2", srv.dir);
+        (void)!system(cmd);
+    }
+    nw_server_cleanup(&srv);
+    printf("%s agent_restart: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);
+    return nw_failures ? 1 : 0;
+}
