@@ -4,7 +4,8 @@
  * own capture root) against the real netwatchd:
  *   - scope.include and scope.exclude: only the selected instances run the capture (their
  *     files exist, the others' do not); GET and queryStatus show the aggregate and one entry
- *     per selected instance; one stop ends them all (Stopped/Manual everywhere);
+ *     per selected instance, with the packets each agent's progress reports counted (summed
+ *     for the capture); one stop ends them all (Stopped/Manual everywhere);
  *   - a silent agent (SIGSTOP): queryStatus says Unknown once its channel is dropped, then the
  *     backstop (time limit + grace, small via flags) ends the session Error/AgentStopped;
  *   - reconciliation: an agent killed and restarted with its state directory wiped no longer
@@ -26,7 +27,10 @@
 #include "agent/channel.h"
 #include "agent/state.h"
 #include "proto/proto.h"
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +107,8 @@ static pid_t start_instance(int i)
             dup2(fd, 2);
         }
         execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token, "--state-dir",
-              state, "--capture-root", root, "--interfaces", "lo", (char *)NULL);
+              state, "--capture-root", root, "--interfaces", "lo", "--progress-interval", "1",
+              (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -234,12 +239,64 @@ static void stop_capture(const char *name)
     }
 }
 
+/* UDP datagrams to 127.0.0.1 (the captures' filter is UDP; the agents capture on lo). */
+static void send_udp(int n)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(9)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    for (int i = 0; fd >= 0 && i < n; i++)
+        sendto(fd, "netwatch", 8, 0, (struct sockaddr *)&to, sizeof(to));
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Polls until every listed instance of name reported packets (the agents' progress, every
+ * second); then the sums must add up. 1 when they did. */
+static int wait_progress(const char *name)
+{
+    long long end = nw_now_ms() + WAIT_MS;
+    while (nw_now_ms() < end) {
+        send_udp(3);
+        struct nw_response r;
+        int done = 0;
+        if (query(name, &r)) {
+            json_t *d = json_object_get(r.json, "captureDetails"), *it;
+            json_t *arr = json_object_get(d, "instances");
+            size_t k;
+            long long sum = 0;
+            int all = json_array_size(arr) > 0;
+            json_array_foreach(arr, k, it)
+            {
+                long long p = json_integer_value(json_object_get(it, "packets"));
+                all &= p > 0 && json_object_get(it, "firstPacketTime") != NULL;
+                sum += p;
+            }
+            if (all) {
+                done = 1;
+                NW_CHECK(json_integer_value(json_object_get(d, "packets")) == sum,
+                         "%s: packets %lld, the instances add up to %lld", name,
+                         (long long)json_integer_value(json_object_get(d, "packets")), sum);
+                NW_CHECK(json_object_get(d, "firstPacketTime") &&
+                             json_object_get(d, "lastProgressTime"),
+                         "%s: no firstPacketTime/lastProgressTime", name);
+            }
+            nw_response_free(&r);
+        }
+        if (done)
+            return 1;
+        nw_sleep_ms(200);
+    }
+    return NW_CHECK(0, "%s: not every instance reported packets", name);
+}
+
 /* Checks the selected instances (sel[i] 1/0) of a Running capture, then stops it. */
 static void scope_case(const char *name, const char *scope, const int sel[INSTANCES])
 {
     if (!create(name, scope, 60))
         return;
     wait_status(name, "Running", "Running", WAIT_MS);
+    wait_progress(name);
     struct nw_response r;
     if (query(name, &r)) {
         json_t *d = json_object_get(r.json, "captureDetails");
