@@ -74,5 +74,8 @@ void api_agent_get(const struct api_ctx *, const struct api_request *,
 /* Validates a PacketCapture PUT body (the whole object) and builds the normalised
  * PacketCaptureParameters with every default filled (new reference in *out). */
 enum cp_err api_capture_params(json_t *body, json_t **out, struct cp_error *e) CP_MUST_USE;
+/* The instance id of a validated scope entry ("3", or ".../virtualMachines/3"); borrowed from
+ * entry. */
+const char *api_scope_instance(const char *entry);
 
 #endif

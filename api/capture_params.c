@@ -97,7 +97,51 @@ static enum cp_err check_target(json_t *p, json_t *out, struct cp_error *e)
     return CP_OK;
 }
 
-static enum cp_err check_scope_list(json_t *scope, const char *key, json_t **out,
+/* 1 when c may appear in an instance id (what `netwatchd agent add --instance` accepts). */
+static int instance_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+}
+
+const char *api_scope_instance(const char *entry)
+{
+    const char *slash = strrchr(entry, '/');
+    return slash ? slash + 1 : entry;
+}
+
+/*
+ * One scope entry: an instance id ("3"), or the instance's resource id under the target scale
+ * set ("<target>/virtualMachines/3", any casing). Either way the instance id is 1-64 characters
+ * of letters, digits, '_', '-', '.'.
+ */
+static enum cp_err check_scope_entry(const char *entry, const char *vmss, const char *target,
+                                     struct cp_error *e)
+{
+    const char *inst = entry;
+    if (strchr(entry, '/')) {
+        size_t n = strlen(vmss);
+        static const char vms[] = "/virtualMachines/";
+        if (strncasecmp(entry, vmss, n) != 0 || strncasecmp(entry + n, vms, sizeof(vms) - 1) != 0)
+            return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", target,
+                           "%s entry '%.200s' is not an instance of the target scale set: give "
+                           "an instance id (\"0\") or '<target>/virtualMachines/<instance id>'.",
+                           target, entry);
+        inst = entry + n + sizeof(vms) - 1;
+    }
+    size_t len = strlen(inst);
+    int ok = len >= 1 && len <= SCOPE_ENTRY_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = instance_char(inst[i]);
+    if (!ok)
+        return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", target,
+                       "%s entries must be instance ids (1-%d letters, digits, '_', '-' or '.') "
+                       "or instance resource ids of the target scale set; '%.200s' is not.",
+                       target, SCOPE_ENTRY_MAX, entry);
+    return CP_OK;
+}
+
+static enum cp_err check_scope_list(json_t *scope, const char *key, const char *vmss, json_t **out,
                                     struct cp_error *e)
 {
     char target[64];
@@ -117,11 +161,37 @@ static enum cp_err check_scope_list(json_t *scope, const char *key, json_t **out
     {
         if (!json_is_string(item))
             return wrong_type(e, target, "an array of strings");
-        if (json_string_length(item) == 0 || json_string_length(item) > SCOPE_ENTRY_MAX)
+        if (json_string_length(item) == 0 || json_string_length(item) > ARMID_MAX_LEN + 80)
             return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", target,
                            "%s entries must be instance ids (1-%d characters).", target,
                            SCOPE_ENTRY_MAX);
+        /* A VM target is refused by the caller with a clearer message. */
+        if (vmss) {
+            enum cp_err err = check_scope_entry(json_string_value(item), vmss, target, e);
+            if (err != CP_OK)
+                return err;
+        }
         json_array_append(*out, item);
+    }
+    return CP_OK;
+}
+
+/* An instance both included and excluded is a contradiction, refused rather than guessed. */
+static enum cp_err check_scope_overlap(json_t *inc, json_t *exc, struct cp_error *e)
+{
+    size_t i, k;
+    json_t *a, *b;
+    json_array_foreach(inc, i, a)
+    {
+        json_array_foreach(exc, k, b)
+        {
+            if (strcasecmp(api_scope_instance(json_string_value(a)),
+                           api_scope_instance(json_string_value(b))) == 0)
+                return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "properties.scope.exclude",
+                               "Instance '%.80s' is both included and excluded; list it in "
+                               "properties.scope.include or in properties.scope.exclude, not both.",
+                               api_scope_instance(json_string_value(b)));
+        }
     }
     return CP_OK;
 }
@@ -133,13 +203,18 @@ static enum cp_err check_scope(json_t *p, json_t *out, struct cp_error *e)
     if (scope && !json_is_null(scope) && !json_is_object(scope))
         return wrong_type(e, "properties.scope", "an object");
     json_t *s = scope && json_is_object(scope) ? scope : NULL;
-    enum cp_err err = check_scope_list(s, "include", &inc, e);
+    const char *vmss =
+        strcmp(json_string_value(json_object_get(out, "targetType")), "AzureVMSS") == 0
+            ? json_string_value(json_object_get(out, "target"))
+            : NULL;
+    enum cp_err err = check_scope_list(s, "include", vmss, &inc, e);
     if (err == CP_OK)
-        err = check_scope_list(s, "exclude", &exc, e);
-    if (err == CP_OK && (json_array_size(inc) || json_array_size(exc)) &&
-        strcmp(json_string_value(json_object_get(out, "targetType")), "AzureVMSS") != 0)
+        err = check_scope_list(s, "exclude", vmss, &exc, e);
+    if (err == CP_OK && (json_array_size(inc) || json_array_size(exc)) && !vmss)
         err = cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "properties.scope",
                       "properties.scope applies only to targetType AzureVMSS.");
+    if (err == CP_OK)
+        err = check_scope_overlap(inc, exc, e);
     if (err == CP_OK)
         json_object_set_new(out, "scope", json_pack("{s:O, s:O}", "include", inc, "exclude", exc));
     json_decref(inc);
@@ -314,7 +389,8 @@ static void lower(const char *s, char *out, size_t n)
  * With a storage account, storagePath is the server's: the blob URL in Azure's layout,
  * container network-watcher-logs, under the target's lower-cased resource path and the UTC
  * creation time (packetcapture_HH_mm_ss_fff.cap). A scale set gets the folder-style prefix
- * its instances write under.
+ * its instances write under, or, when scope.include names exactly one instance, the file path
+ * under .../virtualmachines/{instance} (the reference's single-instance form).
  */
 static enum cp_err fill_storage_path(json_t *out, struct cp_error *e)
 {
@@ -337,14 +413,22 @@ static enum cp_err fill_storage_path(json_t *out, struct cp_error *e)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     int vmss = target.kind == ARMID_VMSS;
-    char url[1024];
+    /* A scale-set capture on one named instance writes one file, under that instance. */
+    json_t *inc = json_object_get(json_object_get(out, "scope"), "include");
+    char inst[SCOPE_ENTRY_MAX + 32] = "";
+    if (vmss && json_array_size(inc) == 1) {
+        char id[SCOPE_ENTRY_MAX + 1];
+        lower(api_scope_instance(json_string_value(json_array_get(inc, 0))), id, sizeof(id));
+        snprintf(inst, sizeof(inst), "/virtualmachines/%s", id);
+    }
+    char url[1200];
     snprintf(url, sizeof(url),
              "https://%s.blob.core.windows.net/network-watcher-logs/subscriptions/%s/"
-             "resourcegroups/%s/providers/microsoft.compute/%s/%s/%04d/%02d/%02d/"
+             "resourcegroups/%s/providers/microsoft.compute/%s/%s%s/%04d/%02d/%02d/"
              "packetcapture_%02d_%02d_%02d_%03ld%s",
-             acc, sub, rg, vmss ? "virtualmachinescalesets" : "virtualmachines", name,
+             acc, sub, rg, vmss ? "virtualmachinescalesets" : "virtualmachines", name, inst,
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000L, vmss ? "" : ".cap");
+             ts.tv_nsec / 1000000L, vmss && !inst[0] ? "" : ".cap");
     json_object_set_new(sl, "storagePath", json_string(url));
     return CP_OK;
 }

@@ -25,11 +25,105 @@ static void capture_id(const struct db_watcher *w, const struct db_capture *cap,
 /* Responses are far below this; it only bounds a runaway list. */
 #define CAPTURE_JSON_MAX (8 * 1024 * 1024)
 
+/* Appends ,"<name>":"<time>" when ms is known. */
+static void add_time(struct dynbuf *b, const char *name, int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    char when[TIMEFMT_RFC3339_LEN];
+    timefmt_rfc3339(ms, when, sizeof(when));
+    dynbuf_printf(b, ",\"%s\":\"%s\"", name, when);
+}
+
+/* Appends free text as a JSON string (escaped by jansson). */
+static void add_text(struct dynbuf *b, const char *name, const char *text)
+{
+    json_t *v = json_string(text);
+    char *enc = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+    if (enc)
+        dynbuf_printf(b, ",\"%s\":%s", name, enc);
+    free(enc);
+    json_decref(v);
+}
+
+static void session_render(struct dynbuf *b, const struct db_session *s)
+{
+    dynbuf_addstr(b, "{");
+    if (s->instance_id[0])
+        dynbuf_printf(b, "\"instanceId\":\"%s\",", s->instance_id);
+    dynbuf_printf(b, "\"agentId\":\"%s\",\"packetCaptureStatus\":\"%s\"", s->agent_id,
+                  core_session_shown_status(s));
+    if (s->stop_reason[0])
+        dynbuf_printf(b, ",\"stopReason\":\"%s\"", s->stop_reason);
+    if (s->error_code[0])
+        dynbuf_printf(b, ",\"packetCaptureError\":[\"%s\"]", s->error_code);
+    else
+        dynbuf_addstr(b, ",\"packetCaptureError\":[]");
+    if (s->error_message[0])
+        add_text(b, "errorMessage", s->error_message);
+    dynbuf_printf(b, ",\"packets\":%lld,\"bytes\":%lld,\"drops\":%lld,\"files\":%lld",
+                  (long long)s->packets, (long long)s->bytes, (long long)s->drops,
+                  (long long)s->files);
+    add_time(b, "dispatchedTime", s->dispatched_ms);
+    add_time(b, "startTime", s->started_ms);
+    add_time(b, "firstPacketTime", s->first_packet_ms);
+    add_time(b, "endTime", s->ended_ms);
+    add_time(b, "lastProgressTime", s->progress_ms);
+    dynbuf_addstr(b, "}");
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+    return a <= 0 ? b : b <= 0 ? a : a < b ? a : b;
+}
+
+/*
+ * Appends "captureDetails" (docs/api.md "Sessions"): netwatchd's own read-only additions, the
+ * live counters summed over the capture's sessions, its timestamps, and each session.
+ */
+static void details_render(struct dynbuf *b, const struct db_capture *cap)
+{
+    long long packets = 0, bytes = 0, drops = 0, files = 0;
+    int64_t dispatched = 0, first_packet = 0, ended = 0, progress = 0;
+    int all_ended = cap->n_sessions > 0;
+    for (size_t i = 0; i < cap->n_sessions; i++) {
+        const struct db_session *s = &cap->sessions[i];
+        packets += s->packets;
+        bytes += s->bytes;
+        drops += s->drops;
+        files += s->files;
+        dispatched = earliest(dispatched, s->dispatched_ms);
+        first_packet = earliest(first_packet, s->first_packet_ms);
+        progress = s->progress_ms > progress ? s->progress_ms : progress;
+        ended = s->ended_ms > ended ? s->ended_ms : ended;
+        all_ended &= s->ended_ms > 0;
+    }
+    dynbuf_printf(b,
+                  "\"captureDetails\":{\"packetCaptureStatus\":\"%s\",\"packets\":%lld,"
+                  "\"bytes\":%lld,\"drops\":%lld,\"files\":%lld",
+                  core_capture_shown_status(cap), packets, bytes, drops, files);
+    add_time(b, "requestedTime", cap->created_ms);
+    add_time(b, "dispatchedTime", dispatched);
+    add_time(b, "startTime", cap->capture_start_ms);
+    add_time(b, "firstPacketTime", first_packet);
+    add_time(b, "endTime", all_ended ? ended : 0);
+    add_time(b, "lastProgressTime", progress);
+    dynbuf_addstr(b, ",\"instances\":[");
+    for (size_t i = 0; i < cap->n_sessions; i++) {
+        if (i)
+            dynbuf_addstr(b, ",");
+        session_render(b, &cap->sessions[i]);
+    }
+    dynbuf_addstr(b, "]}");
+}
+
 /*
  * Appends a PacketCaptureResult: the stored parameters under properties, provisioningState
- * first. Rendered as text, not through a JSON tree: GET and list are the hot reads, and the
- * stored parameters are already compact JSON that netwatchd wrote itself. The other strings are
- * names the router admitted ([A-Za-z0-9_.()-], GUIDs) and state words, none needing escapes.
+ * first, captureDetails last. Rendered as text, not through a JSON tree: GET and list are the
+ * hot reads, and the stored parameters are already compact JSON that netwatchd wrote itself.
+ * The other strings are names the router admitted ([A-Za-z0-9_.()-], GUIDs), instance ids the
+ * registry admitted (the same characters) and state words, none needing escapes; the one free
+ * text (a session's error message) goes through jansson.
  */
 static void capture_render(struct dynbuf *b, const struct db_watcher *w,
                            const struct db_capture *cap)
@@ -37,14 +131,19 @@ static void capture_render(struct dynbuf *b, const struct db_watcher *w,
     const char *props = cap->properties_json;
     if (props[0] == '{')
         props++;
+    size_t len = strlen(props);
+    if (len && props[len - 1] == '}')
+        len--;
     dynbuf_printf(
         b,
         "{\"name\":\"%s\",\"id\":\"/subscriptions/%s/resourceGroups/%s/providers/"
         "Microsoft.Network/networkWatchers/%s/packetCaptures/%s\",\"etag\":\"W/\\\"%s\\\"\","
         "\"type\":\"Microsoft.Network/networkWatchers/packetCaptures\",\"properties\":{"
-        "\"provisioningState\":\"%s\"%s%s}",
-        cap->name, w->sub, w->rg, w->name, cap->name, w->etag, cap->provisioning_state,
-        props[0] == '}' ? "" : ",", props);
+        "\"provisioningState\":\"%s\",%.*s%s",
+        cap->name, w->sub, w->rg, w->name, cap->name, w->etag, cap->provisioning_state, (int)len,
+        props, len ? "," : "");
+    details_render(b, cap);
+    dynbuf_addstr(b, "}}");
 }
 
 static void reply_capture(struct api_response *res, int status, const struct db_watcher *w,
@@ -55,6 +154,37 @@ static void reply_capture(struct api_response *res, int status, const struct db_
     dynbuf_reserve(&b, 2048); /* a typical capture renders in one pass */
     capture_render(&b, w, cap);
     api_set_body(res, status, dynbuf_take(&b));
+}
+
+/* What core needs to run the sessions, from the normalised parameters: scale set or not, the
+ * scope's instance ids and the session's time limit. Returns the array that holds the scope's
+ * ids (borrowed from props; the caller frees it), NULL when out of memory. */
+static const char **session_params(json_t *props, struct core_capture_run *spec)
+{
+    spec->scale_set =
+        strcmp(json_string_value(json_object_get(props, "targetType")), "AzureVMSS") == 0;
+    json_t *scope = json_object_get(props, "scope");
+    json_t *inc = json_object_get(scope, "include"), *exc = json_object_get(scope, "exclude");
+    size_t n_inc = json_array_size(inc), n_exc = json_array_size(exc);
+    const char **ids = malloc((n_inc + n_exc + 1) * sizeof(*ids));
+    if (!ids)
+        return NULL;
+    for (size_t i = 0; i < n_inc; i++)
+        ids[i] = api_scope_instance(json_string_value(json_array_get(inc, i)));
+    for (size_t i = 0; i < n_exc; i++)
+        ids[n_inc + i] = api_scope_instance(json_string_value(json_array_get(exc, i)));
+    spec->include = ids;
+    spec->n_include = n_inc;
+    spec->exclude = ids + n_inc;
+    spec->n_exclude = n_exc;
+    /* A continuous session runs for captureSettings.sessionTimeLimitInSeconds, any other for
+     * timeLimitInSeconds; 0 means none given (core uses its largest). */
+    json_t *cs = json_object_get(props, "captureSettings");
+    json_int_t secs = json_object_get(props, "continuousCapture")
+                          ? json_integer_value(json_object_get(cs, "sessionTimeLimitInSeconds"))
+                          : json_integer_value(json_object_get(props, "timeLimitInSeconds"));
+    spec->time_limit_ms = (int64_t)secs * 1000;
+    return ids;
 }
 
 void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
@@ -81,10 +211,16 @@ void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
     struct core_precond pre = {req->if_match, req->if_none_match};
     struct core_capture_new spec = {a->capture, json_string_value(json_object_get(props, "target")),
                                     props_text, req->api_version};
+    struct core_capture_run run;
+    memset(&run, 0, sizeof(run));
+    const char **scope = session_params(props, &run);
     struct db_capture cap;
     struct db_watcher w;
     char op_id[DB_OP_ID_MAX];
-    err = core_capture_create(ctx->core, &parent, &spec, &pre, &cap, &w, op_id, sizeof(op_id), &e);
+    err = scope ? core_capture_create_on(ctx->core, &parent, &spec, &run, &pre, &cap, &w, op_id,
+                                         sizeof(op_id), &e)
+                : CP_ENOMEM;
+    free(scope);
     json_decref(props);
     free(props_text);
     if (err != CP_OK) {
@@ -226,13 +362,26 @@ void api_capture_query_status(const struct api_ctx *ctx, const struct api_reques
         json_object_set_new(out, "captureStartTime", json_string(when));
     }
     if (out) {
-        json_object_set_new(out, "packetCaptureStatus", json_string(cap.capture_status));
+        json_object_set_new(out, "packetCaptureStatus",
+                            json_string(core_capture_shown_status(&cap)));
         if (cap.stop_reason[0])
             json_object_set_new(out, "stopReason", json_string(cap.stop_reason));
         json_object_set_new(out, "packetCaptureError",
                             json_is_array(errors) ? json_incref(errors) : json_array());
     }
     json_decref(errors);
+    /* captureDetails as GET renders it, parsed back into the reply's tree. */
+    struct dynbuf b;
+    dynbuf_init(&b, CAPTURE_JSON_MAX);
+    dynbuf_addstr(&b, "{");
+    details_render(&b, &cap);
+    dynbuf_addstr(&b, "}");
+    char *text = dynbuf_take(&b);
+    json_t *details = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (out && details)
+        json_object_update(out, details);
+    json_decref(details);
     api_set_json(res, 200, out);
     db_capture_clear(&cap);
     db_watcher_clear(&w);

@@ -68,8 +68,11 @@ static int copy_pair(struct db_capture *cap_out, struct db_watcher *w_out,
     *cap_out = *cap;
     *w_out = *w;
     cap_out->properties_json = strdup(cap->properties_json);
+    cap_out->sessions = NULL;
+    if (cap->n_sessions && (cap_out->sessions = malloc(cap->n_sessions * sizeof(*cap->sessions))))
+        memcpy(cap_out->sessions, cap->sessions, cap->n_sessions * sizeof(*cap->sessions));
     w_out->tags_json = strdup(w->tags_json);
-    if (cap_out->properties_json && w_out->tags_json)
+    if (cap_out->properties_json && w_out->tags_json && (!cap->n_sessions || cap_out->sessions))
         return 0;
     db_capture_clear(cap_out);
     db_watcher_clear(w_out);

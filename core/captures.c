@@ -40,6 +40,7 @@ static enum cp_err find_capture(struct db_conn *c, const struct core_watcher_ref
 struct capture_create_job {
     const struct core_watcher_ref *parent;
     const struct core_capture_new *req;
+    const struct core_capture_run *run;
     const struct core_precond *pre;
     struct db_capture *out;
     struct db_watcher *watcher;
@@ -125,7 +126,7 @@ static enum cp_err capture_create_run(struct db_conn *c, void *arg, struct cp_er
     }
     err = db_capture_insert(c, cap);
     if (err == CP_OK)
-        err = core_assign_agent(c, cap);
+        err = core_assign_sessions(c, cap, job->run, now, e);
     if (err == CP_OK)
         err = db_operation_insert(c, &job->op);
     if (err == CP_OK)
@@ -143,8 +144,23 @@ enum cp_err core_capture_create(struct core *core, const struct core_watcher_ref
                                 struct db_capture *out, struct db_watcher *watcher, char *op_id,
                                 size_t op_id_size, struct cp_error *e)
 {
-    struct capture_create_job job = {
-        .parent = parent, .req = req, .pre = pre, .out = out, .watcher = watcher};
+    return core_capture_create_on(core, parent, req, NULL, pre, out, watcher, op_id, op_id_size, e);
+}
+
+enum cp_err core_capture_create_on(struct core *core, const struct core_watcher_ref *parent,
+                                   const struct core_capture_new *req,
+                                   const struct core_capture_run *run,
+                                   const struct core_precond *pre, struct db_capture *out,
+                                   struct db_watcher *watcher, char *op_id, size_t op_id_size,
+                                   struct cp_error *e)
+{
+    static const struct core_capture_run vm = {0, NULL, 0, NULL, 0, 0};
+    struct capture_create_job job = {.parent = parent,
+                                     .req = req,
+                                     .run = run ? run : &vm,
+                                     .pre = pre,
+                                     .out = out,
+                                     .watcher = watcher};
     memset(out, 0, sizeof(*out));
     memset(watcher, 0, sizeof(*watcher));
     enum cp_err err = db_store_write(core->store, capture_create_run, &job, e);
@@ -167,7 +183,12 @@ struct capture_get_job {
 static enum cp_err capture_get_run(struct db_conn *c, void *arg, struct cp_error *e)
 {
     struct capture_get_job *job = arg;
-    return find_capture(c, job->parent, job->name, job->watcher, job->out, e);
+    enum cp_err err = find_capture(c, job->parent, job->name, job->watcher, job->out, e);
+    if (err == CP_OK && (err = core_attach_sessions(c, job->out)) != CP_OK) {
+        db_capture_clear(job->out);
+        db_watcher_clear(job->watcher);
+    }
+    return err;
 }
 
 /* "sub/rg/watcher/capture", lower case: the cache key. Returns -1 when it does not fit. */
@@ -203,14 +224,54 @@ struct capture_list_job {
     struct db_watcher *watcher;
     db_capture_each_fn each;
     void *arg;
+    struct db_session *sessions; /* the watcher's, by capture id */
+    size_t n_sessions, cap_sessions;
 };
+
+static enum cp_err list_collect_session(const struct db_session *s, void *arg)
+{
+    struct capture_list_job *job = arg;
+    if (job->n_sessions == job->cap_sessions) {
+        size_t cap = job->cap_sessions ? job->cap_sessions * 2 : 16;
+        void *more = realloc(job->sessions, cap * sizeof(*job->sessions));
+        if (!more)
+            return CP_ENOMEM;
+        job->sessions = more;
+        job->cap_sessions = cap;
+    }
+    job->sessions[job->n_sessions++] = *s;
+    return CP_OK;
+}
+
+/* Hands each capture on with its sessions (borrowed from the job's array for the call). */
+static enum cp_err list_visit(const struct db_capture *cap, void *arg)
+{
+    struct capture_list_job *job = arg;
+    size_t lo = 0, hi = job->n_sessions;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (job->sessions[mid].capture_id < cap->id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < job->n_sessions && job->sessions[end].capture_id == cap->id)
+        end++;
+    struct db_capture view = *cap;
+    view.sessions = end > lo ? &job->sessions[lo] : NULL;
+    view.n_sessions = end - lo;
+    return job->each(&view, job->arg);
+}
 
 static enum cp_err capture_list_run(struct db_conn *c, void *arg, struct cp_error *e)
 {
     struct capture_list_job *job = arg;
     enum cp_err err = core_find_watcher(c, job->parent, job->watcher, e);
     if (err == CP_OK)
-        err = db_capture_list(c, job->watcher->id, job->each, job->arg);
+        err = db_session_list_by_watcher(c, job->watcher->id, list_collect_session, job);
+    if (err == CP_OK)
+        err = db_capture_list(c, job->watcher->id, list_visit, job);
     return err;
 }
 
@@ -218,9 +279,11 @@ enum cp_err core_capture_list(struct core *core, const struct core_watcher_ref *
                               struct db_watcher *watcher, db_capture_each_fn each, void *arg,
                               struct cp_error *e)
 {
-    struct capture_list_job job = {parent, watcher, each, arg};
+    struct capture_list_job job = {parent, watcher, each, arg, NULL, 0, 0};
     memset(watcher, 0, sizeof(*watcher));
-    return db_store_read(core->store, capture_list_run, &job, e);
+    enum cp_err err = db_store_read(core->store, capture_list_run, &job, e);
+    free(job.sessions);
+    return err;
 }
 
 struct capture_end_job {
@@ -230,13 +293,14 @@ struct capture_end_job {
     const char *api_version;
     struct db_operation *op;
     int is_delete;
-    int64_t watcher_id;         /* set when the job changed something */
-    int send_stop;              /* the agent running it must be told to stop */
-    struct db_capture stop_cap; /* that capture (owned when send_stop) */
+    int64_t watcher_id;       /* set when the job changed something */
+    struct core_cmd_ids owed; /* stops owed to agents, sent after the commit */
 };
 
-/* Stop and delete. Until agents run captures no capture is Running, so both finish within the
- * job: stop has nothing to stop (success, result 200 null), delete removes the row (204). */
+/* Stop and delete. A capture whose sessions still run gets a stop owed to each of their agents;
+ * a stop then waits for the last session to end (its Location answers 202 until then), while a
+ * delete removes the capture at once (the stops outlive it). Anything else has nothing to stop:
+ * stop succeeds at once (200 null), delete removes the row (204). */
 static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error *e)
 {
     struct capture_end_job *job = arg;
@@ -256,41 +320,36 @@ static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error
         goto cleanup;
     }
     int64_t now = timefmt_now_ms();
-    char rid[DB_TARGET_MAX];
-    core_resource_id(&w, cap.name, rid, sizeof(rid));
-    int on_agent = cap.agent_id[0] && (strcmp(cap.capture_status, "Running") == 0 ||
-                                       strcmp(cap.provisioning_state, "Updating") == 0);
-    if (!job->is_delete && on_agent && cap.stop_operation_id[0]) {
-        /* A stop already waits for the agent: this request follows the same operation. */
+    if (!job->is_delete && cap.stop_operation_id[0]) {
+        /* A stop already waits for the agents: this request follows the same operation. */
         char sub_key[64];
         str_lower_copy(sub_key, sizeof(sub_key), w.sub);
         err = db_operation_get(c, cap.stop_operation_id, sub_key, job->op);
         goto cleanup;
     }
+    char rid[DB_TARGET_MAX];
+    core_resource_id(&w, cap.name, rid, sizeof(rid));
     core_operation_init(job->op, &w, job->is_delete ? "capture.delete" : "capture.stop", rid,
                         job->api_version, now);
-    if (!job->is_delete && on_agent) {
-        /* The agent stops it; its report ends this operation (Location: 202 until then). */
-        err = db_capture_set_agent(c, cap.id, cap.agent_id, job->op->id);
+    int running = 0;
+    err = core_sessions_stop(c, &cap, job->is_delete, job->op->id, now, &job->owed, &running);
+    if (err != CP_OK)
+        goto cleanup;
+    if (!job->is_delete && running) {
+        /* The agents stop it; the last session's end ends this operation. */
+        err = db_capture_set_agent(c, cap.id, "", job->op->id);
         if (err == CP_OK)
             err = db_operation_insert(c, job->op);
-        if (err == CP_OK) {
-            str_copy(cap.stop_operation_id, sizeof(cap.stop_operation_id), job->op->id);
-            job->stop_cap = cap;
-            cap.properties_json = NULL; /* moved to stop_cap */
-            job->send_stop = 1;
+        if (err == CP_OK)
+            err = core_capture_aggregate(c, cap.id, now, NULL, NULL, NULL);
+        if (err == CP_OK)
+            err = core_touch_watcher(c, &w, now);
+        if (err == CP_OK)
             job->watcher_id = w.id;
-        }
         goto cleanup;
     }
     str_copy(job->op->status, sizeof(job->op->status), "Succeeded");
     job->op->end_ms = now;
-    if (job->is_delete && on_agent) {
-        /* Deleting a capture an agent runs also stops it there (files are kept). */
-        job->stop_cap = cap;
-        job->stop_cap.properties_json = strdup(cap.properties_json);
-        job->send_stop = job->stop_cap.properties_json != NULL;
-    }
     if (job->is_delete) {
         job->op->result_status = 204;
         err = db_capture_delete(c, cap.id);
@@ -298,6 +357,8 @@ static enum cp_err capture_end_run(struct db_conn *c, void *arg, struct cp_error
         job->op->result_status = 200;
         if (!(job->op->result_json = strdup("null")))
             err = CP_ENOMEM;
+        if (err == CP_OK)
+            err = core_capture_aggregate(c, cap.id, now, NULL, NULL, NULL);
     }
     if (err == CP_OK)
         err = db_operation_insert(c, job->op);
@@ -314,19 +375,17 @@ cleanup:
 static enum cp_err capture_end(struct core *core, struct capture_end_job *job, struct cp_error *e)
 {
     memset(job->op, 0, sizeof(*job->op));
-    memset(&job->stop_cap, 0, sizeof(job->stop_cap));
+    memset(&job->owed, 0, sizeof(job->owed));
     enum cp_err err = db_store_write(core->store, capture_end_run, job, e);
     if (err != CP_OK) {
         db_operation_clear(job->op);
-    } else {
-        if (job->watcher_id)
-            core_cache_changed(core->cache, job->watcher_id);
-        if (job->send_stop && core->agents && core->agents->stop)
-            core->agents->stop(core->agents->ctx, &job->stop_cap);
+        core_cmd_ids_free(&job->owed);
+        return err;
     }
-    if (job->send_stop || err != CP_OK)
-        db_capture_clear(&job->stop_cap);
-    return err;
+    if (job->watcher_id)
+        core_cache_changed(core->cache, job->watcher_id);
+    core_cmd_ids_send(core, &job->owed);
+    return CP_OK;
 }
 
 enum cp_err core_capture_delete(struct core *core, const struct core_watcher_ref *parent,

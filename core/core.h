@@ -15,25 +15,28 @@
 #include "common/err.h"
 #include "db/capture.h"
 #include "db/operation.h"
+#include "db/outbox.h"
 #include "db/store.h"
 #include "db/watcher.h"
 
 /* Azure's documented limit of capture sessions per subscription and region. */
 #define CORE_MAX_UNFINISHED_CAPTURES 10000
+/* Machines (scale-set instances) one capture may run on. */
+#define CORE_MAX_SESSIONS_PER_CAPTURE 1000
+/* Time limit of a session whose own is 0 ("none"): Azure's largest, 7 days (continuous). */
+#define CORE_SESSION_LIMIT_MAX_MS (604800LL * 1000)
 
 /*
- * The seam to the agents. start() is called on the dispatcher thread to hand a capture that was
- * just recorded to the agent serving its target. It returns CP_OK once the start command is on its
- * way (its outcome is reported back to core later), or CP_ENOAGENT (e filled) when no agent serves
- * the target, which ends the create operation as Failed. With no port at all, no agent serves
- * anything.
+ * The seam to the agents. send() hands one command of the outbox (db/outbox.h) to its agent's
+ * channel: cmd->kind "start" (cmd->name and cmd->spec_json set) or "stop" (cmd->stop_reason).
+ * It returns CP_OK once the message is queued on the agent's live channel, anything else when
+ * the agent is not connected (the command stays owed and goes out after its next hello). It is
+ * called on the dispatcher thread after the command's transaction committed, never on a
+ * request's thread, and must not block on the store. With no port, no agent serves anything.
  */
 struct core_agent_port {
     void *ctx;
-    enum cp_err (*start)(void *ctx, const struct db_capture *cap, struct cp_error *e);
-    /* Asks the agent running cap (cap->agent_id) to stop it (cap->stop_operation_id is the
-     * stop's operation); best effort: a stop not delivered now is sent again on reconnect. */
-    void (*stop)(void *ctx, const struct db_capture *cap);
+    enum cp_err (*send)(void *ctx, const struct db_command *cmd);
 };
 
 struct core;
@@ -99,6 +102,17 @@ struct core_capture_new {
     const char *api_version;
 };
 
+/* Where and how long a capture runs (all borrowed); NULL to core_capture_create_on means a VM
+ * target with the largest time limit. */
+struct core_capture_run {
+    int scale_set;              /* target is a scale set: one session per selected instance */
+    const char *const *include; /* scope.include as instance ids (any casing) */
+    size_t n_include;           /* 0: every instance with a registered agent */
+    const char *const *exclude; /* scope.exclude as instance ids */
+    size_t n_exclude;
+    int64_t time_limit_ms; /* the session's time limit, for the backstop (0: the largest) */
+};
+
 /* Records a new capture (provisioningState Updating) with its create operation, durably, and
  * queues it for the dispatcher, which asks the agent port to start it after this returns.
  * out (caller clears) is the capture as recorded, watcher its parent (etag as of then),
@@ -108,6 +122,14 @@ enum cp_err core_capture_create(struct core *core, const struct core_watcher_ref
                                 const struct core_capture_new *req, const struct core_precond *pre,
                                 struct db_capture *out, struct db_watcher *watcher, char *op_id,
                                 size_t op_id_size, struct cp_error *e) CP_MUST_USE;
+/* The same with run (may be NULL): a capture on a scale set runs on the instances run selects
+ * (see core_assign_sessions). */
+enum cp_err core_capture_create_on(struct core *core, const struct core_watcher_ref *parent,
+                                   const struct core_capture_new *req,
+                                   const struct core_capture_run *run,
+                                   const struct core_precond *pre, struct db_capture *out,
+                                   struct db_watcher *watcher, char *op_id, size_t op_id_size,
+                                   struct cp_error *e) CP_MUST_USE;
 /* A capture and its parent watcher (for the etag and ids); caller clears both. */
 enum cp_err core_capture_get(struct core *core, const struct core_watcher_ref *parent,
                              const char *name, struct db_capture *out, struct db_watcher *watcher,
@@ -132,28 +154,63 @@ enum cp_err core_capture_stop(struct core *core, const struct core_watcher_ref *
 enum cp_err core_operation_get(struct core *core, const char *sub, const char *id,
                                struct db_operation *out, struct cp_error *e) CP_MUST_USE;
 
-/* --- captures run by agents (the agent speaks only for its own captures: CP_EFORBIDDEN
- * otherwise). capture_guid is the capture's create operation id, which the agent knows as its
- * captureId. seq is the agent's report sequence number: a report already applied changes
- * nothing (*applied = 0) and succeeds. --- */
+/* --- captures run by agents (core/sessions.c; docs/agent-protocol.md "Server side"). An agent
+ * speaks only for its own sessions: CP_EFORBIDDEN ("NotYourSession") otherwise. session_id is
+ * the captureId the agent knows, command_id a commandId of the outbox. seq is the agent's
+ * report sequence number: a report already applied changes nothing (*applied = 0, may be
+ * NULL) and succeeds. --- */
 
-/* Calls each() for the captures of agent_id with a command to (re)send: Updating (start) or a
- * stop waiting (stop_operation_id set). */
-enum cp_err core_capture_pending(struct core *core, const char *agent_id, db_capture_each_fn each,
-                                 void *arg, struct cp_error *e) CP_MUST_USE;
-/* The agent acknowledged a start: Running (ok) or Failed with code/message. */
-enum cp_err core_capture_acked(struct core *core, const char *agent_id, const char *capture_guid,
+/* Calls each() for every command still owed to agent_id, oldest first (resend after hello). */
+enum cp_err core_agent_owed(struct core *core, const char *agent_id, db_command_each_fn each,
+                            void *arg, struct cp_error *e) CP_MUST_USE;
+/* Records that these commands were handed to their agents' channels now (pending -> sent, and
+ * a start's session gets its dispatched time). ids borrowed. */
+enum cp_err core_commands_sent(struct core *core, const char (*ids)[DB_COMMAND_ID_MAX], size_t n,
+                               struct cp_error *e) CP_MUST_USE;
+/* The agent acknowledged command_id: a start makes its session Running (ok; at_ms its start,
+ * 0 = now) or Error (code, message); a stop is settled (the session's end follows). */
+enum cp_err core_capture_acked(struct core *core, const char *agent_id, const char *command_id,
                                int ok, const char *code, const char *message, int64_t at_ms,
                                int64_t seq, int *applied, struct cp_error *e) CP_MUST_USE;
-/* The capture ended: Stopped with stop_reason, or Error with error_code/message (stop_reason
- * NULL). A stop waiting for it succeeds. */
-enum cp_err core_capture_ended(struct core *core, const char *agent_id, const char *capture_guid,
+/* The session ended: Stopped with stop_reason, or Error with error_code/message (stop_reason
+ * NULL). Commands still owed for it are settled; a stop waiting for the capture's sessions
+ * succeeds once the last one has ended. */
+enum cp_err core_capture_ended(struct core *core, const char *agent_id, const char *session_id,
                                const char *stop_reason, const char *error_code, const char *message,
                                int64_t seq, int *applied, struct cp_error *e) CP_MUST_USE;
-/* Ends as Failed (AgentNotConnected) every create handed to an agent that has not acknowledged
- * it by now_ms - deadline_ms. */
-enum cp_err core_capture_expire(struct core *core, int64_t deadline_ms,
+/* The session's latest totals (first_packet_ms 0 = no packet yet). */
+enum cp_err core_capture_progress(struct core *core, const char *agent_id, const char *session_id,
+                                  int64_t packets, int64_t bytes, int64_t drops, int64_t files,
+                                  int64_t first_packet_ms, int64_t seq,
+                                  struct cp_error *e) CP_MUST_USE;
+/* The timers, run by the server every few seconds: sessions still NotStarted deadline_ms after
+ * their create end in Error (and a stop is owed in case the start got through), failing the
+ * create when none started; Running sessions past their time limit plus grace_ms end in
+ * Error/AgentStopped and a stop is owed; acked commands older than a day are pruned. */
+enum cp_err core_sessions_sweep(struct core *core, int64_t deadline_ms, int64_t grace_ms,
                                 struct cp_error *e) CP_MUST_USE;
+/*
+ * Reconciliation on hello (docs/agent-protocol.md): the agent holds running[] and finished[]
+ * (session ids, borrowed). In one transaction: each Running session of this agent listed in
+ * neither ends Error/AgentStopped ("the agent no longer holds it"); each stop owed to it for a
+ * session listed in neither is settled (nothing to stop). stop (n_max entries) gets the listed
+ * running sessions the server has stopped, deleted or never knew: welcome.stop; *n_stop their
+ * count.
+ */
+enum cp_err core_agent_reconcile(struct core *core, const char *agent_id,
+                                 const char *const *running, size_t n_running,
+                                 const char *const *finished, size_t n_finished,
+                                 char (*stop)[DB_SESSION_ID_MAX], size_t n_max, size_t *n_stop,
+                                 struct cp_error *e) CP_MUST_USE;
+/* What a session shows as its packetCaptureStatus: its status, but Unknown while it is Running
+ * and its agent is not connected (nobody can tell whether it still captures). */
+const char *core_session_shown_status(const struct db_session *s);
+/* What a capture (sessions attached) shows: its stored status, but Unknown while it is Running
+ * and none of its Running sessions' agents is connected. */
+const char *core_capture_shown_status(const struct db_capture *cap);
+/* The agent's channel came up or went down: captures it runs show Unknown while it is away,
+ * so their cached reads are dropped. */
+void core_agent_presence_changed(struct core *core, const char *agent_id);
 
 /* Calls each() with (provisioningState, packetCaptureStatus, count) groups, for metrics. */
 enum cp_err core_capture_counts(struct core *core, db_capture_count_fn each, void *arg) CP_MUST_USE;

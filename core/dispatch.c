@@ -6,13 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/armid.h"
 #include "common/log.h"
 #include "common/strutil.h"
 #include "common/timefmt.h"
 #include "core/core_int.h"
 
 struct item {
-    char op_id[DB_OP_ID_MAX];
+    char op_id[DB_OP_ID_MAX]; /* a create operation, or a command id */
+    int is_command;
 };
 
 struct core_dispatch {
@@ -28,15 +30,28 @@ struct core_dispatch {
     int stopping;
 };
 
-/* One create being handled in a turn. */
+/* One create (or one command) being handled in a turn. */
 struct turn_entry {
     char op_id[DB_OP_ID_MAX];
-    struct db_capture cap; /* the capture it made (id 0 when gone) */
-    enum cp_err outcome;   /* CP_OK: handed to an agent */
+    int is_command;
+    struct db_capture cap;   /* the capture it made (id 0 when gone); sessions attached */
+    struct db_command *cmds; /* owned: what is owed for it, to send now */
+    size_t n_cmds, cap_cmds;
+    enum cp_err outcome; /* CP_OK: handed to its agents (or nothing to do) */
     struct cp_error why;
 };
 
-static enum cp_err push_locked(struct core_dispatch *d, const char *op_id)
+static void entry_clear(struct turn_entry *te)
+{
+    db_capture_clear(&te->cap);
+    for (size_t i = 0; i < te->n_cmds; i++)
+        db_command_clear(&te->cmds[i]);
+    free(te->cmds);
+    te->cmds = NULL;
+    te->n_cmds = te->cap_cmds = 0;
+}
+
+static enum cp_err push_locked(struct core_dispatch *d, const char *op_id, int is_command)
 {
     if (d->len == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 64;
@@ -52,16 +67,18 @@ static enum cp_err push_locked(struct core_dispatch *d, const char *op_id)
         d->cap = cap;
         d->head = 0;
     }
-    str_copy(d->queue[(d->head + d->len) % d->cap].op_id, DB_OP_ID_MAX, op_id);
+    struct item *it = &d->queue[(d->head + d->len) % d->cap];
+    str_copy(it->op_id, DB_OP_ID_MAX, op_id);
+    it->is_command = is_command;
     d->len++;
     return CP_OK;
 }
 
-void core_dispatch_push(struct core_dispatch *d, const char *op_id)
+static void push(struct core_dispatch *d, const char *id, int is_command)
 {
     pthread_mutex_lock(&d->mu);
     d->pushed++;
-    if (push_locked(d, op_id) != CP_OK) {
+    if (push_locked(d, id, is_command) != CP_OK) {
         /* Not lost: the operation is InProgress in the store; a rescan finds it. */
         d->rescan = 1;
         d->handled++;
@@ -70,12 +87,24 @@ void core_dispatch_push(struct core_dispatch *d, const char *op_id)
     pthread_mutex_unlock(&d->mu);
 }
 
+void core_dispatch_push(struct core_dispatch *d, const char *op_id)
+{
+    push(d, op_id, 0);
+}
+
+void core_dispatch_push_command(struct core_dispatch *d, const char *command_id)
+{
+    /* A command that does not fit is not lost either: it is owed in the store and goes out
+     * after its agent's next hello (the rescan only looks for creates). */
+    push(d, command_id, 1);
+}
+
 static enum cp_err rescan_one(const char *id, void *arg)
 {
     struct core_dispatch *d = arg;
     pthread_mutex_lock(&d->mu);
     d->pushed++;
-    enum cp_err err = push_locked(d, id);
+    enum cp_err err = push_locked(d, id, 0);
     if (err != CP_OK)
         d->handled++;
     pthread_mutex_unlock(&d->mu);
@@ -93,12 +122,47 @@ struct turn {
     int n;
 };
 
+static enum cp_err add_cmd(const struct db_command *cmd, void *arg)
+{
+    struct turn_entry *te = arg;
+    if (te->n_cmds == te->cap_cmds) {
+        size_t cap = te->cap_cmds ? te->cap_cmds * 2 : 2;
+        void *more = realloc(te->cmds, cap * sizeof(*te->cmds));
+        if (!more)
+            return CP_ENOMEM;
+        te->cmds = more;
+        te->cap_cmds = cap;
+    }
+    struct db_command *copy = &te->cmds[te->n_cmds];
+    *copy = *cmd;
+    copy->spec_json = NULL;
+    if (cmd->spec_json && !(copy->spec_json = strdup(cmd->spec_json)))
+        return CP_ENOMEM;
+    te->n_cmds++;
+    return CP_OK;
+}
+
 static enum cp_err load_run(struct db_conn *c, void *arg, struct cp_error *e)
 {
     (void)e;
     struct turn *t = arg;
     for (int i = 0; i < t->n; i++) {
-        enum cp_err err = db_capture_get_by_create_op(c, t->entries[i].op_id, &t->entries[i].cap);
+        struct turn_entry *te = &t->entries[i];
+        enum cp_err err;
+        if (te->is_command) {
+            struct db_command cmd;
+            err = db_outbox_get(c, te->op_id, &cmd);
+            if (err == CP_OK && strcmp(cmd.state, "acked") != 0)
+                err = add_cmd(&cmd, te);
+            db_command_clear(&cmd);
+        } else {
+            err = db_capture_get_by_create_op(c, te->op_id, &te->cap);
+            /* An Updating capture with sessions has a start owed (a session whose start is
+             * settled has started or ended, which moves the capture on in the same
+             * transaction): no owed command means no session. */
+            if (err == CP_OK && strcmp(te->cap.provisioning_state, "Updating") == 0)
+                err = db_outbox_list_owed_by_capture(c, te->cap.id, add_cmd, te);
+        }
         if (err != CP_OK && err != CP_ENOTFOUND)
             return err;
     }
@@ -150,25 +214,59 @@ static enum cp_err fail_run(struct db_conn *c, void *arg, struct cp_error *e)
     return CP_OK;
 }
 
+/* Hands every loaded command to its agent's channel; returns how many went out (their ids in
+ * sent, at most max). */
+static size_t send_all(struct core *core, struct turn *t, char (*sent)[DB_COMMAND_ID_MAX],
+                       size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < t->n; i++) {
+        struct turn_entry *te = &t->entries[i];
+        for (size_t k = 0; k < te->n_cmds; k++) {
+            if (!core->agents || !core->agents->send)
+                continue;
+            if (core->agents->send(core->agents->ctx, &te->cmds[k]) == CP_OK && n < max)
+                str_copy(sent[n++], DB_COMMAND_ID_MAX, te->cmds[k].id);
+        }
+    }
+    return n;
+}
+
+static int is_scale_set(const char *target)
+{
+    struct armid id;
+    return armid_parse(target, &id, NULL, NULL) == CP_OK && id.kind == ARMID_VMSS;
+}
+
 static void run_turn(struct core_dispatch *d, struct turn *t)
 {
     struct core *core = d->core;
     if (db_store_read(core->store, load_run, t, NULL) != CP_OK) {
         log_warnx("component=dispatch event=load_failed count=%d", t->n);
-        return; /* left InProgress; the next rescan retries */
+        return; /* creates stay InProgress (the next rescan retries); commands stay owed */
     }
     int failures = 0;
+    size_t n_cmds = 0;
     for (int i = 0; i < t->n; i++) {
         struct turn_entry *te = &t->entries[i];
-        if (te->cap.id == 0) {
+        n_cmds += te->n_cmds;
+        if (te->is_command) {
+            te->outcome = CP_OK;
+        } else if (te->cap.id == 0) {
             te->outcome = cp_fail(&te->why, CP_ENOTFOUND, "PacketCaptureDeleted", "",
                                   "The packet capture was deleted before it started.");
-        } else if (strcmp(te->cap.provisioning_state, "Updating") != 0) {
-            te->outcome = CP_OK; /* settled meanwhile (acknowledged, deleted, expired) */
-        } else if (te->cap.agent_id[0] && core->agents && core->agents->start) {
-            /* Handed to its agent: sent now if connected, else when it connects; the agent's
-             * ack ends the create, or the dispatch deadline does. */
-            te->outcome = core->agents->start(core->agents->ctx, &te->cap, &te->why);
+        } else if (strcmp(te->cap.provisioning_state, "Updating") != 0 || te->n_cmds) {
+            /* Settled meanwhile, or handed to its agents: sent now to those connected, to the
+             * others after their hello; the acks end the create, or the dispatch deadline. */
+            te->outcome = CP_OK;
+        } else if (is_scale_set(te->cap.target)) {
+            te->outcome = cp_fail(
+                &te->why, CP_ENOAGENT, "AgentNotConnected", "properties.scope",
+                "No netwatch agent is registered for an instance of scale set '%s' that "
+                "properties.scope selects, so the capture cannot start. Register agents for its "
+                "instances (netwatchd agent add <scale set id> --instance <id>) and start them, "
+                "then create the capture again.",
+                te->cap.target);
         } else {
             te->outcome = cp_fail(
                 &te->why, CP_ENOAGENT, "AgentNotConnected", "properties.target",
@@ -177,6 +275,14 @@ static void run_turn(struct core_dispatch *d, struct turn *t)
                 te->cap.target);
         }
         failures += te->outcome != CP_OK;
+    }
+    if (n_cmds) {
+        char(*sent)[DB_COMMAND_ID_MAX] = malloc(n_cmds * sizeof(*sent));
+        size_t n_sent = sent ? send_all(core, t, sent, n_cmds) : 0;
+        if (n_sent &&
+            core_commands_sent(core, (const char(*)[DB_COMMAND_ID_MAX])sent, n_sent, NULL) != CP_OK)
+            log_warnx("component=dispatch event=sent_not_recorded count=%zu", n_sent);
+        free(sent);
     }
     if (!failures)
         return;
@@ -211,6 +317,7 @@ static void *dispatch_main(void *arg)
         while (d->len && t.n < CORE_DISPATCH_BATCH_MAX) {
             memset(&t.entries[t.n], 0, sizeof(t.entries[t.n]));
             memcpy(t.entries[t.n].op_id, d->queue[d->head].op_id, DB_OP_ID_MAX);
+            t.entries[t.n].is_command = d->queue[d->head].is_command;
             d->head = (d->head + 1) % d->cap;
             d->len--;
             t.n++;
@@ -218,7 +325,7 @@ static void *dispatch_main(void *arg)
         pthread_mutex_unlock(&d->mu);
         run_turn(d, &t);
         for (int i = 0; i < t.n; i++)
-            db_capture_clear(&t.entries[i].cap);
+            entry_clear(&t.entries[i]);
         pthread_mutex_lock(&d->mu);
         d->handled += (unsigned long long)t.n;
         pthread_cond_broadcast(&d->drain_cv);

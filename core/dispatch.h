@@ -21,6 +21,9 @@ struct core_dispatch;
 enum cp_err core_dispatch_start(struct core *core, struct core_dispatch **out) CP_MUST_USE;
 /* Queues a create operation (thread-safe; never blocks on the store). */
 void core_dispatch_push(struct core_dispatch *d, const char *op_id);
+/* Queues one command of the outbox to be handed to its agent (thread-safe; never blocks). A
+ * command lost from the queue stays owed in the store and goes out after its agent's hello. */
+void core_dispatch_push_command(struct core_dispatch *d, const char *command_id);
 /* Waits until everything queued so far has been handled (tests, shutdown). */
 void core_dispatch_drain(struct core_dispatch *d);
 /* Stops the thread; what is still queued stays running in the store for the next start. */

@@ -262,3 +262,25 @@ enum cp_err db_agent_list_revoked_connected(struct db_conn *c, db_agent_each_fn 
     struct db_agent a;
     return db_row_each(st, read_row, &a, sizeof(a), visit_row, &v, clear_row);
 }
+
+enum cp_err db_agent_list_instances(struct db_conn *c, const char *resource_key,
+                                    db_agent_instance_fn each, void *arg)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT id, instance_id FROM agents WHERE resource_key = ?1"
+                                       " AND revoked_ms IS NULL ORDER BY instance_key");
+    if (!st)
+        return CP_EIO;
+    if (db_bind_text(st, 1, resource_key))
+        return CP_ENOMEM;
+    enum cp_err err = CP_OK;
+    int rc = SQLITE_DONE;
+    while (err == CP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *inst = (const char *)sqlite3_column_text(st, 1);
+        err = each(id ? id : "", inst ? inst : "", arg);
+    }
+    if (err == CP_OK && rc != SQLITE_DONE)
+        err = db_err(rc);
+    sqlite3_reset(st);
+    return err;
+}

@@ -102,6 +102,12 @@ typedef enum cp_err (*db_agent_each_fn)(const struct db_agent *a, void *arg);
 enum cp_err db_agent_list(struct db_conn *c, const char *sub_key, db_agent_each_fn each,
                           void *arg) CP_MUST_USE;
 
+/* Calls each(id, instance_id) for the active agents of a scale set (resource_key lower case),
+ * by instance_key; both strings borrowed for the call. */
+typedef enum cp_err (*db_agent_instance_fn)(const char *id, const char *instance_id, void *arg);
+enum cp_err db_agent_list_instances(struct db_conn *c, const char *resource_key,
+                                    db_agent_instance_fn each, void *arg) CP_MUST_USE;
+
 /* Calls each() for every revoked agent still marked connected (its live channel must go). */
 enum cp_err db_agent_list_revoked_connected(struct db_conn *c, db_agent_each_fn each,
                                             void *arg) CP_MUST_USE;

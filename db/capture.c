@@ -17,6 +17,7 @@ void db_capture_clear(struct db_capture *cap)
     if (!cap)
         return;
     free(cap->properties_json);
+    free(cap->sessions);
     memset(cap, 0, sizeof(*cap));
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "db/session.h"
 #include "db/store.h"
 
 #define DB_STATE_MAX       16
@@ -35,8 +36,12 @@ struct db_capture {
     char create_operation_id[40];
     int64_t created_ms;
     int64_t updated_ms;
-    char agent_id[40];          /* the agent running it; "" when none serves its target */
-    char stop_operation_id[40]; /* a stop waiting for the agent; "" when none */
+    char agent_id[40];          /* 0003's agent column; no longer written (see sessions) */
+    char stop_operation_id[40]; /* a stop waiting for its sessions to end; "" when none */
+    /* Its sessions (one per machine that runs it), attached by core on reads (not by the
+     * functions below); owned, freed by db_capture_clear(). */
+    struct db_session *sessions;
+    size_t n_sessions;
 };
 
 /* Visits one capture row (borrowed for the call). */

@@ -32,12 +32,14 @@ struct agent_glue {
      * disconnect is never dropped (it is what clears `connected`). Guarded by mu. */
     char (*late_closes)[HUB_AGENT_ID_MAX];
     size_t n_late, cap_late;
-    int64_t dispatch_deadline_ms;
     pthread_t sweeper; /* closes the channels of revoked agents */
     int sweeper_running;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping;
+    int heartbeat_seconds; /* told to agents in welcome */
+    int64_t deadline_ms;   /* dispatch deadline */
+    int64_t grace_ms;      /* backstop grace */
 };
 
 enum item_kind { ITEM_MESSAGE, ITEM_CLOSE };
@@ -152,53 +154,64 @@ static void send_msg(struct agent_glue *g, const char *agent_id, const struct pr
 
 /* --- commands to agents --- */
 
-static void send_start(struct agent_glue *g, const struct db_capture *cap)
+/* core_agent_port.send (dispatcher and glue threads): one command of the outbox, on the
+ * agent's live channel; CP_ENOAGENT (or CP_EBUSY) when it is not there: it goes out again after
+ * the agent's next hello. */
+static enum cp_err port_send(void *ctx, const struct db_command *cmd)
 {
+    struct agent_glue *g = ctx;
     struct proto_msg m;
     memset(&m, 0, sizeof(m));
-    m.type = PROTO_START;
-    /* The start's command id is the capture's own id: a resend is the same command. */
-    snprintf(m.start.command_id, sizeof(m.start.command_id), "%.36s", cap->create_operation_id);
-    snprintf(m.start.capture_id, sizeof(m.start.capture_id), "%.36s", cap->create_operation_id);
-    snprintf(m.start.name, sizeof(m.start.name), "%s", cap->name);
-    m.start.spec = cap->properties_json;
-    send_msg(g, cap->agent_id, &m);
-}
-
-static void send_stop(struct agent_glue *g, const struct db_capture *cap)
-{
-    struct proto_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = PROTO_STOP;
-    snprintf(m.stop.command_id, sizeof(m.stop.command_id), "%.36s",
-             cap->stop_operation_id[0] ? cap->stop_operation_id : cap->create_operation_id);
-    snprintf(m.stop.capture_id, sizeof(m.stop.capture_id), "%.36s", cap->create_operation_id);
-    m.stop.reason = PROTO_STOP_MANUAL;
-    send_msg(g, cap->agent_id, &m);
-}
-
-/* core_agent_port.start (dispatcher thread): sent now when the agent is connected; otherwise
- * after its next hello. Either way the create waits for the ack or the deadline. */
-static enum cp_err port_start(void *ctx, const struct db_capture *cap, struct cp_error *e)
-{
-    (void)e;
-    send_start(ctx, cap);
-    return CP_OK;
-}
-
-static void port_stop(void *ctx, const struct db_capture *cap)
-{
-    send_stop(ctx, cap);
+    if (strcmp(cmd->kind, "start") == 0) {
+        if (!cmd->spec_json)
+            return CP_ENOTFOUND; /* its capture is gone; the start is settled by then */
+        m.type = PROTO_START;
+        snprintf(m.start.command_id, sizeof(m.start.command_id), "%.36s", cmd->id);
+        snprintf(m.start.capture_id, sizeof(m.start.capture_id), "%.36s", cmd->session_id);
+        snprintf(m.start.name, sizeof(m.start.name), "%s", cmd->name);
+        m.start.spec = cmd->spec_json;
+    } else {
+        m.type = PROTO_STOP;
+        snprintf(m.stop.command_id, sizeof(m.stop.command_id), "%.36s", cmd->id);
+        snprintf(m.stop.capture_id, sizeof(m.stop.capture_id), "%.36s", cmd->session_id);
+        if (proto_stop_reason_parse(cmd->stop_reason, &m.stop.reason) != 0)
+            m.stop.reason = PROTO_STOP_MANUAL;
+    }
+    char *text = proto_encode(&m);
+    if (!text) {
+        log_warnx("component=agents event=encode_failed agent=%s type=%s", cmd->agent_id,
+                  proto_type_name(m.type));
+        return CP_EINVAL;
+    }
+    enum cp_err err = hub_send(g->hub, cmd->agent_id, text, strlen(text));
+    free(text);
+    if (err != CP_OK)
+        log_debug("component=agents event=send_deferred agent=%s command=%s", cmd->agent_id,
+                  cmd->id);
+    return err;
 }
 
 /* After a hello: everything still owed to this agent goes out again. */
-static enum cp_err resend_one(const struct db_capture *cap, void *arg)
+struct resend {
+    struct agent_glue *g;
+    char (*sent)[DB_COMMAND_ID_MAX];
+    size_t n, cap;
+};
+
+static enum cp_err resend_one(const struct db_command *cmd, void *arg)
 {
-    struct agent_glue *g = arg;
-    if (strcmp(cap->provisioning_state, "Updating") == 0)
-        send_start(g, cap);
-    if (cap->stop_operation_id[0])
-        send_stop(g, cap);
+    struct resend *r = arg;
+    if (port_send(r->g, cmd) != CP_OK)
+        return CP_OK;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        void *more = realloc(r->sent, cap * sizeof(*r->sent));
+        if (!more)
+            return CP_OK; /* only the bookkeeping of "sent" is lost */
+        r->sent = more;
+        r->cap = cap;
+    }
+    snprintf(r->sent[r->n++], DB_COMMAND_ID_MAX, "%s", cmd->id);
     return CP_OK;
 }
 
@@ -216,6 +229,44 @@ static char *interfaces_json(const struct proto_hello *h)
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
     return text;
+}
+
+/* The sessions the hello lists against the store (core_agent_reconcile); *stop (caller frees)
+ * gets the ids for welcome.stop. */
+static enum cp_err reconcile(struct agent_glue *g, const char *agent_id,
+                             const struct proto_hello *h, char (**stop)[DB_SESSION_ID_MAX],
+                             size_t *n_stop)
+{
+    *n_stop = 0;
+    const char **ids = malloc((h->n_sessions + 1) * sizeof(*ids));
+    *stop = malloc((h->n_sessions + 1) * sizeof(**stop));
+    if (!ids || !*stop) {
+        free(ids);
+        free(*stop);
+        *stop = NULL;
+        return CP_ENOMEM;
+    }
+    size_t n_running = 0, n_finished = 0;
+    for (size_t i = 0; i < h->n_sessions; i++) /* decoded running first */
+        if (h->sessions[i].state == PROTO_SESSION_RUNNING)
+            ids[n_running++] = h->sessions[i].capture_id;
+    for (size_t i = 0; i < h->n_sessions; i++)
+        if (h->sessions[i].state == PROTO_SESSION_FINISHED)
+            ids[n_running + n_finished++] = h->sessions[i].capture_id;
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = core_agent_reconcile(g->core, agent_id, ids, n_running, ids + n_running,
+                                           n_finished, *stop, h->n_sessions, n_stop, &e);
+    free(ids);
+    if (err != CP_OK) {
+        log_warnx("component=agents event=reconcile_failed agent=%s detail=\"%s\"", agent_id,
+                  e.message);
+        free(*stop);
+        *stop = NULL;
+        *n_stop = 0;
+    } else if (*n_stop) {
+        log_info("component=agents event=reconcile_stop agent=%s count=%zu", agent_id, *n_stop);
+    }
+    return err;
 }
 
 static void handle_hello(struct agent_glue *g, const char *agent_id, const struct proto_hello *h)
@@ -250,11 +301,28 @@ static void handle_hello(struct agent_glue *g, const char *agent_id, const struc
     memset(&w, 0, sizeof(w));
     w.type = PROTO_WELCOME;
     w.welcome.protocol = version;
-    w.welcome.heartbeat_seconds = PROTO_HEARTBEAT_SECONDS;
+    w.welcome.heartbeat_seconds = g->heartbeat_seconds;
     w.welcome.last_applied_seq = last;
+    char(*stop)[DB_SESSION_ID_MAX] = NULL;
+    char(*wire)[PROTO_ID_SIZE] = NULL;
+    size_t n_stop = 0;
+    if (reconcile(g, agent_id, h, &stop, &n_stop) == CP_OK && n_stop &&
+        (wire = malloc(n_stop * sizeof(*wire)))) {
+        for (size_t i = 0; i < n_stop; i++)
+            snprintf(wire[i], sizeof(wire[i]), "%.36s", stop[i]);
+        w.welcome.stop = wire;
+        w.welcome.n_stop = n_stop;
+    }
     send_msg(g, agent_id, &w);
-    if (core_capture_pending(g->core, agent_id, resend_one, g, NULL) != CP_OK)
+    free(stop);
+    free(wire);
+    core_agent_presence_changed(g->core, agent_id);
+    struct resend r = {g, NULL, 0, 0};
+    if (core_agent_owed(g->core, agent_id, resend_one, &r, NULL) != CP_OK)
         log_warnx("component=agents event=resend_failed agent=%s", agent_id);
+    if (core_commands_sent(g->core, (const char(*)[DB_COMMAND_ID_MAX])r.sent, r.n, NULL) != CP_OK)
+        log_warnx("component=agents event=sent_not_recorded agent=%s count=%zu", agent_id, r.n);
+    free(r.sent);
     log_info("component=agents event=hello agent=%s version=\"%s\" host=\"%s\"", agent_id,
              h->agent_version, h->hostname);
 }
@@ -296,6 +364,10 @@ static void handle_report(struct agent_glue *g, const char *agent_id, const stru
         err =
             core_capture_ended(g->core, agent_id, m->error.capture_id, NULL,
                                proto_pc_error_name(m->error.code), m->error.message, seq, NULL, &e);
+    } else if (m->type == PROTO_PROGRESS) {
+        const struct proto_progress *p = &m->progress;
+        err = core_capture_progress(g->core, agent_id, p->capture_id, p->packets, p->bytes,
+                                    p->drops, p->files, p->first_packet_at, seq, &e);
     }
     if (err == CP_EFORBIDDEN)
         log_warnx("component=agents event=report_refused agent=%s type=%s seq=%lld detail=\"%s\"",
@@ -341,6 +413,7 @@ static void glue_run(void *arg)
         if (core_agent_disconnected(core_store(g->core), it->agent_id, &e) != CP_OK)
             log_warnx("component=agents event=disconnect_not_recorded agent=%s detail=\"%s\"",
                       it->agent_id, e.message);
+        core_agent_presence_changed(g->core, it->agent_id);
         log_info("component=agents event=channel_closed agent=%s", it->agent_id);
     }
     free(it);
@@ -370,14 +443,16 @@ static void *sweeper_main(void *arg)
         g->late_closes = NULL;
         g->n_late = g->cap_late = 0;
         pthread_mutex_unlock(&g->mu);
-        for (size_t i = 0; i < n_late; i++)
+        for (size_t i = 0; i < n_late; i++) {
             if (core_agent_disconnected(core_store(g->core), late[i], NULL) != CP_OK)
                 log_warnx("component=agents event=disconnect_not_recorded agent=%s", late[i]);
+            core_agent_presence_changed(g->core, late[i]);
+        }
         free(late);
         if (core_agent_revoked_connected(core_store(g->core), close_revoked, g, NULL) != CP_OK)
             log_warnx("component=agents event=revoke_sweep_failed");
-        if (core_capture_expire(g->core, g->dispatch_deadline_ms, NULL) != CP_OK)
-            log_warnx("component=agents event=expire_sweep_failed");
+        if (core_sessions_sweep(g->core, g->deadline_ms, g->grace_ms, NULL) != CP_OK)
+            log_warnx("component=agents event=session_sweep_failed");
         pthread_mutex_lock(&g->mu);
     }
     pthread_mutex_unlock(&g->mu);
@@ -389,8 +464,10 @@ enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out
     struct agent_glue *g = calloc(1, sizeof(*g));
     if (!g)
         return CP_ENOMEM;
-    g->dispatch_deadline_ms = dispatch_deadline_ms;
-    g->port = (struct core_agent_port){.ctx = g, .start = port_start, .stop = port_stop};
+    g->port = (struct core_agent_port){.ctx = g, .send = port_send};
+    g->heartbeat_seconds = PROTO_HEARTBEAT_SECONDS;
+    g->deadline_ms = dispatch_deadline_ms > 0 ? dispatch_deadline_ms : AGENT_DISPATCH_DEADLINE_MS;
+    g->grace_ms = AGENT_BACKSTOP_GRACE_MS;
     g->ops = (struct hub_ops){.ctx = g,
                               .authenticate = glue_authenticate,
                               .on_open = glue_on_open,
@@ -418,6 +495,16 @@ enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out
     }
     *out = g;
     return CP_OK;
+}
+
+void agent_glue_set_timers(struct agent_glue *g, int heartbeat_seconds, int64_t deadline_ms,
+                           int64_t grace_ms)
+{
+    pthread_mutex_lock(&g->mu);
+    g->heartbeat_seconds = heartbeat_seconds;
+    g->deadline_ms = deadline_ms;
+    g->grace_ms = grace_ms;
+    pthread_mutex_unlock(&g->mu);
 }
 
 const struct core_agent_port *agent_glue_port(struct agent_glue *g)

@@ -5,24 +5,36 @@
  * stay in order), so the hub goes on serving the other channels while a hello is committed.
  *
  * It handles the channel's life (authentication, hello -> welcome, connected state, disconnect)
- * and the captures run by agents: start and stop commands (sent when core dispatches, and sent
- * again after every hello until settled), and the agent's reports (ack, completed, error),
- * each applied exactly once by core and answered with a reply. A report about a capture that is
- * not the agent's is refused (NotYourSession) and logged. Progress reports are acknowledged
- * (live counters are a later step).
+ * and the captures run by agents: the commands of the outbox (sent when core dispatches, and
+ * sent again after every hello until settled), and the agent's reports (ack, progress,
+ * completed, error), each applied exactly once by core and answered with a reply. A report
+ * about a session that is not the agent's is refused (NotYourSession) and logged. A sweeper
+ * thread runs the timers (dispatch deadline, backstop) and the revocation sweep.
  */
 #ifndef NW_SERVER_AGENT_GLUE_H
 #define NW_SERVER_AGENT_GLUE_H
+
+#include <stdint.h>
 
 #include "core/core.h"
 #include "server/hub.h"
 
 struct agent_glue;
 
+/* Defaults of the timers (the server's flags override them). The dispatch deadline: how long
+ * a session handed to an agent may wait for the agent's ack before it fails. The backstop's
+ * grace: how long past its time limit a Running session may go without its end being reported
+ * before the server ends it (Error/AgentStopped). */
+#define AGENT_DISPATCH_DEADLINE_MS 30000
+#define AGENT_BACKSTOP_GRACE_MS    120000
+
 /* The glue is made before core (core needs its port), then given core with set_core.
- * dispatch_deadline_ms: how long a create handed to an agent may wait for the agent's ack
- * before it fails (AgentNotConnected). */
+ * dispatch_deadline_ms: the dispatch deadline (AGENT_DISPATCH_DEADLINE_MS by default). */
 enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out) CP_MUST_USE;
+/* Overrides the timer defaults (server flags): heartbeat told to agents in welcome (seconds),
+ * dispatch deadline and backstop grace (ms). Call before the hub starts. */
+void agent_glue_set_timers(struct agent_glue *g, int heartbeat_seconds, int64_t deadline_ms,
+                           int64_t grace_ms);
 /* The port to give core_new(); valid while the glue lives. */
 const struct core_agent_port *agent_glue_port(struct agent_glue *g);
 /* core borrowed (must outlive the glue); set once, before the hub starts. */

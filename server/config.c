@@ -37,10 +37,18 @@ static const struct settings_entry settings[] = {
         "in flight, and so the size of each group commit)"),
     NUM(max_connections, "max-connections", "NETWATCH_MAX_CONNECTIONS", "1024", 16, 65536,
         "concurrent HTTP connections"),
+    NUM(agent_heartbeat, "agent-heartbeat-seconds", "NETWATCH_AGENT_HEARTBEAT_SECONDS", "15", 1,
+        3600,
+        "ping interval of agent channels; an agent silent for 3 intervals is disconnected "
+        "(its running captures then show Unknown)"),
     NUM(dispatch_deadline_seconds, "dispatch-deadline-seconds",
         "NETWATCH_DISPATCH_DEADLINE_SECONDS", "30", 1, 3600,
-        "how long a create waits for its agent to acknowledge the start before it fails "
-        "(AgentNotConnected)"),
+        "how long an agent has to acknowledge a start before that session fails; the create "
+        "fails (AgentNotConnected) when none started"),
+    NUM(backstop_grace, "backstop-grace-seconds", "NETWATCH_BACKSTOP_GRACE_SECONDS", "120", 0,
+        86400,
+        "how long past its time limit a running session may go without its agent reporting the "
+        "end before the server ends it (Error/AgentStopped) and stops it on the agent"),
     FLAG(check_config, "check-config", "validate the configuration and the database, then exit"),
     FLAG(help, "help", "print this help"),
 };

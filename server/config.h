@@ -24,7 +24,9 @@ struct config {
     long threads;                     /* HTTP worker threads */
     long write_workers;               /* threads for requests that wait on a commit */
     long max_connections;             /* concurrent HTTP connections */
-    long dispatch_deadline_seconds;   /* a create's wait for its agent's ack */
+    long agent_heartbeat;             /* seconds between pings to agents */
+    long dispatch_deadline_seconds;   /* an agent's time to ack a start */
+    long backstop_grace;              /* seconds past a session's time limit before it is ended */
     int check_config;                 /* validate and exit */
     int help;
 };

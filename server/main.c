@@ -158,7 +158,10 @@ static int serve(const struct config *cfg)
      * yet: the hub is not serving; they go out again after each agent's hello). */
     if (agent_glue_new(cfg->dispatch_deadline_seconds * 1000, &glue) != CP_OK)
         goto cleanup;
-    if (hub_new(NULL, agent_glue_ops(glue), &hub) != CP_OK) {
+    agent_glue_set_timers(glue, (int)cfg->agent_heartbeat, cfg->dispatch_deadline_seconds * 1000LL,
+                          cfg->backstop_grace * 1000LL);
+    struct hub_options hub_opt = {.heartbeat_ms = (unsigned)cfg->agent_heartbeat * 1000u};
+    if (hub_new(&hub_opt, agent_glue_ops(glue), &hub) != CP_OK) {
         log_error("event=hub_failed");
         goto cleanup;
     }

@@ -328,6 +328,72 @@ START_TEST(capture_validation)
 }
 END_TEST
 
+#define SS                                                                                         \
+    "/subscriptions/" SUB                                                                          \
+    "/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachineScaleSets/ss1"
+#define SS_HEAD                                                                                    \
+    "{\"target\":\"" SS                                                                            \
+    "\",\"targetType\":\"AzureVMSS\",\"storageLocation\":{\"filePath\":\"/var/captures/a.cap\"},"
+
+/* Scale-set scopes refused (400): code, target and a piece of the message. */
+static const struct {
+    const char *props;
+    const char *target;
+    const char *message;
+} bad_scopes[] = {
+    {SS_HEAD "\"scope\":{\"include\":[\"0\",\"1\"],\"exclude\":[\"1\"]}}",
+     "properties.scope.exclude", "Instance '1' is both included and excluded"},
+    {SS_HEAD "\"scope\":{\"include\":[\"" SS "/virtualMachines/3\"],\"exclude\":[\"3\"]}}",
+     "properties.scope.exclude", "Instance '3' is both included and excluded"},
+    {SS_HEAD "\"scope\":{\"include\":[\"a/b\"]}}", "properties.scope.include",
+     "is not an instance of the target scale set"},
+    {SS_HEAD "\"scope\":{\"exclude\":[\"" SS "x/virtualMachines/3\"]}}", "properties.scope.exclude",
+     "is not an instance of the target scale set"},
+    {SS_HEAD "\"scope\":{\"include\":[\"0;1\"]}}", "properties.scope.include",
+     "must be instance ids"},
+    {SS_HEAD "\"scope\":{\"include\":[\"" SS "/virtualMachines/\"]}}", "properties.scope.include",
+     "must be instance ids"},
+    {SS_HEAD "\"scope\":{\"include\":[\"\"]}}", "properties.scope.include", "must be instance ids"},
+};
+
+START_TEST(scale_set_scope_validation)
+{
+    make_watcher();
+    char body[2048];
+    snprintf(body, sizeof(body), "{\"properties\":%s}", bad_scopes[_i].props);
+    json_t *j;
+    ck_assert_int_eq(call(API_PUT, NW "/packetCaptures/bad", V, body, &j, NULL), 400);
+    ck_assert_str_eq(err_code(j), "InvalidPropertyValue");
+    ck_assert_str_eq(err_target(j), bad_scopes[_i].target);
+    const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_ptr_nonnull(strstr(msg, bad_scopes[_i].message));
+    json_decref(j);
+    ck_assert_int_eq(call(API_GET, NW "/packetCaptures/bad", V, NULL, NULL, NULL), 404);
+}
+END_TEST
+
+/* Full instance ids (any casing) are accepted and echoed as given; the instance ids they name
+ * are what the scope selects. */
+START_TEST(scale_set_scope_full_ids)
+{
+    make_watcher();
+    static const char body[] =
+        "{\"properties\":" SS_HEAD "\"scope\":{\"include\":[\"0\",\"" SS
+        "/VIRTUALMACHINES/2\"],\"exclude\":[\"" SS "/virtualMachines/5\"]}}}";
+    json_t *j;
+    ck_assert_int_eq(call(API_PUT, NW "/packetCaptures/ok", V, body, &j, NULL), 201);
+    json_t *scope = json_object_get(json_object_get(j, "properties"), "scope");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(scope, "include"), 1)),
+                     SS "/VIRTUALMACHINES/2");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(scope, "exclude"), 0)),
+                     SS "/virtualMachines/5");
+    json_decref(j);
+    ck_assert_str_eq(api_scope_instance(SS "/virtualMachines/17"), "17");
+    ck_assert_str_eq(api_scope_instance("17"), "17");
+}
+END_TEST
+
 START_TEST(continuous_capture_shape)
 {
     make_watcher();
@@ -471,6 +537,9 @@ static Suite *api_suite(void)
     tcase_add_test(tc, capture_defaults_and_create);
     tcase_add_loop_test(tc, capture_validation, 0,
                         (int)(sizeof(bad_captures) / sizeof(bad_captures[0])));
+    tcase_add_loop_test(tc, scale_set_scope_validation, 0,
+                        (int)(sizeof(bad_scopes) / sizeof(bad_scopes[0])));
+    tcase_add_test(tc, scale_set_scope_full_ids);
     tcase_add_test(tc, continuous_capture_shape);
     tcase_add_test(tc, malformed_and_oversize_bodies);
     tcase_add_test(tc, stop_delete_and_monitors);
