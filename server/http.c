@@ -53,7 +53,9 @@ struct request_state {
     struct http_server *h;
     struct MHD_Connection *conn;
     struct api_request req; /* pointers into the connection's memory and body, both kept */
-    struct api_response res;
+    /* The answer (15 KB with its header slots): freed once sent, and at a 101, so that an agent
+     * channel, which MHD keeps, holds only the few bytes above. */
+    struct api_response *res;
     int done; /* res is ready (set by the worker before it resumes the connection) */
     /* An agent channel: the agent its token names, and whether the socket went to the hub (the
      * request then no longer counts as in flight: the channel outlives http_stop's grace). */
@@ -165,7 +167,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct api_respon
 static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *c,
                               struct request_state *st, const char *method, const char *url)
 {
-    struct api_response *res = &st->res;
+    struct api_response *res = st->res;
     double secs = elapsed(&st->start);
     const char *route = res->route[0] ? res->route : "unmatched";
     metrics_observe(h->metrics, route, res->status, secs);
@@ -175,6 +177,8 @@ static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *c,
              method, url, res->status, secs * 1e3, res->request_id, route);
     enum MHD_Result ret = send_response(c, res);
     api_response_free(res);
+    free(res);
+    st->res = NULL;
     return ret;
 }
 
@@ -183,7 +187,7 @@ static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *c,
 static void run_deferred(void *arg)
 {
     struct request_state *st = arg;
-    api_handle(st->h->api, &st->req, &st->res);
+    api_handle(st->h->api, &st->req, st->res);
     st->done = 1;
     MHD_resume_connection(st->conn);
 }
@@ -227,8 +231,8 @@ static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connecti
 {
     char accept[PROTO_WS_ACCEPT_LEN];
     if (proto_ws_accept_key(key, accept) != 0) {
-        api_set_error(&st->res, 500, "InternalServerError", "Cannot compute the handshake.", NULL);
-        api_finish(&st->req, &st->res);
+        api_set_error(st->res, 500, "InternalServerError", "Cannot compute the handshake.", NULL);
+        api_finish(&st->req, st->res);
         return finish(h, c, st, method, url);
     }
     struct MHD_Response *r = MHD_create_response_for_upgrade(channel_upgraded, h);
@@ -242,11 +246,13 @@ static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connecti
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
     MHD_destroy_response(r);
     double secs = elapsed(&st->start);
-    metrics_observe(h->metrics, st->res.route, 101, secs);
+    metrics_observe(h->metrics, st->res->route, 101, secs);
     log_info("event=request method=%s path=\"%.200s\" status=101 duration_ms=%.3f agent=%s "
              "route=%s",
-             method, url, secs * 1e3, st->agent_id, st->res.route);
-    api_response_free(&st->res);
+             method, url, secs * 1e3, st->agent_id, st->res->route);
+    api_response_free(st->res);
+    free(st->res);
+    st->res = NULL;
     return ret;
 }
 
@@ -256,7 +262,7 @@ static enum MHD_Result channel_request(struct http_server *h, struct MHD_Connect
                                        struct request_state *st, const char *method,
                                        const char *version, const char *url)
 {
-    struct api_response *res = &st->res;
+    struct api_response *res = st->res;
     api_response_init(res, &st->req);
     res->route = "agent.channel";
     if (!h->hub) {
@@ -330,6 +336,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         /* First call: headers only. A body declared past DISCARD_MAX is refused unread. */
         if (!(st = calloc(1, sizeof(*st))))
             return MHD_NO;
+        if (!(st->res = calloc(1, sizeof(*st->res)))) {
+            free(st);
+            return MHD_NO;
+        }
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         *req_cls = st;
         atomic_fetch_add(&h->in_flight, 1);
@@ -376,9 +386,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, WS_CHANNEL_PATH) == 0)
         return channel_request(h, c, st, method, version, url);
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
-        api_response_init(&st->res, req);
-        own_route(h, url, req, &st->res);
-        api_finish(req, &st->res);
+        api_response_init(st->res, req);
+        own_route(h, url, req, st->res);
+        api_finish(req, st->res);
         return finish(h, c, st, method, url);
     }
     if (h->workers && waits_on_commit(req->method) && !st->too_large) {
@@ -386,17 +396,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         st->conn = c;
         MHD_suspend_connection(c);
         if (workers_submit(h->workers, run_deferred, st) != CP_OK) {
-            api_response_init(&st->res, req);
-            api_add_header(&st->res, "Retry-After", "1");
-            api_set_error(&st->res, 503, "ServiceUnavailable",
+            api_response_init(st->res, req);
+            api_add_header(st->res, "Retry-After", "1");
+            api_set_error(st->res, 503, "ServiceUnavailable",
                           "Too many requests are waiting to be stored; retry shortly.", NULL);
-            api_finish(req, &st->res);
+            api_finish(req, st->res);
             st->done = 1;
             MHD_resume_connection(c);
         }
         return MHD_YES;
     }
-    api_handle(h->api, req, &st->res);
+    api_handle(h->api, req, st->res);
     return finish(h, c, st, method, url);
 }
 
@@ -410,6 +420,10 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     if (st) {
         if (!st->upgraded)
             atomic_fetch_sub(&h->in_flight, 1);
+        if (st->res) {
+            api_response_free(st->res);
+            free(st->res);
+        }
         free(st->body);
         free(st);
     }
