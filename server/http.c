@@ -30,6 +30,7 @@ struct http_server {
     struct metrics *metrics;
     struct workers *workers; /* runs requests that wait on a commit */
     struct hub *hub;         /* takes upgraded agent channels; NULL: none */
+    int tls;                 /* MHD terminates TLS (and so relays upgraded channels) */
     int fd;                  /* the bound listening socket; ours, not MHD's */
     unsigned port;
     pthread_t acceptor; /* accepts on fd and hands connections to MHD */
@@ -54,7 +55,7 @@ struct request_state {
     struct MHD_Connection *conn;
     struct api_request req; /* pointers into the connection's memory and body, both kept */
     /* The answer (15 KB with its header slots): freed once sent, and at a 101, so that an agent
-     * channel, which MHD keeps, holds only the few bytes above. */
+     * channel MHD keeps (TLS) holds only the few bytes above. */
     struct api_response *res;
     int done; /* res is ready (set by the worker before it resumes the connection) */
     /* An agent channel: the agent its token names, and whether the socket went to the hub (the
@@ -198,7 +199,7 @@ static int waits_on_commit(enum api_method m)
     return m == API_PUT || m == API_PATCH || m == API_DELETE || m == API_POST;
 }
 
-/* The hub's release callback: MHD still owns an upgraded socket and closes it itself. */
+/* The hub's release callback under TLS: MHD owns the socketpair end and closes it itself. */
 static void release_upgraded(void *arg, int fd)
 {
     (void)fd;
@@ -206,7 +207,17 @@ static void release_upgraded(void *arg, int fd)
 }
 
 /* MHD calls this once the 101 is out: the socket, and whatever MHD already read past the
- * request (the agent may send its hello at once), go to the hub. */
+ * request (the agent may send its hello at once), go to the hub.
+ *
+ * Plain HTTP: the hub takes a duplicate of the socket and MHD is told at once that the
+ * application is done with it. For an upgraded connection without TLS, MHD 0.9.75 then only
+ * frees its connection (memory pool, request state) and closes its own descriptor, with no
+ * shutdown(), so the agent's TCP connection lives on in the hub alone: an agent costs the hub's
+ * few kB, not MHD's 32 KiB pool, and no longer counts as one of MHD's connections.
+ * tests/channel (channels_leave_mhd) holds MHD to this.
+ *
+ * TLS: MHD holds the TLS session and relays the clear text through a socketpair whose other
+ * end the hub gets, so the connection must stay MHD's until the hub releases it. */
 static void channel_upgraded(void *cls, struct MHD_Connection *c, void *req_cls,
                              const char *extra_in, size_t extra_in_size, MHD_socket sock,
                              struct MHD_UpgradeResponseHandle *urh)
@@ -216,11 +227,25 @@ static void channel_upgraded(void *cls, struct MHD_Connection *c, void *req_cls,
     (void)c;
     st->upgraded = 1;
     atomic_fetch_sub(&h->in_flight, 1);
-    if (hub_adopt(h->hub, sock, extra_in, extra_in_size, st->agent_id, release_upgraded, urh) !=
-        CP_OK) {
-        log_warnx("event=agent_channel_refused agent=%s reason=\"the hub is not accepting\"",
-                  st->agent_id);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (h->tls) {
+        if (hub_adopt(h->hub, sock, extra_in, extra_in_size, st->agent_id, release_upgraded, urh) !=
+            CP_OK) {
+            log_warnx("event=agent_channel_refused agent=%s reason=\"the hub is not accepting\"",
+                      st->agent_id);
+            MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        }
+        return;
+    }
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    /* extra_in lives in MHD's pool: hub_adopt copies it before the CLOSE below frees it. */
+    enum cp_err err =
+        fd < 0 ? CP_EIO : hub_adopt(h->hub, fd, extra_in, extra_in_size, st->agent_id, NULL, NULL);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (err != CP_OK) {
+        log_warnx("event=agent_channel_refused agent=%s reason=\"%s\"", st->agent_id,
+                  fd < 0 ? "out of descriptors" : "the hub is not accepting");
+        if (fd >= 0)
+            close(fd);
     }
 }
 
@@ -564,8 +589,9 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     };
     if (opt->tls_cert_pem)
         flags |= MHD_USE_TLS;
-    /* Agent channels: a 101 hands the socket to the hub. Upgraded sockets stay MHD's (the hub
-     * gives each back with MHD_upgrade_action) and count against max_connections. */
+    h->tls = opt->tls_cert_pem != NULL;
+    /* Agent channels: a 101 hands the socket to the hub (channel_upgraded); under TLS it stays
+     * one of MHD's connections and counts against max_connections. */
     if (opt->hub)
         flags |= MHD_ALLOW_UPGRADE;
     /* The socket was bound by http_bind(), so the port (and the public URL built on it) is

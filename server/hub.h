@@ -88,8 +88,9 @@ struct hub_stats {
 
 struct hub;
 
-/* Gives a socket back when the hub is done with it (http.c: MHD_upgrade_action CLOSE, since MHD
- * still owns an upgraded socket). Called once, on the hub thread, after the fd has left the
+/* Gives a socket back when the hub is done with it (http.c under TLS: MHD_upgrade_action CLOSE,
+ * since MHD still owns the socketpair it relays through; without TLS http.c hands over a socket
+ * of the hub's own and passes NULL). Called once, on the hub thread, after the fd has left the
  * epoll set. NULL in hub_adopt means close(fd). */
 typedef void (*hub_release_fn)(void *arg, int fd);
 
@@ -101,7 +102,8 @@ enum cp_err hub_new(const struct hub_options *opt, const struct hub_ops *ops,
 enum cp_err hub_start(struct hub *h) CP_MUST_USE;
 /* Closes every channel with 1001 (on_close for each), gives the peers up to a second to answer
  * the close, releases every socket, joins the thread. hub_adopt refuses from the moment it is
- * called. Call it BEFORE http_stop(): MHD may not be stopped while the hub holds upgraded sockets.
+ * called. Call it BEFORE http_stop(): MHD may not be stopped while the hub holds sockets it relays
+ * (TLS).
  * Idempotent; NULL is a no-op. */
 void hub_stop(struct hub *h);
 /* Frees a stopped (or never started) hub; stops it first if needed. NULL is a no-op. Call it

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -271,6 +272,8 @@ static void make_cert(char **cert_pem, char **key_pem)
 
 /* TLS for the next srv_start (NULL: plain HTTP). */
 static char *next_cert, *next_key;
+/* --max-connections for the next srv_start (0: 4 x MANY). */
+static unsigned next_max_connections;
 
 /* Starts a server on port (0: any) with a hub (with_hub) made from ho. */
 static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho, int with_hub)
@@ -299,7 +302,8 @@ static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho
     s->api = (struct api_ctx){
         .core = NULL, .public_url = "http://127.0.0.1", .auth = api_auth_ok, .auth_ctx = NULL};
     struct http_options o = {.threads = 2,
-                             .max_connections = 4 * MANY,
+                             .max_connections =
+                                 next_max_connections ? next_max_connections : 4 * MANY,
                              .write_workers = 0,
                              .api = &s->api,
                              .metrics = s->metrics,
@@ -365,24 +369,10 @@ static void send_all(int fd, const void *p, size_t n)
     }
 }
 
-/* Sends an upgrade request (token NULL: no Authorization; extra: the Sec-WebSocket-Version and
- * -Protocol lines instead of "13" and "netwatch.agent.v1") and reads
- * the response head into head (and the body, when the response has one, up to headsz). Returns
- * the status. */
-static int upgrade(int fd, const char *path, const char *token, const char *extra, char *head,
-                   size_t headsz)
+/* Reads a response head into head (and the body, when it is not a 101 and has one, up to
+ * headsz). Returns the status. */
+static int read_response(int fd, char *head, size_t headsz)
 {
-    char req[2048];
-    char auth[600] = "";
-    if (token)
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: " RFC_KEY "\r\n%s%s\r\n",
-             path, auth,
-             extra ? extra
-                   : "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: netwatch.agent.v1\r\n");
-    send_all(fd, req, strlen(req));
     size_t got = 0;
     char *end = NULL;
     while (!end && got + 1 < headsz) {
@@ -408,6 +398,35 @@ static int upgrade(int fd, const char *path, const char *token, const char *extr
         }
     }
     return status;
+}
+
+/* Sends an upgrade request (token NULL: no Authorization; extra: the Sec-WebSocket-Version and
+ * -Protocol lines instead of "13" and "netwatch.agent.v1") and reads the response
+ * (read_response). Returns the status. */
+static int upgrade(int fd, const char *path, const char *token, const char *extra, char *head,
+                   size_t headsz)
+{
+    char req[2048];
+    char auth[600] = "";
+    if (token)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: " RFC_KEY "\r\n%s%s\r\n",
+             path, auth,
+             extra ? extra
+                   : "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: netwatch.agent.v1\r\n");
+    send_all(fd, req, strlen(req));
+    return read_response(fd, head, headsz);
+}
+
+/* A plain keep-alive GET on fd; returns the status (head as in read_response). */
+static int http_get(int fd, const char *path, char *head, size_t headsz)
+{
+    char req[512];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    send_all(fd, req, strlen(req));
+    return read_response(fd, head, headsz);
 }
 
 /* Upgrades with token and checks the 101. */
@@ -533,6 +552,7 @@ static void setup(void)
 {
     log_level = LOG_LEVEL_WARN;
     signal(SIGPIPE, SIG_IGN);
+    next_max_connections = 0;
     reset_fake();
 }
 
@@ -832,6 +852,82 @@ START_TEST(many_channels)
         close(fds[i]);
     ck_assert_int_eq(wait_count(&fake.closes, n, 20000), n);
     free(fds);
+    srv_stop(&s);
+}
+END_TEST
+
+/* Descriptors this process has open. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* not d's own */
+}
+
+/* GETs path on a new connection every 50 ms until it answers want (or WAIT_MS passes). */
+static int get_until(unsigned port, const char *path, int want)
+{
+    char head[4096];
+    int st = 0;
+    for (int waited = 0; waited <= WAIT_MS; waited += 50) {
+        int fd = tcp_connect(port);
+        st = http_get(fd, path, head, sizeof(head));
+        close(fd);
+        if (st == want)
+            break;
+        sleep_ms(50);
+    }
+    return st;
+}
+
+/* Without TLS an upgraded channel leaves MHD: the hub holds the only descriptor of its socket,
+ * MHD's connection (and its 32 KiB memory pool) is gone, and the channel does not count against
+ * --max-connections. */
+START_TEST(channels_leave_mhd)
+{
+    enum { N = 40 };
+    next_max_connections = 16;
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int before = open_fds();
+    int fds[N];
+    char token[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(token, sizeof(token), "t%d", i);
+        fds[i] = open_channel(s.port, token);
+    }
+    ck_assert_int_eq(wait_count(&fake.opens, N, WAIT_MS), N);
+    /* One descriptor per channel on each side once MHD has let go of its own. */
+    int delta = 0;
+    for (int waited = 0; waited <= WAIT_MS && (delta = open_fds() - before) != 2 * N; waited += 50)
+        sleep_ms(50);
+    ck_assert_int_eq(delta, 2 * N);
+    /* 40 channels and --max-connections 16: MHD still takes API clients. */
+    ck_assert_int_eq(get_until(s.port, "/healthz", 200), 200);
+    /* Every channel still works both ways on the hub's descriptor. */
+    static const char hello[] = "{\"type\":\"hello\"}";
+    for (int i = 0; i < N; i++)
+        send_frame(fds[i], 0x1, hello, sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, N, WAIT_MS), N);
+    char id[16], msg[64], buf[128];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        int len = snprintf(msg, sizeof(msg), "{\"to\":\"%s\"}", id);
+        ck_assert_int_eq(hub_send(s.hub, id, msg, (size_t)len), CP_OK);
+        ck_assert_int_eq(read_text(fds[i], buf, sizeof(buf)), len);
+        ck_assert_str_eq(buf, msg);
+    }
+    /* A clean close still goes both ways. */
+    unsigned char bye[2] = {0x03, 0xe8};
+    send_frame(fds[0], 0x8, bye, 2);
+    ck_assert_int_eq(read_close(fds[0]), 1000);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    ck_assert_int_eq(wait_count(&fake.closes, N, WAIT_MS), N);
     srv_stop(&s);
 }
 END_TEST
@@ -1500,6 +1596,7 @@ static Suite *suite(void)
     tcase_add_test(t, queue_overflow_closes_1008);
     tcase_add_test(t, hub_close_and_stop);
     tcase_add_test(t, many_channels);
+    tcase_add_test(t, channels_leave_mhd);
     tcase_add_test(t, tls_channel);
     suite_add_tcase(s, t);
     TCase *ag = tcase_create("agent");
