@@ -36,7 +36,9 @@ static const struct settings_entry settings[] = {
         "threads that run changing requests while they wait for their commit (bounds the writes "
         "in flight, and so the size of each group commit)"),
     NUM(max_connections, "max-connections", "NETWATCH_MAX_CONNECTIONS", "1024", 16, 65536,
-        "concurrent HTTP connections"),
+        "concurrent HTTP connections of API clients (agent channels have --max-agents)"),
+    NUM(max_agents, "max-agents", "NETWATCH_MAX_AGENTS", "16384", 1, 1000000,
+        "connected agents (WebSocket channels); past it an agent is answered 503 until one leaves"),
     FLAG(check_config, "check-config", "validate the configuration and the database, then exit"),
     FLAG(help, "help", "print this help"),
 };

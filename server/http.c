@@ -37,6 +37,12 @@ struct http_server {
     int acceptor_running;
     int stop_fd;          /* eventfd: tells the acceptor to stop */
     atomic_int in_flight; /* requests begun and not yet completed */
+    /* --max-connections bounds MHD's connections other than agent channels: conns counts all of
+     * MHD's connections, tls_channels the agent channels among them (TLS only; without TLS a
+     * channel leaves MHD at its 101). */
+    unsigned max_api;
+    atomic_int conns;
+    atomic_int tls_channels;
 };
 
 /* Body bytes read and dropped past API_MAX_BODY before answering 413 anyway. */
@@ -228,6 +234,7 @@ static void channel_upgraded(void *cls, struct MHD_Connection *c, void *req_cls,
     st->upgraded = 1;
     atomic_fetch_sub(&h->in_flight, 1);
     if (h->tls) {
+        atomic_fetch_add(&h->tls_channels, 1); /* until request_completed */
         if (hub_adopt(h->hub, sock, extra_in, extra_in_size, st->agent_id, release_upgraded, urh) !=
             CP_OK) {
             log_warnx("event=agent_channel_refused agent=%s reason=\"the hub is not accepting\"",
@@ -349,6 +356,25 @@ static enum MHD_Result channel_request(struct http_server *h, struct MHD_Connect
     return finish(h, c, st, method, url);
 }
 
+/* MHD accepts up to --max-connections plus --max-agents connections (http_serve), so that agents
+ * cannot take the API's share; this keeps API clients out of the agents' share: past
+ * --max-connections connections that are not agent channels, requests are answered 503 and their
+ * connections closed. (Whether a connection is an agent's is known only from its request, so
+ * the check is made per request; an agent in its handshake counts as an API client until its
+ * 101.) */
+static int over_api_limit(struct http_server *h)
+{
+    if (!h->max_api)
+        return 0;
+    int api = atomic_load(&h->conns) - atomic_load(&h->tls_channels);
+    if (api <= (int)h->max_api)
+        return 0;
+    log_warnx("event=connection_refused reason=\"max connections\" connections=%d "
+              "max_connections=%u",
+              api, h->max_api);
+    return 1;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -410,6 +436,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
     if (strcmp(url, WS_CHANNEL_PATH) == 0)
         return channel_request(h, c, st, method, version, url);
+    if (over_api_limit(h)) {
+        api_response_init(st->res, req);
+        api_add_header(st->res, "Retry-After", "1");
+        api_add_header(st->res, "Connection", "close"); /* gives the connection back */
+        api_set_error(st->res, 503, "ServiceUnavailable",
+                      "Too many connections are open; retry shortly.", NULL);
+        api_finish(req, st->res);
+        return finish(h, c, st, method, url);
+    }
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
         api_response_init(st->res, req);
         own_route(h, url, req, st->res);
@@ -445,6 +480,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     if (st) {
         if (!st->upgraded)
             atomic_fetch_sub(&h->in_flight, 1);
+        else if (h->tls)
+            atomic_fetch_sub(&h->tls_channels, 1);
         if (st->res) {
             api_response_free(st->res);
             free(st->res);
@@ -453,6 +490,16 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
         free(st);
     }
     *req_cls = NULL;
+}
+
+/* Counts MHD's connections, for the --max-connections check in over_api_limit(). */
+static void connection_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *h = cls;
+    (void)c;
+    (void)socket_context;
+    atomic_fetch_add(&h->conns, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 int http_parse_listen(const char *listen, char *host, size_t hostsz, unsigned *port)
@@ -572,6 +619,8 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     h->api = opt->api;
     h->metrics = opt->metrics;
     h->hub = opt->hub;
+    h->max_api = opt->max_connections;
+    unsigned limit = opt->max_connections + (opt->hub ? opt->max_agents : 0);
     if (opt->write_workers && workers_start(opt->write_workers, &h->workers) != CP_OK)
         return cp_fail(e, CP_ENOMEM, "", "", "cannot start the write workers");
     /* MHD gets no listening socket: our acceptor thread owns it and hands each connection
@@ -590,19 +639,18 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     if (opt->tls_cert_pem)
         flags |= MHD_USE_TLS;
     h->tls = opt->tls_cert_pem != NULL;
-    /* Agent channels: a 101 hands the socket to the hub (channel_upgraded); under TLS it stays
-     * one of MHD's connections and counts against max_connections. */
+    /* Agent channels: a 101 hands the socket to the hub (channel_upgraded). */
     if (opt->hub)
         flags |= MHD_ALLOW_UPGRADE;
     /* The socket was bound by http_bind(), so the port (and the public URL built on it) is
      * known before the first request can arrive. MHD closes it when it stops. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, h, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         /* Headers and the read buffer of one connection; bodies are copied out as they come. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        request_completed, h, MHD_OPTION_ARRAY, opt->tls_cert_pem ? tls : tls + 2, MHD_OPTION_END);
+        request_completed, h, MHD_OPTION_NOTIFY_CONNECTION, connection_notify, h, MHD_OPTION_ARRAY,
+        opt->tls_cert_pem ? tls : tls + 2, MHD_OPTION_END);
     if (!h->daemon) {
         workers_stop(h->workers);
         h->workers = NULL;

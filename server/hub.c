@@ -89,7 +89,7 @@ struct chan {
 
 struct hub {
     struct hub_ops ops;
-    unsigned heartbeat_ms, timeout_ms, max_queue, tick_ms;
+    unsigned heartbeat_ms, timeout_ms, max_queue, tick_ms, max_channels;
     size_t max_message;
     int ep, wake_fd, timer_fd;
     pthread_t thread;
@@ -107,6 +107,7 @@ struct hub {
     struct chan **buckets;
     size_t nbuckets, nmap;
     struct chan *adopt_head, *adopt_tail;
+    unsigned nadopt; /* on the adopt list */
     struct chan *ready_head, *ready_tail;
     /* Counters. */
     atomic_uint channels;
@@ -184,6 +185,13 @@ static void map_insert(struct hub *h, struct chan *ch)
     h->buckets[k] = ch;
     ch->in_map = 1;
     h->nmap++;
+}
+
+/* No room for another channel of agent_id: max_channels are open or being adopted, and none is
+ * agent_id's to replace. */
+static int full(struct hub *h, const char *agent_id)
+{
+    return h->nmap + h->nadopt >= h->max_channels && !map_find(h, agent_id);
 }
 
 /* Puts ch on the ready list; returns 1 when the caller must wake the loop (after unlocking). */
@@ -573,6 +581,7 @@ static void take_work(struct hub *h)
     h->wake_pending = 0;
     struct chan *adopted = h->adopt_head;
     h->adopt_head = h->adopt_tail = NULL;
+    h->nadopt = 0;
     struct chan *work = NULL, **tail = &work;
     for (struct chan *ch = h->ready_head; ch; ch = ch->rnext) {
         ch->ready = 0;
@@ -705,6 +714,7 @@ enum cp_err hub_new(const struct hub_options *opt, const struct hub_ops *ops, st
     h->timeout_ms = o.timeout_ms ? o.timeout_ms : 3 * h->heartbeat_ms;
     h->max_queue = o.max_queue ? o.max_queue : HUB_MAX_QUEUE;
     h->max_message = o.max_message ? o.max_message : HUB_MAX_MESSAGE;
+    h->max_channels = o.max_channels ? o.max_channels : HUB_MAX_CHANNELS;
     unsigned base = h->heartbeat_ms < h->timeout_ms ? h->heartbeat_ms : h->timeout_ms;
     h->tick_ms = base / 3 > HUB_TICK_MIN_MS ? base / 3 : HUB_TICK_MIN_MS;
     h->ep = h->wake_fd = h->timer_fd = -1;
@@ -750,8 +760,9 @@ enum cp_err hub_start(struct hub *h)
         return CP_ENOMEM;
     }
     h->running = 1;
-    log_info("event=hub_started heartbeat_ms=%u timeout_ms=%u max_queue=%u max_message=%zu",
-             h->heartbeat_ms, h->timeout_ms, h->max_queue, h->max_message);
+    log_info("event=hub_started heartbeat_ms=%u timeout_ms=%u max_queue=%u max_message=%zu "
+             "max_channels=%u",
+             h->heartbeat_ms, h->timeout_ms, h->max_queue, h->max_message, h->max_channels);
     return CP_OK;
 }
 
@@ -823,12 +834,13 @@ enum cp_err hub_adopt(struct hub *h, int fd, const char *extra, size_t extra_len
     memcpy(ch->agent_id, agent_id, idlen + 1);
     atomic_init(&ch->wq, 0);
     pthread_mutex_lock(&h->lock);
-    if (!h->accepting) {
+    if (!h->accepting || full(h, agent_id)) {
         pthread_mutex_unlock(&h->lock);
         free(ch->pre);
         free(ch);
         return CP_EBUSY;
     }
+    h->nadopt++;
     if (h->adopt_tail)
         h->adopt_tail->anext = ch;
     else
@@ -847,7 +859,21 @@ enum cp_err hub_authenticate(struct hub *h, const char *bearer_token, char agent
 {
     if (!h->ops.authenticate)
         return cp_fail(e, CP_EAUTH, "", "", "agent authentication is not configured");
-    return h->ops.authenticate(h->ops.ctx, bearer_token, agent_id, e);
+    enum cp_err err = h->ops.authenticate(h->ops.ctx, bearer_token, agent_id, e);
+    if (err != CP_OK)
+        return err;
+    agent_id[HUB_AGENT_ID_MAX - 1] = '\0';
+    pthread_mutex_lock(&h->lock);
+    int no_room = full(h, agent_id);
+    pthread_mutex_unlock(&h->lock);
+    if (no_room) {
+        log_warnx("event=agent_channel_refused agent=%s reason=\"max agents connected\" "
+                  "max_agents=%u",
+                  agent_id, h->max_channels);
+        return cp_fail(e, CP_EBUSY, "", "", "%u agents are connected, the most allowed",
+                       h->max_channels);
+    }
+    return CP_OK;
 }
 
 enum cp_err hub_send(struct hub *h, const char *agent_id, const char *json, size_t len)

@@ -301,15 +301,16 @@ static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho
     s->port = http_port(s->http);
     s->api = (struct api_ctx){
         .core = NULL, .public_url = "http://127.0.0.1", .auth = api_auth_ok, .auth_ctx = NULL};
-    struct http_options o = {.threads = 2,
-                             .max_connections =
-                                 next_max_connections ? next_max_connections : 4 * MANY,
-                             .write_workers = 0,
-                             .api = &s->api,
-                             .metrics = s->metrics,
-                             .hub = s->hub,
-                             .tls_cert_pem = next_cert,
-                             .tls_key_pem = next_key};
+    struct http_options o = {
+        .threads = 2,
+        .max_connections = next_max_connections ? next_max_connections : 4 * MANY,
+        .max_agents = ho && ho->max_channels ? ho->max_channels : HUB_MAX_CHANNELS,
+        .write_workers = 0,
+        .api = &s->api,
+        .metrics = s->metrics,
+        .hub = s->hub,
+        .tls_cert_pem = next_cert,
+        .tls_key_pem = next_key};
     ck_assert_int_eq(http_serve(s->http, &o, &e), CP_OK);
 }
 
@@ -906,7 +907,7 @@ START_TEST(channels_leave_mhd)
     for (int waited = 0; waited <= WAIT_MS && (delta = open_fds() - before) != 2 * N; waited += 50)
         sleep_ms(50);
     ck_assert_int_eq(delta, 2 * N);
-    /* 40 channels and --max-connections 16: MHD still takes API clients. */
+    /* 40 channels and --max-connections 16: the API still answers. */
     ck_assert_int_eq(get_until(s.port, "/healthz", 200), 200);
     /* Every channel still works both ways on the hub's descriptor. */
     static const char hello[] = "{\"type\":\"hello\"}";
@@ -928,6 +929,81 @@ START_TEST(channels_leave_mhd)
     for (int i = 0; i < N; i++)
         close(fds[i]);
     ck_assert_int_eq(wait_count(&fake.closes, N, WAIT_MS), N);
+    srv_stop(&s);
+}
+END_TEST
+
+/* --max-connections bounds API clients, not agents: past it a request is answered 503 and its
+ * connection closed, while agents still connect; a freed slot is usable again. */
+START_TEST(api_connection_limit)
+{
+    enum { MAXC = 16 };
+    next_max_connections = MAXC;
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    char head[4096];
+    int fds[MAXC];
+    for (int i = 0; i < MAXC; i++) {
+        fds[i] = tcp_connect(s.port);
+        ck_assert_int_eq(http_get(fds[i], "/healthz", head, sizeof(head)), 200);
+    }
+    int fd = tcp_connect(s.port);
+    ck_assert_int_eq(http_get(fd, "/healthz", head, sizeof(head)), 503);
+    ck_assert_ptr_nonnull(find_ci(head, "Retry-After: 1\r\n"));
+    ck_assert_ptr_nonnull(find_ci(head, "Connection: close\r\n"));
+    ck_assert_int_eq(recv(fd, head, sizeof(head), 0), 0); /* closed */
+    close(fd);
+    /* An agent still gets in. */
+    int ch = open_channel(s.port, "good");
+    ck_assert_int_eq(wait_count(&fake.opens, 1, WAIT_MS), 1);
+    /* One API connection closes: a new one is served. */
+    close(fds[1]);
+    ck_assert_int_eq(get_until(s.port, "/healthz", 200), 200);
+    for (int i = 0; i < MAXC; i++) {
+        if (i != 1)
+            close(fds[i]);
+    }
+    close(ch);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    srv_stop(&s);
+}
+END_TEST
+
+/* --max-agents (the hub's max_channels): past it an agent is answered 503 before any upgrade,
+ * except one replacing its own channel; a channel that closes makes room. */
+START_TEST(agent_limit)
+{
+    struct hub_options ho = {.max_channels = 3};
+    struct srv s;
+    srv_start(&s, 0, &ho, 1);
+    int fds[3];
+    char token[16], head[4096];
+    for (int i = 0; i < 3; i++) {
+        snprintf(token, sizeof(token), "t%d", i);
+        fds[i] = open_channel(s.port, token);
+    }
+    ck_assert_int_eq(wait_count(&fake.opens, 3, WAIT_MS), 3);
+    int fd = tcp_connect(s.port);
+    ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", "t3", NULL, head, sizeof(head)), 503);
+    ck_assert_ptr_nonnull(find_ci(head, "Retry-After: 1\r\n"));
+    close(fd);
+    /* t0 again: replaces its own channel (the old one is closed with 1008). */
+    int again = open_channel(s.port, "t0");
+    ck_assert_int_eq(read_close(fds[0]), 1008);
+    ck_assert_int_eq(wait_count(&fake.opens, 4, WAIT_MS), 4);
+    close(fds[0]);
+    fds[0] = again;
+    /* t1 leaves: t3 gets in. */
+    close(fds[1]);
+    ck_assert_int_eq(wait_count(&fake.closes, 2, WAIT_MS), 2);
+    fds[1] = open_channel(s.port, "t3");
+    ck_assert_int_eq(wait_count(&fake.opens, 5, WAIT_MS), 5);
+    struct hub_stats st;
+    hub_stats(s.hub, &st);
+    ck_assert_uint_eq(st.channels, 3);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    ck_assert_int_eq(wait_count(&fake.closes, 5, WAIT_MS), 5);
     srv_stop(&s);
 }
 END_TEST
@@ -1597,6 +1673,8 @@ static Suite *suite(void)
     tcase_add_test(t, hub_close_and_stop);
     tcase_add_test(t, many_channels);
     tcase_add_test(t, channels_leave_mhd);
+    tcase_add_test(t, api_connection_limit);
+    tcase_add_test(t, agent_limit);
     tcase_add_test(t, tls_channel);
     suite_add_tcase(s, t);
     TCase *ag = tcase_create("agent");
