@@ -326,22 +326,26 @@ static void srv_stop(struct srv *s)
 
 /* ---- a raw blocking client ---------------------------------------------------------------- */
 
-/* At most one TLS connection at a time: its fd and session. Plain fds go straight to the
- * socket. */
-static int tls_fd = -1;
-static SSL *tls_ssl;
+/* TLS sessions by descriptor (NULL: a plain socket, used as it is). */
+#define TLS_FDS 4096
+static SSL *tls_of[TLS_FDS];
+
+static SSL *tls_on(int fd)
+{
+    return fd >= 0 && fd < TLS_FDS ? tls_of[fd] : NULL;
+}
 
 static ssize_t io_send(int fd, const void *p, size_t n)
 {
-    if (fd == tls_fd)
-        return SSL_write(tls_ssl, p, (int)n);
+    if (tls_on(fd))
+        return SSL_write(tls_on(fd), p, (int)n);
     return send(fd, p, n, MSG_NOSIGNAL);
 }
 
 static ssize_t io_recv(int fd, void *p, size_t n)
 {
-    if (fd == tls_fd)
-        return SSL_read(tls_ssl, p, (int)n);
+    if (tls_on(fd))
+        return SSL_read(tls_on(fd), p, (int)n);
     return recv(fd, p, n, 0);
 }
 
@@ -1008,6 +1012,35 @@ START_TEST(agent_limit)
 }
 END_TEST
 
+/* A TLS client context that takes the throwaway self-signed certificate. */
+static SSL_CTX *tls_client_ctx(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
+/* A TLS connection to port; io_send/io_recv then go through it. */
+static int tls_connect(SSL_CTX *ctx, unsigned port)
+{
+    int fd = tcp_connect(port);
+    ck_assert_int_lt(fd, TLS_FDS);
+    SSL *ssl = SSL_new(ctx);
+    ck_assert_ptr_nonnull(ssl);
+    SSL_set_fd(ssl, fd);
+    ck_assert_int_eq(SSL_connect(ssl), 1);
+    tls_of[fd] = ssl;
+    return fd;
+}
+
+static void tls_close(int fd)
+{
+    SSL_free(tls_of[fd]);
+    tls_of[fd] = NULL;
+    close(fd);
+}
+
 /* With --tls-cert, MHD hands the hub one end of a socketpair and forwards it through TLS
  * itself: the hub works unchanged. */
 START_TEST(tls_channel)
@@ -1015,14 +1048,8 @@ START_TEST(tls_channel)
     make_cert(&next_cert, &next_key);
     struct srv s;
     srv_start(&s, 0, NULL, 1);
-    int fd = tcp_connect(s.port);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    ck_assert_ptr_nonnull(ctx);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* a throwaway self-signed certificate */
-    tls_ssl = SSL_new(ctx);
-    SSL_set_fd(tls_ssl, fd);
-    ck_assert_int_eq(SSL_connect(tls_ssl), 1);
-    tls_fd = fd;
+    SSL_CTX *ctx = tls_client_ctx();
+    int fd = tls_connect(ctx, s.port);
     char head[4096];
     ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", "good", NULL, head, sizeof(head)), 101);
     ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"));
@@ -1043,10 +1070,49 @@ START_TEST(tls_channel)
     hub_stop(s.hub);
     ck_assert_int_eq(read_close(fd), 1001);
     ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
-    tls_fd = -1;
-    SSL_free(tls_ssl);
+    tls_close(fd);
     SSL_CTX_free(ctx);
-    close(fd);
+    srv_stop(&s);
+    free(next_cert);
+    free(next_key);
+    next_cert = next_key = NULL;
+}
+END_TEST
+
+/* Under TLS a channel stays one of MHD's connections (MHD runs the session), yet it counts as an
+ * agent, not against --max-connections: 20 TLS channels with --max-connections 16 and the API
+ * still answers. */
+START_TEST(tls_channels_are_not_api_connections)
+{
+    enum { N = 20 };
+    make_cert(&next_cert, &next_key);
+    next_max_connections = 16;
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    SSL_CTX *ctx = tls_client_ctx();
+    int fds[N];
+    char token[16], head[4096];
+    for (int i = 0; i < N; i++) {
+        snprintf(token, sizeof(token), "t%d", i);
+        fds[i] = tls_connect(ctx, s.port);
+        ck_assert_int_eq(upgrade(fds[i], "/agent/v1/channel", token, NULL, head, sizeof(head)),
+                         101);
+    }
+    ck_assert_int_eq(wait_count(&fake.opens, N, WAIT_MS), N);
+    int fd = tls_connect(ctx, s.port);
+    ck_assert_int_eq(http_get(fd, "/healthz", head, sizeof(head)), 200);
+    tls_close(fd);
+    static const char hello[] = "{\"type\":\"hello\"}";
+    for (int i = 0; i < N; i++)
+        send_frame(fds[i], 0x1, hello, sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, N, WAIT_MS), N);
+    /* Closed by the hub (MHD 0.9.75 passes a TLS peer's disconnect on to the hub only once
+     * forwarding failed both ways, i.e. after the next pings: the heartbeat's business). */
+    hub_stop(s.hub);
+    ck_assert_int_eq(count(&fake.closes), N);
+    for (int i = 0; i < N; i++)
+        tls_close(fds[i]);
+    SSL_CTX_free(ctx);
     srv_stop(&s);
     free(next_cert);
     free(next_key);
@@ -1676,6 +1742,7 @@ static Suite *suite(void)
     tcase_add_test(t, api_connection_limit);
     tcase_add_test(t, agent_limit);
     tcase_add_test(t, tls_channel);
+    tcase_add_test(t, tls_channels_are_not_api_connections);
     suite_add_tcase(s, t);
     TCase *ag = tcase_create("agent");
     tcase_add_checked_fixture(ag, setup, NULL);
