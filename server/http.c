@@ -60,8 +60,8 @@ struct request_state {
     struct http_server *h;
     struct MHD_Connection *conn;
     struct api_request req; /* pointers into the connection's memory and body, both kept */
-    /* The answer (15 KB with its header slots): freed once sent, and at a 101, so that an agent
-     * channel MHD keeps (TLS) holds only the few bytes above. */
+    /* The answer (15 KB with its header slots): allocated when it is built, freed once sent; an
+     * accepted agent channel never has one. */
     struct api_response *res;
     int done; /* res is ready (set by the worker before it resumes the connection) */
     /* An agent channel: the agent its token names, and whether the socket went to the hub (the
@@ -256,17 +256,36 @@ static void channel_upgraded(void *cls, struct MHD_Connection *c, void *req_cls,
     }
 }
 
+#define CHANNEL_ROUTE "agent.channel" /* the channel's route for metrics and logs */
+
+/* Answers a channel request with an error. The answer is allocated only here: an accepted
+ * channel never needs one (10,000 agents reconnecting at once would otherwise each hold one
+ * while they wait for their 101). header/value: one extra header, or NULL. */
+static enum MHD_Result channel_refuse(struct http_server *h, struct MHD_Connection *c,
+                                      struct request_state *st, const char *method, const char *url,
+                                      int status, const char *code, const char *message,
+                                      const char *header_name, const char *header_value)
+{
+    if (!(st->res = calloc(1, sizeof(*st->res))))
+        return MHD_NO;
+    api_response_init(st->res, &st->req);
+    st->res->route = CHANNEL_ROUTE;
+    if (header_name)
+        api_add_header(st->res, header_name, "%s", header_value);
+    api_set_error(st->res, status, code, message, NULL);
+    api_finish(&st->req, st->res);
+    return finish(h, c, st, method, url);
+}
+
 /* Answers 101 and hands the socket to the hub (channel_upgraded). */
 static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connection *c,
                                       struct request_state *st, const char *key, int echo_protocol,
                                       const char *method, const char *url)
 {
     char accept[PROTO_WS_ACCEPT_LEN];
-    if (proto_ws_accept_key(key, accept) != 0) {
-        api_set_error(st->res, 500, "InternalServerError", "Cannot compute the handshake.", NULL);
-        api_finish(&st->req, st->res);
-        return finish(h, c, st, method, url);
-    }
+    if (proto_ws_accept_key(key, accept) != 0)
+        return channel_refuse(h, c, st, method, url, 500, "InternalServerError",
+                              "Cannot compute the handshake.", NULL, NULL);
     struct MHD_Response *r = MHD_create_response_for_upgrade(channel_upgraded, h);
     if (!r)
         return MHD_NO;
@@ -278,13 +297,10 @@ static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connecti
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
     MHD_destroy_response(r);
     double secs = elapsed(&st->start);
-    metrics_observe(h->metrics, st->res->route, 101, secs);
+    metrics_observe(h->metrics, CHANNEL_ROUTE, 101, secs);
     log_info("event=request method=%s path=\"%.200s\" status=101 duration_ms=%.3f agent=%s "
-             "route=%s",
-             method, url, secs * 1e3, st->agent_id, st->res->route);
-    api_response_free(st->res);
-    free(st->res);
-    st->res = NULL;
+             "route=" CHANNEL_ROUTE,
+             method, url, secs * 1e3, st->agent_id);
     return ret;
 }
 
@@ -294,14 +310,9 @@ static enum MHD_Result channel_request(struct http_server *h, struct MHD_Connect
                                        struct request_state *st, const char *method,
                                        const char *version, const char *url)
 {
-    struct api_response *res = st->res;
-    api_response_init(res, &st->req);
-    res->route = "agent.channel";
-    if (!h->hub) {
-        api_set_error(res, 404, "NotFound", "No route matches '" WS_CHANNEL_PATH "'.", NULL);
-        api_finish(&st->req, res);
-        return finish(h, c, st, method, url);
-    }
+    if (!h->hub)
+        return channel_refuse(h, c, st, method, url, 404, "NotFound",
+                              "No route matches '" WS_CHANNEL_PATH "'.", NULL, NULL);
     struct ws_handshake_request hr = {
         .method = method,
         .http_version = version,
@@ -330,30 +341,25 @@ static enum MHD_Result channel_request(struct http_server *h, struct MHD_Connect
         if (err == CP_OK)
             return channel_accept(h, c, st, hr.ws_key, echo_protocol, method, url);
     }
-    char msg[CP_ERROR_MESSAGE_MAX];
     if (v == WS_BAD_REQUEST) {
+        char msg[CP_ERROR_MESSAGE_MAX];
         snprintf(msg, sizeof(msg), "Not a valid agent channel handshake: %s.", why);
-        api_set_error(res, 400, "InvalidRequestFormat", msg, NULL);
-    } else if (v == WS_BAD_VERSION) {
-        api_add_header(res, "Sec-WebSocket-Version", "13");
-        api_set_error(res, 426, "UpgradeRequired", "The agent channel speaks WebSocket version 13.",
-                      NULL);
-    } else if (err == CP_EAUTH || err == CP_ENOTFOUND || err == CP_EFORBIDDEN) {
-        api_add_header(res, "WWW-Authenticate", "Bearer realm=\"netwatch\"");
-        api_set_error(res, 401, "AuthenticationFailed",
-                      "Authentication failed. The Authorization header is missing or does not "
-                      "carry a valid agent token.",
-                      NULL);
-    } else if (err == CP_EBUSY) {
-        api_add_header(res, "Retry-After", "1");
-        api_set_error(res, 503, "ServiceUnavailable", "Agents cannot connect now; retry shortly.",
-                      NULL);
-    } else {
-        api_set_error(res, 500, "InternalServerError", "The agent token could not be checked.",
-                      NULL);
+        return channel_refuse(h, c, st, method, url, 400, "InvalidRequestFormat", msg, NULL, NULL);
     }
-    api_finish(&st->req, res);
-    return finish(h, c, st, method, url);
+    if (v == WS_BAD_VERSION)
+        return channel_refuse(h, c, st, method, url, 426, "UpgradeRequired",
+                              "The agent channel speaks WebSocket version 13.",
+                              "Sec-WebSocket-Version", "13");
+    if (err == CP_EAUTH || err == CP_ENOTFOUND || err == CP_EFORBIDDEN)
+        return channel_refuse(h, c, st, method, url, 401, "AuthenticationFailed",
+                              "Authentication failed. The Authorization header is missing or "
+                              "does not carry a valid agent token.",
+                              "WWW-Authenticate", "Bearer realm=\"netwatch\"");
+    if (err == CP_EBUSY)
+        return channel_refuse(h, c, st, method, url, 503, "ServiceUnavailable",
+                              "Agents cannot connect now; retry shortly.", "Retry-After", "1");
+    return channel_refuse(h, c, st, method, url, 500, "InternalServerError",
+                          "The agent token could not be checked.", NULL, NULL);
 }
 
 /* MHD accepts up to --max-connections plus --max-agents connections (http_serve), so that agents
@@ -387,10 +393,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         /* First call: headers only. A body declared past DISCARD_MAX is refused unread. */
         if (!(st = calloc(1, sizeof(*st))))
             return MHD_NO;
-        if (!(st->res = calloc(1, sizeof(*st->res)))) {
-            free(st);
-            return MHD_NO;
-        }
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         *req_cls = st;
         atomic_fetch_add(&h->in_flight, 1);
@@ -436,6 +438,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
     if (strcmp(url, WS_CHANNEL_PATH) == 0)
         return channel_request(h, c, st, method, version, url);
+    /* The answer is built from here on (allocated only now: see channel_refuse). */
+    if (!(st->res = calloc(1, sizeof(*st->res))))
+        return MHD_NO;
     if (over_api_limit(h)) {
         api_response_init(st->res, req);
         api_add_header(st->res, "Retry-After", "1");
