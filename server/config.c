@@ -36,7 +36,9 @@ static const struct settings_entry settings[] = {
         "threads that run changing requests while they wait for their commit (bounds the writes "
         "in flight, and so the size of each group commit)"),
     NUM(max_connections, "max-connections", "NETWATCH_MAX_CONNECTIONS", "1024", 16, 65536,
-        "concurrent HTTP connections"),
+        "concurrent HTTP connections of API clients (agent channels have --max-agents)"),
+    NUM(max_agents, "max-agents", "NETWATCH_MAX_AGENTS", "16384", 1, 1000000,
+        "connected agents (WebSocket channels); past it an agent is answered 503 until one leaves"),
     NUM(agent_heartbeat, "agent-heartbeat-seconds", "NETWATCH_AGENT_HEARTBEAT_SECONDS", "15", 1,
         3600,
         "ping interval of agent channels; an agent silent for 3 intervals is disconnected "

@@ -23,7 +23,8 @@ struct config {
     char ready_file[CONFIG_PATH_MAX]; /* written with the bound port once serving; "" = none */
     long threads;                     /* HTTP worker threads */
     long write_workers;               /* threads for requests that wait on a commit */
-    long max_connections;             /* concurrent HTTP connections */
+    long max_connections;             /* concurrent HTTP connections of API clients */
+    long max_agents;                  /* connected agents (the hub's channels) */
     long agent_heartbeat;             /* seconds between pings to agents */
     long dispatch_deadline_seconds;   /* an agent's time to ack a start */
     long backstop_grace;              /* seconds past a session's time limit before it is ended */

@@ -30,12 +30,19 @@ struct http_server {
     struct metrics *metrics;
     struct workers *workers; /* runs requests that wait on a commit */
     struct hub *hub;         /* takes upgraded agent channels; NULL: none */
+    int tls;                 /* MHD terminates TLS (and so relays upgraded channels) */
     int fd;                  /* the bound listening socket; ours, not MHD's */
     unsigned port;
     pthread_t acceptor; /* accepts on fd and hands connections to MHD */
     int acceptor_running;
     int stop_fd;          /* eventfd: tells the acceptor to stop */
     atomic_int in_flight; /* requests begun and not yet completed */
+    /* --max-connections bounds MHD's connections other than agent channels: conns counts all of
+     * MHD's connections, tls_channels the agent channels among them (TLS only; without TLS a
+     * channel leaves MHD at its 101). */
+    unsigned max_api;
+    atomic_int conns;
+    atomic_int tls_channels;
 };
 
 /* Body bytes read and dropped past API_MAX_BODY before answering 413 anyway. */
@@ -53,7 +60,9 @@ struct request_state {
     struct http_server *h;
     struct MHD_Connection *conn;
     struct api_request req; /* pointers into the connection's memory and body, both kept */
-    struct api_response res;
+    /* The answer (15 KB with its header slots): allocated when it is built, freed once sent; an
+     * accepted agent channel never has one. */
+    struct api_response *res;
     int done; /* res is ready (set by the worker before it resumes the connection) */
     /* An agent channel: the agent its token names, and whether the socket went to the hub (the
      * request then no longer counts as in flight: the channel outlives http_stop's grace). */
@@ -165,7 +174,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct api_respon
 static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *c,
                               struct request_state *st, const char *method, const char *url)
 {
-    struct api_response *res = &st->res;
+    struct api_response *res = st->res;
     double secs = elapsed(&st->start);
     const char *route = res->route[0] ? res->route : "unmatched";
     metrics_observe(h->metrics, route, res->status, secs);
@@ -175,6 +184,8 @@ static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *c,
              method, url, res->status, secs * 1e3, res->request_id, route);
     enum MHD_Result ret = send_response(c, res);
     api_response_free(res);
+    free(res);
+    st->res = NULL;
     return ret;
 }
 
@@ -183,7 +194,7 @@ static enum MHD_Result finish(struct http_server *h, struct MHD_Connection *c,
 static void run_deferred(void *arg)
 {
     struct request_state *st = arg;
-    api_handle(st->h->api, &st->req, &st->res);
+    api_handle(st->h->api, &st->req, st->res);
     st->done = 1;
     MHD_resume_connection(st->conn);
 }
@@ -194,7 +205,7 @@ static int waits_on_commit(enum api_method m)
     return m == API_PUT || m == API_PATCH || m == API_DELETE || m == API_POST;
 }
 
-/* The hub's release callback: MHD still owns an upgraded socket and closes it itself. */
+/* The hub's release callback under TLS: MHD owns the socketpair end and closes it itself. */
 static void release_upgraded(void *arg, int fd)
 {
     (void)fd;
@@ -202,7 +213,17 @@ static void release_upgraded(void *arg, int fd)
 }
 
 /* MHD calls this once the 101 is out: the socket, and whatever MHD already read past the
- * request (the agent may send its hello at once), go to the hub. */
+ * request (the agent may send its hello at once), go to the hub.
+ *
+ * Plain HTTP: the hub takes a duplicate of the socket and MHD is told at once that the
+ * application is done with it. For an upgraded connection without TLS, MHD 0.9.75 then only
+ * frees its connection (memory pool, request state) and closes its own descriptor, with no
+ * shutdown(), so the agent's TCP connection lives on in the hub alone: an agent costs the hub's
+ * few kB, not MHD's 32 KiB pool, and no longer counts as one of MHD's connections.
+ * tests/channel (channels_leave_mhd) holds MHD to this.
+ *
+ * TLS: MHD holds the TLS session and relays the clear text through a socketpair whose other
+ * end the hub gets, so the connection must stay MHD's until the hub releases it. */
 static void channel_upgraded(void *cls, struct MHD_Connection *c, void *req_cls,
                              const char *extra_in, size_t extra_in_size, MHD_socket sock,
                              struct MHD_UpgradeResponseHandle *urh)
@@ -212,12 +233,48 @@ static void channel_upgraded(void *cls, struct MHD_Connection *c, void *req_cls,
     (void)c;
     st->upgraded = 1;
     atomic_fetch_sub(&h->in_flight, 1);
-    if (hub_adopt(h->hub, sock, extra_in, extra_in_size, st->agent_id, release_upgraded, urh) !=
-        CP_OK) {
-        log_warnx("event=agent_channel_refused agent=%s reason=\"the hub is not accepting\"",
-                  st->agent_id);
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (h->tls) {
+        atomic_fetch_add(&h->tls_channels, 1); /* until request_completed */
+        if (hub_adopt(h->hub, sock, extra_in, extra_in_size, st->agent_id, release_upgraded, urh) !=
+            CP_OK) {
+            log_warnx("event=agent_channel_refused agent=%s reason=\"the hub is not accepting\"",
+                      st->agent_id);
+            MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        }
+        return;
     }
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    /* extra_in lives in MHD's pool: hub_adopt copies it before the CLOSE below frees it. */
+    enum cp_err err =
+        fd < 0 ? CP_EIO : hub_adopt(h->hub, fd, extra_in, extra_in_size, st->agent_id, NULL, NULL);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (err != CP_OK) {
+        log_warnx("event=agent_channel_refused agent=%s reason=\"%s\"", st->agent_id,
+                  fd < 0 ? "out of descriptors" : "the hub is not accepting");
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
+#define CHANNEL_ROUTE "agent.channel" /* the channel's route for metrics and logs */
+
+/* Answers a channel request with an error. The answer is allocated only here: an accepted
+ * channel never needs one (10,000 agents reconnecting at once would otherwise each hold one
+ * while they wait for their 101). header/value: one extra header, or NULL. */
+static enum MHD_Result channel_refuse(struct http_server *h, struct MHD_Connection *c,
+                                      struct request_state *st, const char *method, const char *url,
+                                      int status, const char *code, const char *message,
+                                      const char *header_name, const char *header_value)
+{
+    if (!(st->res = calloc(1, sizeof(*st->res))))
+        return MHD_NO;
+    api_response_init(st->res, &st->req);
+    st->res->route = CHANNEL_ROUTE;
+    if (header_name)
+        api_add_header(st->res, header_name, "%s", header_value);
+    api_set_error(st->res, status, code, message, NULL);
+    api_finish(&st->req, st->res);
+    return finish(h, c, st, method, url);
 }
 
 /* Answers 101 and hands the socket to the hub (channel_upgraded). */
@@ -226,11 +283,9 @@ static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connecti
                                       const char *method, const char *url)
 {
     char accept[PROTO_WS_ACCEPT_LEN];
-    if (proto_ws_accept_key(key, accept) != 0) {
-        api_set_error(&st->res, 500, "InternalServerError", "Cannot compute the handshake.", NULL);
-        api_finish(&st->req, &st->res);
-        return finish(h, c, st, method, url);
-    }
+    if (proto_ws_accept_key(key, accept) != 0)
+        return channel_refuse(h, c, st, method, url, 500, "InternalServerError",
+                              "Cannot compute the handshake.", NULL, NULL);
     struct MHD_Response *r = MHD_create_response_for_upgrade(channel_upgraded, h);
     if (!r)
         return MHD_NO;
@@ -242,11 +297,10 @@ static enum MHD_Result channel_accept(struct http_server *h, struct MHD_Connecti
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
     MHD_destroy_response(r);
     double secs = elapsed(&st->start);
-    metrics_observe(h->metrics, st->res.route, 101, secs);
+    metrics_observe(h->metrics, CHANNEL_ROUTE, 101, secs);
     log_info("event=request method=%s path=\"%.200s\" status=101 duration_ms=%.3f agent=%s "
-             "route=%s",
-             method, url, secs * 1e3, st->agent_id, st->res.route);
-    api_response_free(&st->res);
+             "route=" CHANNEL_ROUTE,
+             method, url, secs * 1e3, st->agent_id);
     return ret;
 }
 
@@ -256,14 +310,9 @@ static enum MHD_Result channel_request(struct http_server *h, struct MHD_Connect
                                        struct request_state *st, const char *method,
                                        const char *version, const char *url)
 {
-    struct api_response *res = &st->res;
-    api_response_init(res, &st->req);
-    res->route = "agent.channel";
-    if (!h->hub) {
-        api_set_error(res, 404, "NotFound", "No route matches '" WS_CHANNEL_PATH "'.", NULL);
-        api_finish(&st->req, res);
-        return finish(h, c, st, method, url);
-    }
+    if (!h->hub)
+        return channel_refuse(h, c, st, method, url, 404, "NotFound",
+                              "No route matches '" WS_CHANNEL_PATH "'.", NULL, NULL);
     struct ws_handshake_request hr = {
         .method = method,
         .http_version = version,
@@ -292,30 +341,44 @@ static enum MHD_Result channel_request(struct http_server *h, struct MHD_Connect
         if (err == CP_OK)
             return channel_accept(h, c, st, hr.ws_key, echo_protocol, method, url);
     }
-    char msg[CP_ERROR_MESSAGE_MAX];
     if (v == WS_BAD_REQUEST) {
+        char msg[CP_ERROR_MESSAGE_MAX];
         snprintf(msg, sizeof(msg), "Not a valid agent channel handshake: %s.", why);
-        api_set_error(res, 400, "InvalidRequestFormat", msg, NULL);
-    } else if (v == WS_BAD_VERSION) {
-        api_add_header(res, "Sec-WebSocket-Version", "13");
-        api_set_error(res, 426, "UpgradeRequired", "The agent channel speaks WebSocket version 13.",
-                      NULL);
-    } else if (err == CP_EAUTH || err == CP_ENOTFOUND || err == CP_EFORBIDDEN) {
-        api_add_header(res, "WWW-Authenticate", "Bearer realm=\"netwatch\"");
-        api_set_error(res, 401, "AuthenticationFailed",
-                      "Authentication failed. The Authorization header is missing or does not "
-                      "carry a valid agent token.",
-                      NULL);
-    } else if (err == CP_EBUSY) {
-        api_add_header(res, "Retry-After", "1");
-        api_set_error(res, 503, "ServiceUnavailable", "Agents cannot connect now; retry shortly.",
-                      NULL);
-    } else {
-        api_set_error(res, 500, "InternalServerError", "The agent token could not be checked.",
-                      NULL);
+        return channel_refuse(h, c, st, method, url, 400, "InvalidRequestFormat", msg, NULL, NULL);
     }
-    api_finish(&st->req, res);
-    return finish(h, c, st, method, url);
+    if (v == WS_BAD_VERSION)
+        return channel_refuse(h, c, st, method, url, 426, "UpgradeRequired",
+                              "The agent channel speaks WebSocket version 13.",
+                              "Sec-WebSocket-Version", "13");
+    if (err == CP_EAUTH || err == CP_ENOTFOUND || err == CP_EFORBIDDEN)
+        return channel_refuse(h, c, st, method, url, 401, "AuthenticationFailed",
+                              "Authentication failed. The Authorization header is missing or "
+                              "does not carry a valid agent token.",
+                              "WWW-Authenticate", "Bearer realm=\"netwatch\"");
+    if (err == CP_EBUSY)
+        return channel_refuse(h, c, st, method, url, 503, "ServiceUnavailable",
+                              "Agents cannot connect now; retry shortly.", "Retry-After", "1");
+    return channel_refuse(h, c, st, method, url, 500, "InternalServerError",
+                          "The agent token could not be checked.", NULL, NULL);
+}
+
+/* MHD accepts up to --max-connections plus --max-agents connections (http_serve), so that agents
+ * cannot take the API's share; this keeps API clients out of the agents' share: past
+ * --max-connections connections that are not agent channels, requests are answered 503 and their
+ * connections closed. (Whether a connection is an agent's is known only from its request, so
+ * the check is made per request; an agent in its handshake counts as an API client until its
+ * 101.) */
+static int over_api_limit(struct http_server *h)
+{
+    if (!h->max_api)
+        return 0;
+    int api = atomic_load(&h->conns) - atomic_load(&h->tls_channels);
+    if (api <= (int)h->max_api)
+        return 0;
+    log_warnx("event=connection_refused reason=\"max connections\" connections=%d "
+              "max_connections=%u",
+              api, h->max_api);
+    return 1;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -375,10 +438,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
     if (strcmp(url, WS_CHANNEL_PATH) == 0)
         return channel_request(h, c, st, method, version, url);
+    /* The answer is built from here on (allocated only now: see channel_refuse). */
+    if (!(st->res = calloc(1, sizeof(*st->res))))
+        return MHD_NO;
+    if (over_api_limit(h)) {
+        api_response_init(st->res, req);
+        api_add_header(st->res, "Retry-After", "1");
+        api_add_header(st->res, "Connection", "close"); /* gives the connection back */
+        api_set_error(st->res, 503, "ServiceUnavailable",
+                      "Too many connections are open; retry shortly.", NULL);
+        api_finish(req, st->res);
+        return finish(h, c, st, method, url);
+    }
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0) {
-        api_response_init(&st->res, req);
-        own_route(h, url, req, &st->res);
-        api_finish(req, &st->res);
+        api_response_init(st->res, req);
+        own_route(h, url, req, st->res);
+        api_finish(req, st->res);
         return finish(h, c, st, method, url);
     }
     if (h->workers && waits_on_commit(req->method) && !st->too_large) {
@@ -386,17 +461,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         st->conn = c;
         MHD_suspend_connection(c);
         if (workers_submit(h->workers, run_deferred, st) != CP_OK) {
-            api_response_init(&st->res, req);
-            api_add_header(&st->res, "Retry-After", "1");
-            api_set_error(&st->res, 503, "ServiceUnavailable",
+            api_response_init(st->res, req);
+            api_add_header(st->res, "Retry-After", "1");
+            api_set_error(st->res, 503, "ServiceUnavailable",
                           "Too many requests are waiting to be stored; retry shortly.", NULL);
-            api_finish(req, &st->res);
+            api_finish(req, st->res);
             st->done = 1;
             MHD_resume_connection(c);
         }
         return MHD_YES;
     }
-    api_handle(h->api, req, &st->res);
+    api_handle(h->api, req, st->res);
     return finish(h, c, st, method, url);
 }
 
@@ -410,10 +485,26 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     if (st) {
         if (!st->upgraded)
             atomic_fetch_sub(&h->in_flight, 1);
+        else if (h->tls)
+            atomic_fetch_sub(&h->tls_channels, 1);
+        if (st->res) {
+            api_response_free(st->res);
+            free(st->res);
+        }
         free(st->body);
         free(st);
     }
     *req_cls = NULL;
+}
+
+/* Counts MHD's connections, for the --max-connections check in over_api_limit(). */
+static void connection_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *h = cls;
+    (void)c;
+    (void)socket_context;
+    atomic_fetch_add(&h->conns, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
 int http_parse_listen(const char *listen, char *host, size_t hostsz, unsigned *port)
@@ -533,6 +624,8 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     h->api = opt->api;
     h->metrics = opt->metrics;
     h->hub = opt->hub;
+    h->max_api = opt->max_connections;
+    unsigned limit = opt->max_connections + (opt->hub ? opt->max_agents : 0);
     if (opt->write_workers && workers_start(opt->write_workers, &h->workers) != CP_OK)
         return cp_fail(e, CP_ENOMEM, "", "", "cannot start the write workers");
     /* MHD gets no listening socket: our acceptor thread owns it and hands each connection
@@ -550,19 +643,19 @@ enum cp_err http_serve(struct http_server *h, const struct http_options *opt, st
     };
     if (opt->tls_cert_pem)
         flags |= MHD_USE_TLS;
-    /* Agent channels: a 101 hands the socket to the hub. Upgraded sockets stay MHD's (the hub
-     * gives each back with MHD_upgrade_action) and count against max_connections. */
+    h->tls = opt->tls_cert_pem != NULL;
+    /* Agent channels: a 101 hands the socket to the hub (channel_upgraded). */
     if (opt->hub)
         flags |= MHD_ALLOW_UPGRADE;
     /* The socket was bound by http_bind(), so the port (and the public URL built on it) is
      * known before the first request can arrive. MHD closes it when it stops. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, handle, h, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)30,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         /* Headers and the read buffer of one connection; bodies are copied out as they come. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-        request_completed, h, MHD_OPTION_ARRAY, opt->tls_cert_pem ? tls : tls + 2, MHD_OPTION_END);
+        request_completed, h, MHD_OPTION_NOTIFY_CONNECTION, connection_notify, h, MHD_OPTION_ARRAY,
+        opt->tls_cert_pem ? tls : tls + 2, MHD_OPTION_END);
     if (!h->daemon) {
         workers_stop(h->workers);
         h->workers = NULL;

@@ -16,7 +16,8 @@ struct http_server;
 
 struct http_options {
     unsigned threads;
-    unsigned max_connections;
+    unsigned max_connections;  /* connections other than agent channels (0: no check) */
+    unsigned max_agents;       /* the hub's max_channels: MHD accepts max_connections + this */
     unsigned write_workers;    /* threads for requests that wait on a commit; 0 = inline */
     const char *tls_cert_pem;  /* PEM certificate chain; NULL = plain HTTP */
     const char *tls_key_pem;   /* PEM private key, with tls_cert_pem */

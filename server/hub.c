@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -39,6 +40,10 @@
 #define HUB_REASON_MAX    123  /* RFC 6455: a close frame's reason fits in 123 bytes */
 #define HUB_BUCKETS_MIN   1024 /* id map buckets to start with (a power of two) */
 #define HUB_TICK_MIN_MS   5
+/* After this many channels opened or closed, and a second without any, freed memory is given
+ * back to the system (see trim_after_churn). */
+#define HUB_TRIM_CHURN    1024
+#define HUB_TRIM_QUIET_MS 1000
 
 /* One message queued by hub_send, not yet given to wslay. */
 struct hub_msg {
@@ -89,7 +94,7 @@ struct chan {
 
 struct hub {
     struct hub_ops ops;
-    unsigned heartbeat_ms, timeout_ms, max_queue, tick_ms;
+    unsigned heartbeat_ms, timeout_ms, max_queue, tick_ms, max_channels;
     size_t max_message;
     int ep, wake_fd, timer_fd;
     pthread_t thread;
@@ -99,6 +104,8 @@ struct hub {
     struct chan *graveyard;
     int stopping;
     int64_t stop_deadline_ms;
+    unsigned churn; /* channels opened or closed since the last trim */
+    int64_t last_churn_ms;
     /* Guarded by lock. */
     pthread_mutex_t lock;
     int accepting;
@@ -107,6 +114,7 @@ struct hub {
     struct chan **buckets;
     size_t nbuckets, nmap;
     struct chan *adopt_head, *adopt_tail;
+    unsigned nadopt; /* on the adopt list */
     struct chan *ready_head, *ready_tail;
     /* Counters. */
     atomic_uint channels;
@@ -184,6 +192,13 @@ static void map_insert(struct hub *h, struct chan *ch)
     h->buckets[k] = ch;
     ch->in_map = 1;
     h->nmap++;
+}
+
+/* No room for another channel of agent_id: max_channels are open or being adopted, and none is
+ * agent_id's to replace. */
+static int full(struct hub *h, const char *agent_id)
+{
+    return h->nmap + h->nadopt >= h->max_channels && !map_find(h, agent_id);
 }
 
 /* Puts ch on the ready list; returns 1 when the caller must wake the loop (after unlocking). */
@@ -341,6 +356,8 @@ static void chan_detach(struct hub *h, struct chan *ch)
     ch->opened = 0;
     atomic_fetch_sub(&h->channels, 1);
     atomic_fetch_add(&h->closed, 1);
+    h->churn++;
+    h->last_churn_ms = now_ms();
     if (h->ops.on_close)
         h->ops.on_close(h->ops.ctx, ch->agent_id);
 }
@@ -524,6 +541,8 @@ static void chan_open(struct hub *h, struct chan *ch)
     ch->opened = 1;
     atomic_fetch_add(&h->channels, 1);
     atomic_fetch_add(&h->opened, 1);
+    h->churn++;
+    h->last_churn_ms = ch->last_rx_ms;
     log_info("event=agent_channel_open agent=%s channels=%u", ch->agent_id,
              atomic_load(&h->channels));
     if (h->ops.on_open)
@@ -573,6 +592,7 @@ static void take_work(struct hub *h)
     h->wake_pending = 0;
     struct chan *adopted = h->adopt_head;
     h->adopt_head = h->adopt_tail = NULL;
+    h->nadopt = 0;
     struct chan *work = NULL, **tail = &work;
     for (struct chan *ch = h->ready_head; ch; ch = ch->rnext) {
         ch->ready = 0;
@@ -608,6 +628,22 @@ static void take_work(struct hub *h)
         for (struct chan *ch = h->all; ch; ch = ch->next)
             chan_close(h, ch, HUB_CLOSE_GOING_AWAY, "server shutting down", "hub stopping");
     }
+}
+
+/* Many agents arriving or leaving at once (a restart of netwatchd or of a fleet: 10,000
+ * reconnecting within a second) leave the HTTP threads' malloc arenas full of freed
+ * connection memory (MHD's 32 KiB pools, request states) that glibc keeps resident:
+ * measured, 10,000 agents held ~200 MiB after such a storm against ~110 MiB after a gentle
+ * ramp. Once the burst is over, malloc_trim hands the free pages back. */
+static void trim_after_churn(struct hub *h, int64_t now)
+{
+    if (h->churn < HUB_TRIM_CHURN || now - h->last_churn_ms < HUB_TRIM_QUIET_MS)
+        return;
+    unsigned churn = h->churn;
+    h->churn = 0;
+    int trimmed = malloc_trim(0);
+    log_info("event=hub_memory_trimmed channels_changed=%u released=%d channels=%u", churn, trimmed,
+             atomic_load(&h->channels));
 }
 
 /* The timer: closing deadlines, silent channels, pings. */
@@ -648,6 +684,7 @@ static void heartbeat(struct hub *h)
                 chan_flush(h, ch);
         }
     }
+    trim_after_churn(h, now);
 }
 
 static void *hub_main(void *arg)
@@ -705,6 +742,7 @@ enum cp_err hub_new(const struct hub_options *opt, const struct hub_ops *ops, st
     h->timeout_ms = o.timeout_ms ? o.timeout_ms : 3 * h->heartbeat_ms;
     h->max_queue = o.max_queue ? o.max_queue : HUB_MAX_QUEUE;
     h->max_message = o.max_message ? o.max_message : HUB_MAX_MESSAGE;
+    h->max_channels = o.max_channels ? o.max_channels : HUB_MAX_CHANNELS;
     unsigned base = h->heartbeat_ms < h->timeout_ms ? h->heartbeat_ms : h->timeout_ms;
     h->tick_ms = base / 3 > HUB_TICK_MIN_MS ? base / 3 : HUB_TICK_MIN_MS;
     h->ep = h->wake_fd = h->timer_fd = -1;
@@ -750,8 +788,9 @@ enum cp_err hub_start(struct hub *h)
         return CP_ENOMEM;
     }
     h->running = 1;
-    log_info("event=hub_started heartbeat_ms=%u timeout_ms=%u max_queue=%u max_message=%zu",
-             h->heartbeat_ms, h->timeout_ms, h->max_queue, h->max_message);
+    log_info("event=hub_started heartbeat_ms=%u timeout_ms=%u max_queue=%u max_message=%zu "
+             "max_channels=%u",
+             h->heartbeat_ms, h->timeout_ms, h->max_queue, h->max_message, h->max_channels);
     return CP_OK;
 }
 
@@ -823,12 +862,13 @@ enum cp_err hub_adopt(struct hub *h, int fd, const char *extra, size_t extra_len
     memcpy(ch->agent_id, agent_id, idlen + 1);
     atomic_init(&ch->wq, 0);
     pthread_mutex_lock(&h->lock);
-    if (!h->accepting) {
+    if (!h->accepting || full(h, agent_id)) {
         pthread_mutex_unlock(&h->lock);
         free(ch->pre);
         free(ch);
         return CP_EBUSY;
     }
+    h->nadopt++;
     if (h->adopt_tail)
         h->adopt_tail->anext = ch;
     else
@@ -847,7 +887,21 @@ enum cp_err hub_authenticate(struct hub *h, const char *bearer_token, char agent
 {
     if (!h->ops.authenticate)
         return cp_fail(e, CP_EAUTH, "", "", "agent authentication is not configured");
-    return h->ops.authenticate(h->ops.ctx, bearer_token, agent_id, e);
+    enum cp_err err = h->ops.authenticate(h->ops.ctx, bearer_token, agent_id, e);
+    if (err != CP_OK)
+        return err;
+    agent_id[HUB_AGENT_ID_MAX - 1] = '\0';
+    pthread_mutex_lock(&h->lock);
+    int no_room = full(h, agent_id);
+    pthread_mutex_unlock(&h->lock);
+    if (no_room) {
+        log_warnx("event=agent_channel_refused agent=%s reason=\"max agents connected\" "
+                  "max_agents=%u",
+                  agent_id, h->max_channels);
+        return cp_fail(e, CP_EBUSY, "", "", "%u agents are connected, the most allowed",
+                       h->max_channels);
+    }
+    return CP_OK;
 }
 
 enum cp_err hub_send(struct hub *h, const char *agent_id, const char *json, size_t len)

@@ -19,6 +19,8 @@
  * - at most max_queue (256) messages waiting to go to one agent: past that the channel is
  *   closed with 1008 (the server's outbox resends after the reconnect);
  * - one live channel per agent id: a new one closes the older with 1008 "replaced".
+ * - at most max_channels (16,384; netwatchd's --max-agents) channels: past that an agent is
+ *   refused (hub_authenticate, 503 before any upgrade) unless it replaces its own channel.
  *
  * Callbacks: for one agent id, on_open and on_close strictly alternate (the older channel's
  * on_close comes before the newer one's on_open), and on_message only falls between them.
@@ -44,6 +46,7 @@
 #define HUB_MAX_MESSAGE  PROTO_MAX_MESSAGE
 #define HUB_MAX_QUEUE    PROTO_MAX_QUEUE
 #define HUB_HEARTBEAT_MS (PROTO_HEARTBEAT_SECONDS * 1000)
+#define HUB_MAX_CHANNELS 16384 /* netwatchd's --max-agents default */
 
 /* Close codes the hub sends (RFC 6455 7.4.1). */
 #define HUB_CLOSE_NORMAL      1000
@@ -76,6 +79,7 @@ struct hub_options {
     unsigned timeout_ms;   /* silence that closes a channel; 0 = 3 x heartbeat_ms */
     unsigned max_queue;    /* messages waiting for one agent; 0 = HUB_MAX_QUEUE */
     size_t max_message;    /* largest message received; 0 = HUB_MAX_MESSAGE */
+    unsigned max_channels; /* open channels at most; 0 = HUB_MAX_CHANNELS */
 };
 
 struct hub_stats {
@@ -88,8 +92,9 @@ struct hub_stats {
 
 struct hub;
 
-/* Gives a socket back when the hub is done with it (http.c: MHD_upgrade_action CLOSE, since MHD
- * still owns an upgraded socket). Called once, on the hub thread, after the fd has left the
+/* Gives a socket back when the hub is done with it (http.c under TLS: MHD_upgrade_action CLOSE,
+ * since MHD still owns the socketpair it relays through; without TLS http.c hands over a socket
+ * of the hub's own and passes NULL). Called once, on the hub thread, after the fd has left the
  * epoll set. NULL in hub_adopt means close(fd). */
 typedef void (*hub_release_fn)(void *arg, int fd);
 
@@ -101,7 +106,8 @@ enum cp_err hub_new(const struct hub_options *opt, const struct hub_ops *ops,
 enum cp_err hub_start(struct hub *h) CP_MUST_USE;
 /* Closes every channel with 1001 (on_close for each), gives the peers up to a second to answer
  * the close, releases every socket, joins the thread. hub_adopt refuses from the moment it is
- * called. Call it BEFORE http_stop(): MHD may not be stopped while the hub holds upgraded sockets.
+ * called. Call it BEFORE http_stop(): MHD may not be stopped while the hub holds sockets it relays
+ * (TLS).
  * Idempotent; NULL is a no-op. */
 void hub_stop(struct hub *h);
 /* Frees a stopped (or never started) hub; stops it first if needed. NULL is a no-op. Call it
@@ -112,12 +118,14 @@ void hub_free(struct hub *h);
  * MHD forwards through TLS (the hub only reads, writes and polls it, so both work). extra
  * (extra_len bytes, borrowed, copied) is what was read past the HTTP request; it is processed
  * before the socket. On CP_OK the hub owns fd and
- * gives it back through release (once); on failure (CP_EBUSY: not started or stopping; CP_ENOMEM)
- * nothing is taken and the caller still owns fd. */
+ * gives it back through release (once); on failure (CP_EBUSY: not started, stopping, or
+ * max_channels reached; CP_ENOMEM) nothing is taken and the caller still owns fd. */
 enum cp_err hub_adopt(struct hub *h, int fd, const char *extra, size_t extra_len,
                       const char *agent_id, hub_release_fn release, void *release_arg) CP_MUST_USE;
 
-/* Checks an agent's bearer token through ops->authenticate (see there). */
+/* Checks an agent's bearer token through ops->authenticate (see there), then that the hub has
+ * room: CP_EBUSY when it holds max_channels channels (open or being adopted) and none of them is
+ * agent_id's (a reconnecting agent replaces its own channel, so it is never locked out). */
 enum cp_err hub_authenticate(struct hub *h, const char *bearer_token, char agent_id[40],
                              struct cp_error *e) CP_MUST_USE;
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -106,6 +107,41 @@ static char *read_pem(const char *path, struct cp_error *e)
     return buf;
 }
 
+/* Descriptors besides connections: the database and its WAL, epoll sets, eventfds, timers, the
+ * log, MHD's own pipes (a few per thread). */
+#define NOFILE_MARGIN 256
+
+/* One descriptor per connection and per agent channel (three under TLS: MHD relays each
+ * channel through a socketpair), so 10,000 agents need more than the usual soft limit of 1,024.
+ * The soft limit is raised to the hard one when it is short (the hard one takes privilege to
+ * raise, so it is only reported). */
+static void raise_nofile(const struct config *cfg, int tls)
+{
+    rlim_t need =
+        (rlim_t)cfg->max_connections + (rlim_t)cfg->max_agents * (tls ? 3 : 1) + NOFILE_MARGIN;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("event=nofile_raise_failed soft=%llu hard=%llu", (unsigned long long)was,
+                     (unsigned long long)rl.rlim_max);
+            rl.rlim_cur = was;
+        } else {
+            log_info("event=nofile_raised from=%llu to=%llu needed=%llu", (unsigned long long)was,
+                     (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+        }
+    }
+    if (rl.rlim_cur < need)
+        log_warnx("event=nofile_low limit=%llu needed=%llu max_connections=%ld max_agents=%ld "
+                  "hint=\"raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) or lower "
+                  "--max-agents/--max-connections\"",
+                  (unsigned long long)rl.rlim_cur, (unsigned long long)need, cfg->max_connections,
+                  cfg->max_agents);
+}
+
 static int serve(const struct config *cfg)
 {
     /* Signals are taken by sigwait() once serving; blocked first, so that every thread started
@@ -146,6 +182,7 @@ static int serve(const struct config *cfg)
         log_error("event=tls_files_invalid detail=\"%s\"", e.message);
         goto cleanup;
     }
+    raise_nofile(cfg, tls_cert != NULL);
     if (cfg->check_config) {
         printf("configuration ok: db=%s schema=%d tokens=%d\n", cfg->db,
                db_store_schema_version(store), auth_count(auth));
@@ -160,7 +197,8 @@ static int serve(const struct config *cfg)
         goto cleanup;
     agent_glue_set_timers(glue, (int)cfg->agent_heartbeat, cfg->dispatch_deadline_seconds * 1000LL,
                           cfg->backstop_grace * 1000LL);
-    struct hub_options hub_opt = {.heartbeat_ms = (unsigned)cfg->agent_heartbeat * 1000u};
+    struct hub_options hub_opt = {.heartbeat_ms = (unsigned)cfg->agent_heartbeat * 1000u,
+                                  .max_channels = (unsigned)cfg->max_agents};
     if (hub_new(&hub_opt, agent_glue_ops(glue), &hub) != CP_OK) {
         log_error("event=hub_failed");
         goto cleanup;
@@ -199,6 +237,7 @@ static int serve(const struct config *cfg)
         .core = core, .public_url = public_url, .auth = auth_check, .auth_ctx = auth};
     struct http_options ho = {.threads = (unsigned)cfg->threads,
                               .max_connections = (unsigned)cfg->max_connections,
+                              .max_agents = (unsigned)cfg->max_agents,
                               .write_workers = (unsigned)cfg->write_workers,
                               .tls_cert_pem = tls_cert,
                               .tls_key_pem = tls_key,
@@ -222,7 +261,7 @@ static int serve(const struct config *cfg)
     log_info("event=shutdown signal=%d", sig);
     rc = 0;
 cleanup:
-    /* The hub first (MHD still owns the upgraded sockets), then HTTP; the glue may still
+    /* The hub first (under TLS, MHD still owns the upgraded sockets), then HTTP; the glue may still
      * answer through the hub while it drains, so the hub is freed after it. */
     if (hub)
         hub_stop(hub);

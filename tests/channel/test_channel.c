@@ -288,6 +288,8 @@ static void make_cert(char **cert_pem, char **key_pem)
 
 /* TLS for the next srv_start (NULL: plain HTTP). */
 static char *next_cert, *next_key;
+/* --max-connections for the next srv_start (0: 4 x MANY). */
+static unsigned next_max_connections;
 
 /* Starts a server on port (0: any) with a hub (with_hub) made from ho. */
 static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho, int with_hub)
@@ -315,14 +317,16 @@ static void srv_start(struct srv *s, unsigned port, const struct hub_options *ho
     s->port = http_port(s->http);
     s->api = (struct api_ctx){
         .core = NULL, .public_url = "http://127.0.0.1", .auth = api_auth_ok, .auth_ctx = NULL};
-    struct http_options o = {.threads = 2,
-                             .max_connections = 4 * MANY,
-                             .write_workers = 0,
-                             .api = &s->api,
-                             .metrics = s->metrics,
-                             .hub = s->hub,
-                             .tls_cert_pem = next_cert,
-                             .tls_key_pem = next_key};
+    struct http_options o = {
+        .threads = 2,
+        .max_connections = next_max_connections ? next_max_connections : 4 * MANY,
+        .max_agents = ho && ho->max_channels ? ho->max_channels : HUB_MAX_CHANNELS,
+        .write_workers = 0,
+        .api = &s->api,
+        .metrics = s->metrics,
+        .hub = s->hub,
+        .tls_cert_pem = next_cert,
+        .tls_key_pem = next_key};
     ck_assert_int_eq(http_serve(s->http, &o, &e), CP_OK);
 }
 
@@ -338,22 +342,26 @@ static void srv_stop(struct srv *s)
 
 /* ---- a raw blocking client ---------------------------------------------------------------- */
 
-/* At most one TLS connection at a time: its fd and session. Plain fds go straight to the
- * socket. */
-static int tls_fd = -1;
-static SSL *tls_ssl;
+/* TLS sessions by descriptor (NULL: a plain socket, used as it is). */
+#define TLS_FDS 4096
+static SSL *tls_of[TLS_FDS];
+
+static SSL *tls_on(int fd)
+{
+    return fd >= 0 && fd < TLS_FDS ? tls_of[fd] : NULL;
+}
 
 static ssize_t io_send(int fd, const void *p, size_t n)
 {
-    if (fd == tls_fd)
-        return SSL_write(tls_ssl, p, (int)n);
+    if (tls_on(fd))
+        return SSL_write(tls_on(fd), p, (int)n);
     return send(fd, p, n, MSG_NOSIGNAL);
 }
 
 static ssize_t io_recv(int fd, void *p, size_t n)
 {
-    if (fd == tls_fd)
-        return SSL_read(tls_ssl, p, (int)n);
+    if (tls_on(fd))
+        return SSL_read(tls_on(fd), p, (int)n);
     return recv(fd, p, n, 0);
 }
 
@@ -382,24 +390,10 @@ static void send_all(int fd, const void *p, size_t n)
     }
 }
 
-/* Sends an upgrade request (token NULL: no Authorization; extra: the Sec-WebSocket-Version and
- * -Protocol lines instead of "13" and "netwatch.agent.v1") and reads
- * the response head into head (and the body, when the response has one, up to headsz). Returns
- * the status. */
-static int upgrade(int fd, const char *path, const char *token, const char *extra, char *head,
-                   size_t headsz)
+/* Reads a response head into head (and the body, when it is not a 101 and has one, up to
+ * headsz). Returns the status. */
+static int read_response(int fd, char *head, size_t headsz)
 {
-    char req[2048];
-    char auth[600] = "";
-    if (token)
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
-    snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: " RFC_KEY "\r\n%s%s\r\n",
-             path, auth,
-             extra ? extra
-                   : "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: netwatch.agent.v1\r\n");
-    send_all(fd, req, strlen(req));
     size_t got = 0;
     char *end = NULL;
     while (!end && got + 1 < headsz) {
@@ -425,6 +419,35 @@ static int upgrade(int fd, const char *path, const char *token, const char *extr
         }
     }
     return status;
+}
+
+/* Sends an upgrade request (token NULL: no Authorization; extra: the Sec-WebSocket-Version and
+ * -Protocol lines instead of "13" and "netwatch.agent.v1") and reads the response
+ * (read_response). Returns the status. */
+static int upgrade(int fd, const char *path, const char *token, const char *extra, char *head,
+                   size_t headsz)
+{
+    char req[2048];
+    char auth[600] = "";
+    if (token)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: " RFC_KEY "\r\n%s%s\r\n",
+             path, auth,
+             extra ? extra
+                   : "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: netwatch.agent.v1\r\n");
+    send_all(fd, req, strlen(req));
+    return read_response(fd, head, headsz);
+}
+
+/* A plain keep-alive GET on fd; returns the status (head as in read_response). */
+static int http_get(int fd, const char *path, char *head, size_t headsz)
+{
+    char req[512];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    send_all(fd, req, strlen(req));
+    return read_response(fd, head, headsz);
 }
 
 /* Upgrades with token and checks the 101. */
@@ -551,6 +574,7 @@ static void setup(void)
 {
     log_level = LOG_LEVEL_WARN;
     signal(SIGPIPE, SIG_IGN);
+    next_max_connections = 0;
     reset_fake();
 }
 
@@ -854,6 +878,186 @@ START_TEST(many_channels)
 }
 END_TEST
 
+/* Descriptors this process has open. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* not d's own */
+}
+
+/* GETs path on a new connection every 50 ms until it answers want (or WAIT_MS passes). */
+static int get_until(unsigned port, const char *path, int want)
+{
+    char head[4096];
+    int st = 0;
+    for (int waited = 0; waited <= WAIT_MS; waited += 50) {
+        int fd = tcp_connect(port);
+        st = http_get(fd, path, head, sizeof(head));
+        close(fd);
+        if (st == want)
+            break;
+        sleep_ms(50);
+    }
+    return st;
+}
+
+/* Without TLS an upgraded channel leaves MHD: the hub holds the only descriptor of its socket,
+ * MHD's connection (and its 32 KiB memory pool) is gone, and the channel does not count against
+ * --max-connections. */
+START_TEST(channels_leave_mhd)
+{
+    enum { N = 40 };
+    next_max_connections = 16;
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    int before = open_fds();
+    int fds[N];
+    char token[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(token, sizeof(token), "t%d", i);
+        fds[i] = open_channel(s.port, token);
+    }
+    ck_assert_int_eq(wait_count(&fake.opens, N, WAIT_MS), N);
+    /* One descriptor per channel on each side once MHD has let go of its own. */
+    int delta = 0;
+    for (int waited = 0; waited <= WAIT_MS && (delta = open_fds() - before) != 2 * N; waited += 50)
+        sleep_ms(50);
+    ck_assert_int_eq(delta, 2 * N);
+    /* 40 channels and --max-connections 16: the API still answers. */
+    ck_assert_int_eq(get_until(s.port, "/healthz", 200), 200);
+    /* Every channel still works both ways on the hub's descriptor. */
+    static const char hello[] = "{\"type\":\"hello\"}";
+    for (int i = 0; i < N; i++)
+        send_frame(fds[i], 0x1, hello, sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, N, WAIT_MS), N);
+    char id[16], msg[64], buf[128];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        int len = snprintf(msg, sizeof(msg), "{\"to\":\"%s\"}", id);
+        ck_assert_int_eq(hub_send(s.hub, id, msg, (size_t)len), CP_OK);
+        ck_assert_int_eq(read_text(fds[i], buf, sizeof(buf)), len);
+        ck_assert_str_eq(buf, msg);
+    }
+    /* A clean close still goes both ways. */
+    unsigned char bye[2] = {0x03, 0xe8};
+    send_frame(fds[0], 0x8, bye, 2);
+    ck_assert_int_eq(read_close(fds[0]), 1000);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    ck_assert_int_eq(wait_count(&fake.closes, N, WAIT_MS), N);
+    srv_stop(&s);
+}
+END_TEST
+
+/* --max-connections bounds API clients, not agents: past it a request is answered 503 and its
+ * connection closed, while agents still connect; a freed slot is usable again. */
+START_TEST(api_connection_limit)
+{
+    enum { MAXC = 16 };
+    next_max_connections = MAXC;
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    char head[4096];
+    int fds[MAXC];
+    for (int i = 0; i < MAXC; i++) {
+        fds[i] = tcp_connect(s.port);
+        ck_assert_int_eq(http_get(fds[i], "/healthz", head, sizeof(head)), 200);
+    }
+    int fd = tcp_connect(s.port);
+    ck_assert_int_eq(http_get(fd, "/healthz", head, sizeof(head)), 503);
+    ck_assert_ptr_nonnull(find_ci(head, "Retry-After: 1\r\n"));
+    ck_assert_ptr_nonnull(find_ci(head, "Connection: close\r\n"));
+    ck_assert_int_eq(recv(fd, head, sizeof(head), 0), 0); /* closed */
+    close(fd);
+    /* An agent still gets in. */
+    int ch = open_channel(s.port, "good");
+    ck_assert_int_eq(wait_count(&fake.opens, 1, WAIT_MS), 1);
+    /* One API connection closes: a new one is served. */
+    close(fds[1]);
+    ck_assert_int_eq(get_until(s.port, "/healthz", 200), 200);
+    for (int i = 0; i < MAXC; i++) {
+        if (i != 1)
+            close(fds[i]);
+    }
+    close(ch);
+    ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
+    srv_stop(&s);
+}
+END_TEST
+
+/* --max-agents (the hub's max_channels): past it an agent is answered 503 before any upgrade,
+ * except one replacing its own channel; a channel that closes makes room. */
+START_TEST(agent_limit)
+{
+    struct hub_options ho = {.max_channels = 3};
+    struct srv s;
+    srv_start(&s, 0, &ho, 1);
+    int fds[3];
+    char token[16], head[4096];
+    for (int i = 0; i < 3; i++) {
+        snprintf(token, sizeof(token), "t%d", i);
+        fds[i] = open_channel(s.port, token);
+    }
+    ck_assert_int_eq(wait_count(&fake.opens, 3, WAIT_MS), 3);
+    int fd = tcp_connect(s.port);
+    ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", "t3", NULL, head, sizeof(head)), 503);
+    ck_assert_ptr_nonnull(find_ci(head, "Retry-After: 1\r\n"));
+    close(fd);
+    /* t0 again: replaces its own channel (the old one is closed with 1008). */
+    int again = open_channel(s.port, "t0");
+    ck_assert_int_eq(read_close(fds[0]), 1008);
+    ck_assert_int_eq(wait_count(&fake.opens, 4, WAIT_MS), 4);
+    close(fds[0]);
+    fds[0] = again;
+    /* t1 leaves: t3 gets in. */
+    close(fds[1]);
+    ck_assert_int_eq(wait_count(&fake.closes, 2, WAIT_MS), 2);
+    fds[1] = open_channel(s.port, "t3");
+    ck_assert_int_eq(wait_count(&fake.opens, 5, WAIT_MS), 5);
+    struct hub_stats st;
+    hub_stats(s.hub, &st);
+    ck_assert_uint_eq(st.channels, 3);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    ck_assert_int_eq(wait_count(&fake.closes, 5, WAIT_MS), 5);
+    srv_stop(&s);
+}
+END_TEST
+
+/* A TLS client context that takes the throwaway self-signed certificate. */
+static SSL_CTX *tls_client_ctx(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
+/* A TLS connection to port; io_send/io_recv then go through it. */
+static int tls_connect(SSL_CTX *ctx, unsigned port)
+{
+    int fd = tcp_connect(port);
+    ck_assert_int_lt(fd, TLS_FDS);
+    SSL *ssl = SSL_new(ctx);
+    ck_assert_ptr_nonnull(ssl);
+    SSL_set_fd(ssl, fd);
+    ck_assert_int_eq(SSL_connect(ssl), 1);
+    tls_of[fd] = ssl;
+    return fd;
+}
+
+static void tls_close(int fd)
+{
+    SSL_free(tls_of[fd]);
+    tls_of[fd] = NULL;
+    close(fd);
+}
+
 /* With --tls-cert, MHD hands the hub one end of a socketpair and forwards it through TLS
  * itself: the hub works unchanged. */
 START_TEST(tls_channel)
@@ -861,14 +1065,8 @@ START_TEST(tls_channel)
     make_cert(&next_cert, &next_key);
     struct srv s;
     srv_start(&s, 0, NULL, 1);
-    int fd = tcp_connect(s.port);
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    ck_assert_ptr_nonnull(ctx);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL); /* a throwaway self-signed certificate */
-    tls_ssl = SSL_new(ctx);
-    SSL_set_fd(tls_ssl, fd);
-    ck_assert_int_eq(SSL_connect(tls_ssl), 1);
-    tls_fd = fd;
+    SSL_CTX *ctx = tls_client_ctx();
+    int fd = tls_connect(ctx, s.port);
     char head[4096];
     ck_assert_int_eq(upgrade(fd, "/agent/v1/channel", "good", NULL, head, sizeof(head)), 101);
     ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"));
@@ -889,10 +1087,49 @@ START_TEST(tls_channel)
     hub_stop(s.hub);
     ck_assert_int_eq(read_close(fd), 1001);
     ck_assert_int_eq(wait_count(&fake.closes, 1, WAIT_MS), 1);
-    tls_fd = -1;
-    SSL_free(tls_ssl);
+    tls_close(fd);
     SSL_CTX_free(ctx);
-    close(fd);
+    srv_stop(&s);
+    free(next_cert);
+    free(next_key);
+    next_cert = next_key = NULL;
+}
+END_TEST
+
+/* Under TLS a channel stays one of MHD's connections (MHD runs the session), yet it counts as an
+ * agent, not against --max-connections: 20 TLS channels with --max-connections 16 and the API
+ * still answers. */
+START_TEST(tls_channels_are_not_api_connections)
+{
+    enum { N = 20 };
+    make_cert(&next_cert, &next_key);
+    next_max_connections = 16;
+    struct srv s;
+    srv_start(&s, 0, NULL, 1);
+    SSL_CTX *ctx = tls_client_ctx();
+    int fds[N];
+    char token[16], head[4096];
+    for (int i = 0; i < N; i++) {
+        snprintf(token, sizeof(token), "t%d", i);
+        fds[i] = tls_connect(ctx, s.port);
+        ck_assert_int_eq(upgrade(fds[i], "/agent/v1/channel", token, NULL, head, sizeof(head)),
+                         101);
+    }
+    ck_assert_int_eq(wait_count(&fake.opens, N, WAIT_MS), N);
+    int fd = tls_connect(ctx, s.port);
+    ck_assert_int_eq(http_get(fd, "/healthz", head, sizeof(head)), 200);
+    tls_close(fd);
+    static const char hello[] = "{\"type\":\"hello\"}";
+    for (int i = 0; i < N; i++)
+        send_frame(fds[i], 0x1, hello, sizeof(hello) - 1);
+    ck_assert_int_eq(wait_count(&fake.messages, N, WAIT_MS), N);
+    /* Closed by the hub (MHD 0.9.75 passes a TLS peer's disconnect on to the hub only once
+     * forwarding failed both ways, i.e. after the next pings: the heartbeat's business). */
+    hub_stop(s.hub);
+    ck_assert_int_eq(count(&fake.closes), N);
+    for (int i = 0; i < N; i++)
+        tls_close(fds[i]);
+    SSL_CTX_free(ctx);
     srv_stop(&s);
     free(next_cert);
     free(next_key);
@@ -2113,7 +2350,11 @@ static Suite *suite(void)
     tcase_add_test(t, queue_overflow_closes_1008);
     tcase_add_test(t, hub_close_and_stop);
     tcase_add_test(t, many_channels);
+    tcase_add_test(t, channels_leave_mhd);
+    tcase_add_test(t, api_connection_limit);
+    tcase_add_test(t, agent_limit);
     tcase_add_test(t, tls_channel);
+    tcase_add_test(t, tls_channels_are_not_api_connections);
     suite_add_tcase(s, t);
     TCase *ag = tcase_create("agent");
     tcase_add_checked_fixture(ag, setup, NULL);
