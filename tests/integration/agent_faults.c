@@ -17,22 +17,17 @@
  *
  *   it_agent_faults NETWATCHD NETWATCH_AGENT [server_killed | agent_absent | one_agent]
  */
-/* _DEFAULT_SOURCE: pcap.h needs the BSD u_int/u_char types. */
-#define _DEFAULT_SOURCE
 #include "tests/integration/agent_proc.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/pcap_count.h"
+#include "tests/integration/traffic.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <pcap/pcap.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,34 +98,13 @@ static int fx_init(struct fx *f, long deadline_s)
     return ok ? 0 : -1;
 }
 
-/* Prints the end of every agent log of f's temp dir. */
-static void fx_dump_agent_logs(const struct fx *f)
-{
-    DIR *d = opendir(f->srv.dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name), len = 0;
-        if (n < 10 || strcmp(e->d_name + n - 10, ".agent.log") != 0)
-            continue;
-        char path[NW_PATH_MAX + 300];
-        snprintf(path, sizeof(path), "%s/%s", f->srv.dir, e->d_name);
-        char *text = nw_read_file(path, &len);
-        if (text)
-            fprintf(stderr, "----- %s (end) -----\n%s\n", path,
-                    len > 4000 ? text + len - 4000 : text);
-        free(text);
-    }
-    if (d)
-        closedir(d);
-}
-
 static void fx_done(struct fx *f)
 {
     if (f->srv.pid)
         NW_CHECK(nw_server_stop(&f->srv) == 0, "netwatchd did not stop cleanly");
     if (nw_failures > f->failures) {
         nw_server_dump_log(&f->srv, 6000);
-        fx_dump_agent_logs(f);
+        nw_agent_dump_logs(&f->srv, 4000);
     }
     nw_server_cleanup(&f->srv);
 }
@@ -330,40 +304,7 @@ static int cap_running(struct fx *f, const char *name, const char *vm, int port,
 /* NPKT datagrams to 127.0.0.1:port, each carrying tag. */
 static void send_udp(int port, const char *tag)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    for (int i = 0; fd >= 0 && i < NPKT; i++) {
-        char msg[96];
-        int n = snprintf(msg, sizeof(msg), "netwatch:%s:%d", tag, i);
-        NW_CHECK(sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&to, sizeof(to)) == n,
-                 "sendto failed");
-    }
-    if (fd >= 0)
-        close(fd);
-}
-
-/* Packets in the pcap file whose bytes contain "netwatch:<tag>:"; -1 when it does not open. */
-static int pcap_count(const char *path, const char *tag)
-{
-    char err[PCAP_ERRBUF_SIZE], needle[96];
-    int n = snprintf(needle, sizeof(needle), "netwatch:%s:", tag);
-    pcap_t *p = pcap_open_offline(path, err);
-    if (!p)
-        return -1;
-    struct pcap_pkthdr *h;
-    const u_char *data;
-    int count = 0;
-    while (pcap_next_ex(p, &h, &data) == 1) {
-        for (size_t i = 0; i + (size_t)n <= h->caplen; i++) {
-            if (memcmp(data + i, needle, (size_t)n) == 0) {
-                count++;
-                break;
-            }
-        }
-    }
-    pcap_close(p);
-    return count;
+    NW_CHECK(nw_send_udp(port, tag, NPKT) == NPKT, "sendto failed");
 }
 
 /* The finished capture file of name (the agent writes .<name>.cap.partial and renames it when
@@ -388,7 +329,7 @@ static int file_final(struct fx *f, const char *name, char *path, size_t pathsz)
 
 static void expect_packets(const char *path, const char *tag, int want)
 {
-    int got = pcap_count(path, tag);
+    int got = nw_pcap_count(path, tag);
     NW_CHECK(got == want, "%s: %d '%s' packets, want %d", path, got, tag, want);
 }
 
@@ -400,20 +341,18 @@ static void same_end(json_t *first, json_t *second, const char *what)
              e2 ? e2 : "-");
 }
 
-/* Lines of the agent's log that contain needle. */
-static int agent_log_events(struct fx *f, const char *vm, const char *needle)
+/* The agent's log line of event on capture_id: "event=<event> captureId=<capture_id>". */
+static const char *event_needle(char *out, size_t sz, const char *event, const char *capture_id)
 {
-    char log[NW_PATH_MAX + 64];
-    snprintf(log, sizeof(log), "%s/%s.agent.log", f->srv.dir, vm);
-    return nw_file_count_lines(log, needle);
+    snprintf(out, sz, "event=%s captureId=%s", event, capture_id);
+    return out;
 }
 
 /* Lines "event=<event> captureId=<capture_id>" of the agent's log. */
 static int agent_log_count(struct fx *f, const char *vm, const char *event, const char *capture_id)
 {
     char needle[200];
-    snprintf(needle, sizeof(needle), "event=%s captureId=%s", event, capture_id);
-    return agent_log_events(f, vm, needle);
+    return nw_agent_log_count(&f->srv, vm, event_needle(needle, sizeof(needle), event, capture_id));
 }
 
 /* ---- the cases --------------------------------------------------------------------------- */
@@ -438,14 +377,11 @@ static void case_server_killed(void)
         goto out;
     send_udp(udp_base, "before");
     int port = f.srv.port;
-    int closed = agent_log_events(&f, "vmk", "event=channel_closed");
+    int closed = nw_agent_log_count(&f.srv, "vmk", "event=channel_closed");
     if (!NW_CHECK(nw_server_kill(&f.srv) == 0, "SIGKILL of netwatchd failed"))
         goto out;
     /* The server is down and the agent has seen its channel go: it captures on. */
-    long long end = nw_now_ms() + WAIT_MS;
-    while (agent_log_events(&f, "vmk", "event=channel_closed") == closed && nw_now_ms() < end)
-        nw_sleep_ms(20);
-    NW_CHECK(agent_log_events(&f, "vmk", "event=channel_closed") > closed,
+    NW_CHECK(nw_agent_wait_log(&f.srv, "vmk", "event=channel_closed", closed + 1, WAIT_MS),
              "the agent did not notice netwatchd's death");
     send_udp(udp_base, "during");
     nw_sleep_ms(300); /* down a while: the agent's reconnects fail meanwhile */
@@ -492,7 +428,7 @@ static void case_server_killed(void)
     /* The restarted server sent the start again; the agent knew it and answered the same. */
     char needle[120];
     snprintf(needle, sizeof(needle), "event=command_repeat type=start commandId=%s", kb.op_id);
-    NW_CHECK(agent_log_events(&f, "vmk", needle) >= 1,
+    NW_CHECK(nw_agent_log_count(&f.srv, "vmk", needle) >= 1,
              "the start of %s was not sent again after the restart", kb.op_id);
     send_udp(udp_base + 1, "kb");
 
@@ -513,7 +449,7 @@ static void case_server_killed(void)
     if (NW_CHECK(stop_id, "stop of kb had no operation URL")) {
         snprintf(needle, sizeof(needle), "event=command_repeat type=stop commandId=%.36s",
                  stop_id + strlen("/operations/"));
-        NW_CHECK(agent_log_events(&f, "vmk", needle) >= 1,
+        NW_CHECK(nw_agent_log_count(&f.srv, "vmk", needle) >= 1,
                  "the stop of kb was not sent again after the restart");
     }
     if (file_final(&f, "kb", path, sizeof(path)))
@@ -522,13 +458,10 @@ static void case_server_killed(void)
     /* Nothing applied twice: one more crash and reconnect (the agent resends what it thinks
      * unacknowledged) leaves both operations and the capture as they ended. */
     op_ends(&f, stop_aao, 1, "Succeeded", NULL, &op3);
-    int welcomes = agent_log_events(&f, "vmk", "event=channel_welcome");
+    int welcomes = nw_agent_log_count(&f.srv, "vmk", "event=channel_welcome");
     if (fx_crash_restart(&f) != 0)
         goto out;
-    end = nw_now_ms() + WAIT_MS;
-    while (agent_log_events(&f, "vmk", "event=channel_welcome") == welcomes && nw_now_ms() < end)
-        nw_sleep_ms(20);
-    NW_CHECK(agent_log_events(&f, "vmk", "event=channel_welcome") > welcomes,
+    NW_CHECK(nw_agent_wait_log(&f.srv, "vmk", "event=channel_welcome", welcomes + 1, WAIT_MS),
              "agent did not reconnect");
     nw_sleep_ms(200); /* what it resends on welcome reaches the server within this */
     if (op_ends(&f, kb.aao, 1, "Succeeded", NULL, &op2))
@@ -643,9 +576,10 @@ static void case_delete_running(struct fx *f, const char *vm)
     nw_response_free(&r);
     if (file_final(f, "dl", path, sizeof(path)))
         expect_packets(path, "deleted", NPKT);
-    long long end = nw_now_ms() + WAIT_MS;
-    while (agent_log_count(f, vm, "capture_completed", dl.op_id) == 0 && nw_now_ms() < end)
-        nw_sleep_ms(50);
+    char needle[200];
+    nw_agent_wait_log(&f->srv, vm,
+                      event_needle(needle, sizeof(needle), "capture_completed", dl.op_id), 1,
+                      WAIT_MS);
     NW_CHECK(agent_log_count(f, vm, "capture_completed", dl.op_id) == 1,
              "the agent did not report dl completed once");
 }

@@ -15,21 +15,15 @@
  *
  *   it_agent_restart NETWATCHD NETWATCH_AGENT
  */
-/* _GNU_SOURCE: pcap.h's BSD types. */
-#define _GNU_SOURCE
+#include "tests/integration/agent_proc.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/pcap_count.h"
+#include "tests/integration/traffic.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <pcap/pcap.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define API     "2024-07-01"
@@ -39,130 +33,28 @@ static struct nw_server srv;
 static const char *agent_bin;
 static char nw[300];
 
-/* Runs argv, stdout into out (trimmed), stderr into the server dir's cli.log. 0 on exit 0. */
-static int run(char *const argv[], char *out, size_t outsz)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char log[NW_PATH_MAX + 16];
-        snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
-        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fds[1], 1);
-        if (lfd >= 0)
-            dup2(lfd, 2);
-        close(fds[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (out && n + 1 < outsz && (r = read(fds[0], out + n, outsz - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fds[0]);
-    if (out) {
-        out[n] = '\0';
-        while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-            out[--n] = '\0';
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-/* Registers the agent of vm1 and writes its token to dir/vm1.token. */
-static int add_agent(void)
-{
-    char rid[256], token[128], path[NW_PATH_MAX + 64];
-    snprintf(rid, sizeof(rid),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1",
-             srv.sub);
-    char *argv[] = {srv.bin, "agent", "add", rid, "--db", srv.db, NULL};
-    if (!NW_CHECK(run(argv, token, sizeof(token)) == 0, "agent add failed"))
-        return -1;
-    snprintf(path, sizeof(path), "%s/vm1.token", srv.dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%s\n", token);
-    fclose(f);
-    return 0;
-}
-
+/* vm1 on the loopback interface, with a progress report every second. */
 static pid_t start_agent(void)
 {
-    char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 64];
-    char log[NW_PATH_MAX + 64];
-    snprintf(token, sizeof(token), "%s/vm1.token", srv.dir);
-    snprintf(state, sizeof(state), "%s/vm1.state", srv.dir);
-    snprintf(root, sizeof(root), "%s/captures", srv.dir);
-    snprintf(log, sizeof(log), "%s/vm1.agent.log", srv.dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token, "--state-dir",
-              state, "--capture-root", root, "--interfaces", "lo", "--progress-interval", "1",
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void kill_agent(pid_t pid)
-{
-    int status;
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
+    static const char *const extra[] = {"--interfaces", "lo", "--progress-interval", "1", NULL};
+    return nw_agent_start_argv(&srv, agent_bin, "vm1", extra);
 }
 
 static void stop_agent(pid_t pid)
 {
-    int status;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            NW_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                     "agent did not exit 0 on SIGTERM (status %d)", status);
-            return;
-        }
-        nw_sleep_ms(50);
-    }
-    kill_agent(pid);
-    NW_CHECK(0, "agent did not stop within 5 s of SIGTERM");
+    NW_CHECK(nw_agent_stop(pid) == 0, "agent did not exit 0 within 5 s of SIGTERM");
 }
 
-/* Occurrences of needle in the agent's log. */
+/* Lines of vm1's agent log holding needle. */
 static int agent_log_count(const char *needle)
 {
-    char path[NW_PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/vm1.agent.log", srv.dir);
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int n = 0;
-    while (f && fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
+    return nw_agent_log_count(&srv, "vm1", needle);
 }
 
-/* Waits until the agent log holds needle at least n times. */
+/* Waits until vm1's agent log holds needle on at least n lines. */
 static int wait_agent_log(const char *needle, int n)
 {
-    long long end = nw_now_ms() + WAIT_MS;
-    while (nw_now_ms() < end) {
-        if (agent_log_count(needle) >= n)
-            return 1;
-        nw_sleep_ms(100);
-    }
-    return 0;
+    return nw_agent_wait_log(&srv, "vm1", needle, n, WAIT_MS);
 }
 
 /* PUTs capture `name` on vm1 (UDP to port, the given time limit) and waits for Succeeded. */
@@ -220,45 +112,12 @@ static void wait_ended(const char *name, int ms, char *st, size_t stsz, char *wh
     }
 }
 
-static void send_udp(int port, const char *marker, int n)
+/* Packets of captures/<file> carrying tag; -1 when libpcap cannot read the whole file. */
+static int count_marked(const char *file, const char *tag)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    for (int i = 0; fd >= 0 && i < n; i++) {
-        char msg[64];
-        int len = snprintf(msg, sizeof(msg), "%s-%d", marker, i);
-        sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to));
-    }
-    if (fd >= 0)
-        close(fd);
-}
-
-static int has(const u_char *p, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(p + i, needle, k) == 0)
-            return 1;
-    return 0;
-}
-
-/* Packets in captures/<file> (read by libpcap to its end) carrying marker; -1 when libpcap
- * cannot read the whole file. */
-static int count_marked(const char *file, const char *marker)
-{
-    char path[NW_PATH_MAX + 64], err[PCAP_ERRBUF_SIZE];
+    char path[NW_PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/captures/%s", srv.dir, file);
-    pcap_t *p = pcap_open_offline(path, err);
-    if (!p)
-        return -1;
-    struct pcap_pkthdr *h;
-    const u_char *d;
-    int n = 0, rc;
-    while ((rc = pcap_next_ex(p, &h, &d)) == 1)
-        n += has(d, h->caplen, marker);
-    pcap_close(p);
-    return rc == PCAP_ERROR_BREAK ? n : -1;
+    return nw_pcap_count(path, tag);
 }
 
 /* (a) SIGKILL mid-capture, restart, manual stop: packets from both lives. */
@@ -270,11 +129,11 @@ static void killed_mid_capture(void)
         stop_agent(agent);
         return;
     }
-    send_udp(port, "before-crash", 5);
+    nw_send_udp(port, "before-crash", 5);
     /* Written (flushed to the kernel) once the capture thread has seen them; a progress report
      * counting them says so. */
     nw_sleep_ms(1500);
-    kill_agent(agent);
+    nw_agent_kill(agent);
     char partial[NW_PATH_MAX + 64];
     snprintf(partial, sizeof(partial), "%s/captures/.ra.cap.partial", srv.dir);
     struct stat sb;
@@ -287,7 +146,7 @@ static void killed_mid_capture(void)
     char st[32], why[32];
     NW_CHECK(query("ra", st, sizeof(st), why, sizeof(why)) == 0 && strcmp(st, "Running") == 0,
              "after the restart: %s, want Running", st);
-    send_udp(port, "after-crash", 4);
+    nw_send_udp(port, "after-crash", 4);
     nw_sleep_ms(1500);
 
     char t[700];
@@ -321,7 +180,7 @@ static void completed_while_server_down(void)
         stop_agent(agent);
         return;
     }
-    send_udp(port, "while-running", 3);
+    nw_send_udp(port, "while-running", 3);
     nw_sleep_ms(300);
     int ended_before = agent_log_count("event=capture_completed");
     int old_port = srv.port;
@@ -329,7 +188,7 @@ static void completed_while_server_down(void)
     /* The time limit passes with nobody to tell. */
     NW_CHECK(wait_agent_log("event=capture_completed", ended_before + 1),
              "the agent did not end the capture while netwatchd was down");
-    kill_agent(agent);
+    nw_agent_kill(agent);
     agent = start_agent();
     NW_CHECK(wait_agent_log("event=agent_restored", 2), "the agent did not start again");
     nw_sleep_ms(500);
@@ -381,13 +240,13 @@ int main(int argc, char **argv)
              "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
              srv.sub);
     char root[NW_PATH_MAX + 16];
-    snprintf(root, sizeof(root), "%s/captures", srv.dir);
-    mkdir(root, 0750);
+    nw_agent_root(&srv, root, sizeof(root));
     char t[700];
     snprintf(t, sizeof(t), "%s?api-version=" API, nw);
     struct nw_response r;
+    char id[64];
     int ok =
-        add_agent() == 0 &&
+        nw_agent_add(&srv, "vm1", id, sizeof(id)) == 0 &&
         NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
                      r.status / 100 == 2,
                  "watcher PUT: %ld", r.status);
@@ -400,9 +259,7 @@ int main(int argc, char **argv)
         NW_CHECK(0, "netwatchd did not stop cleanly");
     if (nw_failures) {
         nw_server_dump_log(&srv, 4000);
-        char cmd[NW_PATH_MAX + 64];
-        snprintf(cmd, sizeof(cmd), "tail -c 6000 '%s/vm1.agent.log' >&2", srv.dir);
-        (void)!system(cmd);
+        nw_agent_dump_logs(&srv, 6000);
     }
     nw_server_cleanup(&srv);
     printf("%s agent_restart: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);

@@ -11,10 +11,8 @@
  */
 #include "tests/integration/agent_proc.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/traffic.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,25 +68,6 @@ static int wait_connected(const char *id, int want)
     return nw_agent_wait_connected(&srv, id, want, WAIT_MS);
 }
 
-/* Waits until the server log contains needle; 1 when it does. */
-static int wait_log(const char *needle)
-{
-    long long end = nw_now_ms() + WAIT_MS;
-    while (nw_now_ms() < end) {
-        FILE *f = fopen(srv.log_file, "r");
-        char line[2048];
-        int found = 0;
-        while (f && !found && fgets(line, sizeof(line), f))
-            found = strstr(line, needle) != NULL;
-        if (f)
-            fclose(f);
-        if (found)
-            return 1;
-        nw_sleep_ms(100);
-    }
-    return 0;
-}
-
 /* One capture run for real by the agent on the loopback interface: create -> the agent acks ->
  * Succeeded/Running; UDP traffic; stop -> the agent's completed report ends the stop (Location
  * 200 null); Stopped/Manual; the pcap file is under the agent's capture root. */
@@ -136,13 +115,7 @@ static void capture_lifecycle(void)
     nw_response_free(&r);
 
     /* Traffic the filter matches (UDP to the local port), on the loopback interface. */
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    for (int i = 0; fd >= 0 && i < 5; i++)
-        sendto(fd, "netwatch", 8, 0, (struct sockaddr *)&to, sizeof(to));
-    if (fd >= 0)
-        close(fd);
+    nw_send_udp(port, "lc", 5);
     nw_sleep_ms(300);
 
     snprintf(t, sizeof(t), "%s/packetCaptures/lc/stop?api-version=" API, nw);
@@ -222,7 +195,8 @@ int main(int argc, char **argv)
          * read from the server's log: the hub closes the channel with 4001. */
         char want[128];
         snprintf(want, sizeof(want), "event=close agent=%s code=4001", id1);
-        NW_CHECK(wait_log(want), "a revoked agent's live channel was not closed (no '%s')", want);
+        NW_CHECK(nw_file_wait_lines(srv.log_file, want, 1, WAIT_MS),
+                 "a revoked agent's live channel was not closed (no '%s')", want);
         nw_sleep_ms(2000);
         NW_CHECK(connected(id1, NULL) == 0, "a revoked agent connected");
         stop_agent(a1);
