@@ -18,6 +18,7 @@
  *   it_agent_faults NETWATCHD NETWATCH_AGENT [server_killed | agent_absent | one_agent]
  */
 #include "tests/integration/agent_proc.h"
+#include "tests/integration/captures.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/pcap_count.h"
 #include "tests/integration/traffic.h"
@@ -48,9 +49,9 @@ static int udp_base; /* ports this process sends its traffic to */
 /* One netwatchd (its temp dir, db, port) with watcher nw1 and the agents' capture root. */
 struct fx {
     struct nw_server srv;
-    long deadline_s; /* --dispatch-deadline-seconds */
-    int failures;    /* nw_failures when it started: the logs are shown if it grows */
-    char nw[300];    /* the watcher's path */
+    long deadline_s;         /* --dispatch-deadline-seconds */
+    int failures;            /* nw_failures when it started: the logs are shown if it grows */
+    char nw[NW_WATCHER_MAX]; /* the watcher's path */
     char root[NW_PATH_MAX + 16];
 };
 
@@ -85,17 +86,7 @@ static int fx_init(struct fx *f, long deadline_s)
                   "netwatchd did not start"))
         return -1;
     nw_agent_root(&f->srv, f->root, sizeof(f->root));
-    snprintf(f->nw, sizeof(f->nw),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
-             f->srv.sub);
-    char t[400];
-    snprintf(t, sizeof(t), "%s?api-version=" API, f->nw);
-    struct nw_response r;
-    int ok = nw_server_request(&f->srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
-             r.status / 100 == 2;
-    NW_CHECK(ok, "watcher PUT: %ld", r.status);
-    nw_response_free(&r);
-    return ok ? 0 : -1;
+    return nw_watcher_put(&f->srv, f->nw);
 }
 
 static void fx_done(struct fx *f)
@@ -143,42 +134,6 @@ static int wait_unread_from(int port)
 
 /* ---- captures through the API ---------------------------------------------------------- */
 
-/* What a create answered: the operation to poll, and its id (the agent's captureId). */
-struct created {
-    long status;
-    char aao[600];
-    char op_id[NW_GUID_LEN + 1];
-};
-
-/* PUT packetCaptures/<name> on vm, UDP to local port `port`, into /var/captures/<name>.cap;
- * extra: more members of properties ("" or `"timeLimitInSeconds":2,`). */
-static int cap_put(struct fx *f, const char *name, const char *vm, int port, const char *extra,
-                   struct created *out)
-{
-    char t[700], body[1200];
-    snprintf(
-        body, sizeof(body),
-        "{\"properties\":{%s\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-        "Microsoft.Compute/virtualMachines/%s\",\"storageLocation\":{\"filePath\":"
-        "\"/var/captures/%s.cap\"},\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
-        extra, f->srv.sub, vm, name, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, f->nw, name);
-    struct nw_response r;
-    memset(out, 0, sizeof(*out));
-    if (nw_server_request(&f->srv, "PUT", t, body, NULL, &r) == 0)
-        out->status = r.status;
-    const char *aao = nw_response_header(&r, "Azure-AsyncOperation");
-    if (aao)
-        snprintf(out->aao, sizeof(out->aao), "%s", aao);
-    const char *ops = aao ? strstr(aao, "/operations/") : NULL;
-    if (ops)
-        snprintf(out->op_id, sizeof(out->op_id), "%.36s", ops + strlen("/operations/"));
-    int ok = out->status == 201 && nw_is_guid(out->op_id);
-    NW_CHECK(ok, "PUT %s: %ld %.300s", name, out->status, r.body ? r.body : "");
-    nw_response_free(&r);
-    return ok ? 0 : -1;
-}
-
 /* The operation's status body now (owned; NULL when the GET failed). */
 static json_t *op_get(struct fx *f, const char *aao)
 {
@@ -189,59 +144,6 @@ static json_t *op_get(struct fx *f, const char *aao)
         j = json_incref(r.json);
     nw_response_free(&r);
     return j;
-}
-
-/* Waits for the operation to end; 1 when it ended with want (and, for a failure, code). Its
- * final body goes to *keep when keep is not NULL (owned). */
-static int op_ends(struct fx *f, const char *aao, int timeout_s, const char *want, const char *code,
-                   json_t **keep)
-{
-    json_t *op = nw_server_wait_operation(&f->srv, aao, timeout_s);
-    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
-    const char *c = op ? nw_json_str(op, "error.code") : NULL;
-    int ok = NW_CHECK(st && strcmp(st, want) == 0, "operation %s ended %s, want %s", aao,
-                      st ? st : "(not within the wait)", want);
-    if (ok && code)
-        ok = NW_CHECK(c && strcmp(c, code) == 0, "operation failed with %s, want %s",
-                      c ? c : "(no code)", code);
-    if (keep)
-        *keep = op;
-    else
-        json_decref(op);
-    return ok;
-}
-
-/* queryStatus into status, reason and start (captureStartTime; start may be NULL), each sz
- * bytes, "" when absent. Returns the HTTP status. */
-static long cap_query(struct fx *f, const char *name, char *status, char *reason, char *start,
-                      size_t sz)
-{
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s/queryStatus?api-version=" API, f->nw, name);
-    struct nw_response r;
-    long code = nw_server_request(&f->srv, "POST", t, NULL, NULL, &r) == 0 ? r.status : 0;
-    const char *s = nw_json_str(r.json, "packetCaptureStatus");
-    const char *why = nw_json_str(r.json, "stopReason");
-    snprintf(status, sz, "%s", s ? s : "");
-    snprintf(reason, sz, "%s", why ? why : "");
-    if (start) {
-        const char *st = nw_json_str(r.json, "captureStartTime");
-        snprintf(start, sz, "%s", st ? st : "");
-    }
-    nw_response_free(&r);
-    return code;
-}
-
-/* 1 when queryStatus says status (and stopReason reason, when reason is not NULL). */
-static int cap_is(struct fx *f, const char *name, const char *status, const char *reason)
-{
-    char s[64], why[64];
-    long code = cap_query(f, name, s, why, NULL, sizeof(s));
-    int ok = NW_CHECK(code == 200 && strcmp(s, status) == 0, "%s: queryStatus %ld %s, want %s",
-                      name, code, s, status);
-    if (ok && reason)
-        ok = NW_CHECK(strcmp(why, reason) == 0, "%s: stopReason '%s', want %s", name, why, reason);
-    return ok;
 }
 
 /* GET the capture's property at dotted path into out ("" when absent); HTTP status. */
@@ -257,44 +159,13 @@ static long cap_prop(struct fx *f, const char *name, const char *dotted, char *o
     return code;
 }
 
-/* POST stop: 202, its Location into loc and its Azure-AsyncOperation into aao (when not NULL). */
-static int cap_stop(struct fx *f, const char *name, char *loc, size_t locsz, char *aao,
-                    size_t aaosz)
-{
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s/stop?api-version=" API, f->nw, name);
-    struct nw_response r;
-    long code = nw_server_request(&f->srv, "POST", t, NULL, NULL, &r) == 0 ? r.status : 0;
-    const char *l = nw_response_header(&r, "Location");
-    snprintf(loc, locsz, "%s", l ? l : "");
-    if (aao) {
-        const char *a = nw_response_header(&r, "Azure-AsyncOperation");
-        snprintf(aao, aaosz, "%s", a ? a : "");
-    }
-    nw_response_free(&r);
-    return NW_CHECK(code == 202 && loc[0], "stop %s: %ld", name, code) ? 0 : -1;
-}
-
-/* Waits for a stop's Location to give its final answer: 200 null. */
-static int stop_done(struct fx *f, const char *loc, int timeout_s)
-{
-    struct nw_response fin;
-    int ok = NW_CHECK(nw_server_wait_location(&f->srv, loc, timeout_s, &fin) == 0,
-                      "the stop did not finish within %d s", timeout_s);
-    if (ok)
-        ok = NW_CHECK(fin.status == 200 && fin.json && json_is_null(fin.json),
-                      "stop result %ld %.200s, want 200 null", fin.status, fin.body);
-    nw_response_free(&fin);
-    return ok;
-}
-
 /* Create on vm and wait until it runs. */
 static int cap_running(struct fx *f, const char *name, const char *vm, int port, const char *extra,
-                       struct created *c)
+                       struct nw_created *c)
 {
-    return cap_put(f, name, vm, port, extra, c) == 0 &&
-                   op_ends(f, c->aao, WAIT_S, "Succeeded", NULL, NULL) &&
-                   cap_is(f, name, "Running", NULL)
+    return nw_capture_put(&f->srv, f->nw, name, vm, port, extra, c) == 0 &&
+                   nw_operation_ends(&f->srv, c->aao, WAIT_S, "Succeeded", NULL, NULL) &&
+                   nw_capture_is(&f->srv, f->nw, name, "Running", NULL)
                ? 0
                : -1;
 }
@@ -363,7 +234,7 @@ static void case_server_killed(void)
     struct fx f;
     char id[64], loc[700], path[NW_PATH_MAX + 128];
     pid_t agent = -1;
-    struct created ka, kb;
+    struct nw_created ka, kb;
     char stop_aao[700] = "";
     json_t *op1 = NULL, *op2 = NULL, *op3 = NULL;
     if (fx_init(&f, 30) != 0 || nw_agent_add(&f.srv, "vmk", id, sizeof(id)) != 0)
@@ -388,22 +259,23 @@ static void case_server_killed(void)
     if (!NW_CHECK(fx_start(&f, port) == 0, "netwatchd did not restart on port %d", port))
         goto out;
     NW_CHECK(nw_agent_wait_connected(&f.srv, id, 1, WAIT_MS), "agent did not reconnect");
-    cap_is(&f, "ka", "Running", NULL);
+    nw_capture_is(&f.srv, f.nw, "ka", "Running", NULL);
     send_udp(udp_base, "after");
-    if (cap_stop(&f, "ka", loc, sizeof(loc), NULL, 0) == 0 && stop_done(&f, loc, WAIT_S))
-        cap_is(&f, "ka", "Stopped", "Manual");
+    if (nw_capture_stop(&f.srv, f.nw, "ka", loc, sizeof(loc), NULL, 0) == 0 &&
+        nw_stop_done(&f.srv, loc, WAIT_S))
+        nw_capture_is(&f.srv, f.nw, "ka", "Stopped", "Manual");
     if (file_final(&f, "ka", path, sizeof(path))) {
         expect_packets(path, "before", NPKT);
         expect_packets(path, "during", NPKT);
         expect_packets(path, "after", NPKT);
     }
-    op_ends(&f, ka.aao, 1, "Succeeded", NULL, NULL);
+    nw_operation_ends(&f.srv, ka.aao, 1, "Succeeded", NULL, NULL);
 
     /* 2. A create acknowledged (201) whose agent has not acked when netwatchd dies: the agent
      * is stopped (SIGSTOP) so it cannot answer before the kill. After the restart the start
      * is sent again and the capture starts once. */
     kill(agent, SIGSTOP);
-    if (cap_put(&f, "kb", "vmk", udp_base + 1, "", &kb) != 0) {
+    if (nw_capture_put(&f.srv, f.nw, "kb", "vmk", udp_base + 1, "", &kb) != 0) {
         kill(agent, SIGCONT);
         goto out;
     }
@@ -418,10 +290,11 @@ static void case_server_killed(void)
     kill(agent, SIGCONT);
     if (!restarted)
         goto out;
-    if (!op_ends(&f, kb.aao, WAIT_S, "Succeeded", NULL, &op1) || !cap_is(&f, "kb", "Running", NULL))
+    if (!nw_operation_ends(&f.srv, kb.aao, WAIT_S, "Succeeded", NULL, &op1) ||
+        !nw_capture_is(&f.srv, f.nw, "kb", "Running", NULL))
         goto out;
     char start1[64], st[64], why[64];
-    cap_query(&f, "kb", st, why, start1, sizeof(start1));
+    nw_capture_query(&f.srv, f.nw, "kb", st, why, start1, sizeof(start1));
     NW_CHECK(agent_log_count(&f, "vmk", "capture_started", kb.op_id) == 1,
              "the agent started capture %s %d times, want once", kb.op_id,
              agent_log_count(&f, "vmk", "capture_started", kb.op_id));
@@ -434,7 +307,7 @@ static void case_server_killed(void)
 
     /* 3. A stop accepted (202) just before the kill completes after the restart. */
     kill(agent, SIGSTOP);
-    if (cap_stop(&f, "kb", loc, sizeof(loc), stop_aao, sizeof(stop_aao)) != 0) {
+    if (nw_capture_stop(&f.srv, f.nw, "kb", loc, sizeof(loc), stop_aao, sizeof(stop_aao)) != 0) {
         kill(agent, SIGCONT);
         goto out;
     }
@@ -443,8 +316,8 @@ static void case_server_killed(void)
     kill(agent, SIGCONT);
     if (!restarted)
         goto out;
-    if (stop_done(&f, loc, WAIT_S))
-        cap_is(&f, "kb", "Stopped", "Manual");
+    if (nw_stop_done(&f.srv, loc, WAIT_S))
+        nw_capture_is(&f.srv, f.nw, "kb", "Stopped", "Manual");
     const char *stop_id = strstr(stop_aao, "/operations/");
     if (NW_CHECK(stop_id, "stop of kb had no operation URL")) {
         snprintf(needle, sizeof(needle), "event=command_repeat type=stop commandId=%.36s",
@@ -457,24 +330,24 @@ static void case_server_killed(void)
 
     /* Nothing applied twice: one more crash and reconnect (the agent resends what it thinks
      * unacknowledged) leaves both operations and the capture as they ended. */
-    op_ends(&f, stop_aao, 1, "Succeeded", NULL, &op3);
+    nw_operation_ends(&f.srv, stop_aao, 1, "Succeeded", NULL, &op3);
     int welcomes = nw_agent_log_count(&f.srv, "vmk", "event=channel_welcome");
     if (fx_crash_restart(&f) != 0)
         goto out;
     NW_CHECK(nw_agent_wait_log(&f.srv, "vmk", "event=channel_welcome", welcomes + 1, WAIT_MS),
              "agent did not reconnect");
     nw_sleep_ms(200); /* what it resends on welcome reaches the server within this */
-    if (op_ends(&f, kb.aao, 1, "Succeeded", NULL, &op2))
+    if (nw_operation_ends(&f.srv, kb.aao, 1, "Succeeded", NULL, &op2))
         same_end(op1, op2, "create of kb");
     json_decref(op2);
     op2 = NULL;
-    if (op_ends(&f, stop_aao, 1, "Succeeded", NULL, &op2))
+    if (nw_operation_ends(&f.srv, stop_aao, 1, "Succeeded", NULL, &op2))
         same_end(op3, op2, "stop of kb");
     char start2[64];
-    cap_query(&f, "kb", st, why, start2, sizeof(start2));
+    nw_capture_query(&f.srv, f.nw, "kb", st, why, start2, sizeof(start2));
     NW_CHECK(start1[0] && strcmp(start1, start2) == 0, "captureStartTime moved: %s then %s", start1,
              start2);
-    cap_is(&f, "kb", "Stopped", "Manual");
+    nw_capture_is(&f.srv, f.nw, "kb", "Stopped", "Manual");
     NW_CHECK(agent_log_count(&f, "vmk", "capture_started", kb.op_id) == 1 &&
                  agent_log_count(&f, "vmk", "capture_completed", kb.op_id) == 1,
              "capture %s started %d and completed %d times on the agent, want once each", kb.op_id,
@@ -497,15 +370,16 @@ static void case_agent_absent(void)
     struct fx f;
     char id[64], id2[64], prop[64], loc[700];
     pid_t agent = -1;
-    struct created na, nb;
+    struct nw_created na, nb;
     if (fx_init(&f, 3) != 0 || nw_agent_add(&f.srv, "vmn", id, sizeof(id)) != 0 ||
         nw_agent_add(&f.srv, "vmo", id2, sizeof(id2)) != 0)
         goto out;
 
     long long t0 = nw_now_ms();
-    if (cap_put(&f, "na", "vmn", udp_base + 2, "", &na) == 0) {
+    if (nw_capture_put(&f.srv, f.nw, "na", "vmn", udp_base + 2, "", &na) == 0) {
         /* The sweep that ends overdue creates runs every 2 s: deadline + 2 s, plus slack. */
-        if (op_ends(&f, na.aao, (int)f.deadline_s + 8, "Failed", "AgentNotConnected", NULL)) {
+        if (nw_operation_ends(&f.srv, na.aao, (int)f.deadline_s + 8, "Failed", "AgentNotConnected",
+                              NULL)) {
             long long took = nw_now_ms() - t0;
             NW_CHECK(took >= f.deadline_s * 1000 - 100 && took <= f.deadline_s * 1000 + 6000,
                      "the create failed after %lld ms; the deadline is %ld s", took, f.deadline_s);
@@ -516,12 +390,14 @@ static void case_agent_absent(void)
     }
 
     /* The agent of vmo starts only after the create was accepted. */
-    if (cap_put(&f, "nb", "vmo", udp_base + 3, "", &nb) != 0)
+    if (nw_capture_put(&f.srv, f.nw, "nb", "vmo", udp_base + 3, "", &nb) != 0)
         goto out;
     agent = nw_agent_start(&f.srv, agent_bin, "vmo", "lo");
-    if (op_ends(&f, nb.aao, WAIT_S, "Succeeded", NULL, NULL) && cap_is(&f, "nb", "Running", NULL) &&
-        cap_stop(&f, "nb", loc, sizeof(loc), NULL, 0) == 0 && stop_done(&f, loc, WAIT_S))
-        cap_is(&f, "nb", "Stopped", "Manual");
+    if (nw_operation_ends(&f.srv, nb.aao, WAIT_S, "Succeeded", NULL, NULL) &&
+        nw_capture_is(&f.srv, f.nw, "nb", "Running", NULL) &&
+        nw_capture_stop(&f.srv, f.nw, "nb", loc, sizeof(loc), NULL, 0) == 0 &&
+        nw_stop_done(&f.srv, loc, WAIT_S))
+        nw_capture_is(&f.srv, f.nw, "nb", "Stopped", "Manual");
 out:
     if (agent > 0)
         NW_CHECK(nw_agent_stop(agent) == 0, "agent vmo did not exit 0");
@@ -532,7 +408,7 @@ out:
  * traffic of those two seconds in the file. */
 static void case_time_limit(struct fx *f, const char *vm)
 {
-    struct created tl;
+    struct nw_created tl;
     char path[NW_PATH_MAX + 128];
     if (cap_running(f, "tl", vm, udp_base + 4, "\"timeLimitInSeconds\":2,", &tl) != 0)
         return;
@@ -540,7 +416,8 @@ static void case_time_limit(struct fx *f, const char *vm)
     send_udp(udp_base + 4, "limit");
     char st[64] = "", why[64] = "";
     while (nw_now_ms() - t0 < WAIT_MS) {
-        if (cap_query(f, "tl", st, why, NULL, sizeof(st)) != 200 || strcmp(st, "Running") != 0)
+        if (nw_capture_query(&f->srv, f->nw, "tl", st, why, NULL, sizeof(st)) != 200 ||
+            strcmp(st, "Running") != 0)
             break;
         nw_sleep_ms(50);
     }
@@ -556,7 +433,7 @@ static void case_time_limit(struct fx *f, const char *vm)
  * the delete operation Succeeded. */
 static void case_delete_running(struct fx *f, const char *vm)
 {
-    struct created dl;
+    struct nw_created dl;
     char t[700], path[NW_PATH_MAX + 128];
     if (cap_running(f, "dl", vm, udp_base + 5, "", &dl) != 0)
         return;
@@ -570,7 +447,7 @@ static void case_delete_running(struct fx *f, const char *vm)
     nw_response_free(&r);
     if (!NW_CHECK(code == 202 && aao[0], "DELETE dl: %ld", code))
         return;
-    op_ends(f, aao, WAIT_S, "Succeeded", NULL, NULL);
+    nw_operation_ends(&f->srv, aao, WAIT_S, "Succeeded", NULL, NULL);
     NW_CHECK(nw_server_request(&f->srv, "GET", t, NULL, NULL, &r) == 0 && r.status == 404,
              "GET dl after its delete: %ld", r.status);
     nw_response_free(&r);
@@ -671,7 +548,7 @@ static void *rogue_main(void *arg)
  * capture runs on (A can still stop it). */
 static void case_not_your_session(struct fx *f, const char *vm_a)
 {
-    struct created ny;
+    struct nw_created ny;
     char id_b[64], loc[700], path[NW_PATH_MAX + 64], token[NW_TOKEN_MAX];
     if (cap_running(f, "ny", vm_a, udp_base + 6, "", &ny) != 0 ||
         nw_agent_add(&f->srv, "vmrogue", id_b, sizeof(id_b)) != 0)
@@ -738,10 +615,11 @@ static void case_not_your_session(struct fx *f, const char *vm_a)
              needle);
 
     /* A's capture is as it was, and still A's to end. */
-    cap_is(f, "ny", "Running", NULL);
+    nw_capture_is(&f->srv, f->nw, "ny", "Running", NULL);
     send_udp(udp_base + 6, "mine");
-    if (cap_stop(f, "ny", loc, sizeof(loc), NULL, 0) == 0 && stop_done(f, loc, WAIT_S))
-        cap_is(f, "ny", "Stopped", "Manual");
+    if (nw_capture_stop(&f->srv, f->nw, "ny", loc, sizeof(loc), NULL, 0) == 0 &&
+        nw_stop_done(&f->srv, loc, WAIT_S))
+        nw_capture_is(&f->srv, f->nw, "ny", "Stopped", "Manual");
     if (file_final(f, "ny", path, sizeof(path)))
         expect_packets(path, "mine", NPKT);
 out:

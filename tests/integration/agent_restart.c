@@ -16,6 +16,7 @@
  *   it_agent_restart NETWATCHD NETWATCH_AGENT
  */
 #include "tests/integration/agent_proc.h"
+#include "tests/integration/captures.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/pcap_count.h"
 #include "tests/integration/traffic.h"
@@ -26,12 +27,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define API     "2024-07-01"
 #define WAIT_MS 15000
 
 static struct nw_server srv;
 static const char *agent_bin;
-static char nw[300];
+static char nw[NW_WATCHER_MAX];
 
 /* vm1 on the loopback interface, with a progress report every second. */
 static pid_t start_agent(void)
@@ -60,52 +60,27 @@ static int wait_agent_log(const char *needle, int n)
 /* PUTs capture `name` on vm1 (UDP to port, the given time limit) and waits for Succeeded. */
 static int create_capture(const char *name, int port, int time_limit)
 {
-    char t[700], body[900];
-    snprintf(body, sizeof(body),
-             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-             "Microsoft.Compute/virtualMachines/vm1\",\"timeLimitInSeconds\":%d,"
-             "\"storageLocation\":{\"filePath\":\"/var/captures/%s.cap\"},\"filters\":[{"
-             "\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
-             srv.sub, time_limit, name, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, nw, name);
-    struct nw_response r;
-    if (!NW_CHECK(nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 && r.status == 201,
-                  "capture %s PUT: %ld %.300s", name, r.status, r.body ? r.body : ""))
-        return -1;
-    char aao[600];
-    snprintf(aao, sizeof(aao), "%s", nw_response_header(&r, "Azure-AsyncOperation"));
-    nw_response_free(&r);
-    json_t *op = nw_server_wait_operation(&srv, aao, 15);
-    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
-    int ok = NW_CHECK(st && strcmp(st, "Succeeded") == 0, "create %s ended %s", name,
-                      st ? st : "(no answer)");
-    json_decref(op);
-    return ok ? 0 : -1;
+    char extra[48];
+    snprintf(extra, sizeof(extra), "\"timeLimitInSeconds\":%d,", time_limit);
+    struct nw_created c;
+    return nw_capture_put(&srv, nw, name, "vm1", port, extra, &c) == 0 &&
+                   nw_operation_ends(&srv, c.aao, 15, "Succeeded", NULL, NULL)
+               ? 0
+               : -1;
 }
 
 /* queryStatus of capture name: packetCaptureStatus and stopReason into st/why ("" if none). */
-static int query(const char *name, char *st, size_t stsz, char *why, size_t whysz)
+static int query(const char *name, char *st, char *why, size_t sz)
 {
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s/queryStatus?api-version=" API, nw, name);
-    struct nw_response r;
-    st[0] = why[0] = '\0';
-    if (nw_server_request(&srv, "POST", t, NULL, NULL, &r) != 0 || r.status != 200) {
-        nw_response_free(&r);
-        return -1;
-    }
-    snprintf(st, stsz, "%s", nw_json_str(r.json, "packetCaptureStatus") ?: "");
-    snprintf(why, whysz, "%s", nw_json_str(r.json, "stopReason") ?: "");
-    nw_response_free(&r);
-    return 0;
+    return nw_capture_query(&srv, nw, name, st, why, NULL, sz) == 200 ? 0 : -1;
 }
 
 /* Waits (up to ms) until capture name is no longer Running; its status and reason. */
-static void wait_ended(const char *name, int ms, char *st, size_t stsz, char *why, size_t whysz)
+static void wait_ended(const char *name, int ms, char *st, char *why, size_t sz)
 {
     long long end = nw_now_ms() + ms;
     while (nw_now_ms() < end) {
-        if (query(name, st, stsz, why, whysz) == 0 && st[0] && strcmp(st, "Running") != 0 &&
+        if (query(name, st, why, sz) == 0 && st[0] && strcmp(st, "Running") != 0 &&
             strcmp(st, "Unknown") != 0)
             return;
         nw_sleep_ms(200);
@@ -144,18 +119,14 @@ static void killed_mid_capture(void)
     NW_CHECK(wait_agent_log("event=capture_resumed", 1), "the session was not resumed");
     NW_CHECK(wait_agent_log("event=channel_welcome", 2), "the restarted agent never connected");
     char st[32], why[32];
-    NW_CHECK(query("ra", st, sizeof(st), why, sizeof(why)) == 0 && strcmp(st, "Running") == 0,
+    NW_CHECK(query("ra", st, why, sizeof(st)) == 0 && strcmp(st, "Running") == 0,
              "after the restart: %s, want Running", st);
     nw_send_udp(port, "after-crash", 4);
     nw_sleep_ms(1500);
 
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/ra/stop?api-version=" API, nw);
-    struct nw_response r;
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 202,
-             "stop: %ld", r.status);
-    nw_response_free(&r);
-    wait_ended("ra", WAIT_MS, st, sizeof(st), why, sizeof(why));
+    char loc[700];
+    nw_capture_stop(&srv, nw, "ra", loc, sizeof(loc), NULL, 0);
+    wait_ended("ra", WAIT_MS, st, why, sizeof(st));
     NW_CHECK(strcmp(st, "Stopped") == 0 && strcmp(why, "Manual") == 0,
              "capture ra ended %s/%s, want Stopped/Manual", st, why);
     /* The salvaged first file holds what came before the crash, the resumed one the rest. */
@@ -202,7 +173,7 @@ static void completed_while_server_down(void)
         return;
     }
     char st[32], why[32];
-    wait_ended("rb", 20000, st, sizeof(st), why, sizeof(why));
+    wait_ended("rb", 20000, st, why, sizeof(st));
     NW_CHECK(strcmp(st, "Stopped") == 0 && strcmp(why, "TimeExceeded") == 0,
              "capture rb ended %s/%s, want Stopped/TimeExceeded", st, why);
     int got = count_marked("rb.cap", "while-running");
@@ -236,21 +207,8 @@ int main(int argc, char **argv)
     agent_bin = argv[2];
     if (nw_server_init(&srv, argv[1]) != 0 || nw_server_start(&srv) != 0)
         return 1;
-    snprintf(nw, sizeof(nw),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
-             srv.sub);
-    char root[NW_PATH_MAX + 16];
-    nw_agent_root(&srv, root, sizeof(root));
-    char t[700];
-    snprintf(t, sizeof(t), "%s?api-version=" API, nw);
-    struct nw_response r;
     char id[64];
-    int ok =
-        nw_agent_add(&srv, "vm1", id, sizeof(id)) == 0 &&
-        NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
-                     r.status / 100 == 2,
-                 "watcher PUT: %ld", r.status);
-    nw_response_free(&r);
+    int ok = nw_agent_add(&srv, "vm1", id, sizeof(id)) == 0 && nw_watcher_put(&srv, nw) == 0;
     if (ok) {
         killed_mid_capture();
         completed_while_server_down();

@@ -10,6 +10,7 @@
  *   it_agents NETWATCHD NETWATCH_AGENT
  */
 #include "tests/integration/agent_proc.h"
+#include "tests/integration/captures.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/traffic.h"
 
@@ -79,64 +80,28 @@ static void capture_lifecycle(void)
     pid_t agent = start_agent_on("vm3", "lo");
     if (!NW_CHECK(wait_connected(id, 1), "agent vm3 never connected"))
         goto out;
-    char nw[300], t[700], body[900];
-    snprintf(nw, sizeof(nw),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
-             srv.sub);
-    struct nw_response r;
-    snprintf(t, sizeof(t), "%s?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
-                 r.status / 100 == 2,
-             "watcher PUT: %ld", r.status);
-    nw_response_free(&r);
+    char nw[NW_WATCHER_MAX];
+    nw_watcher_put(&srv, nw);
     int port = 20000 + (int)(getpid() % 20000);
-    snprintf(body, sizeof(body),
-             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-             "Microsoft.Compute/virtualMachines/vm3\",\"storageLocation\":{\"filePath\":"
-             "\"/var/captures/lc.cap\"},\"filters\":[{\"protocol\":\"UDP\",\"localPort\":"
-             "\"%d\"}]}}",
-             srv.sub, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc?api-version=" API, nw);
-    if (!NW_CHECK(nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 && r.status == 201,
-                  "capture PUT: %ld %.300s", r.status, r.body ? r.body : ""))
+    struct nw_created c;
+    if (nw_capture_put(&srv, nw, "lc", "vm3", port, "", &c) != 0)
         goto out;
-    char aao[600];
-    snprintf(aao, sizeof(aao), "%s", nw_response_header(&r, "Azure-AsyncOperation"));
-    nw_response_free(&r);
-    json_t *op = nw_server_wait_operation(&srv, aao, 15);
-    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
-    NW_CHECK(st && strcmp(st, "Succeeded") == 0, "create ended %s", st ? st : "(no answer)");
-    json_decref(op);
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc/queryStatus?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 200, "qs");
-    const char *pcs = nw_json_str(r.json, "packetCaptureStatus");
-    NW_CHECK(pcs && strcmp(pcs, "Running") == 0, "status %s, want Running", pcs ? pcs : "-");
-    NW_CHECK(nw_json_str(r.json, "captureStartTime") != NULL, "no captureStartTime");
-    nw_response_free(&r);
+    nw_operation_ends(&srv, c.aao, 15, "Succeeded", NULL, NULL);
+    char pcs[64], why[64], start[64];
+    NW_CHECK(nw_capture_query(&srv, nw, "lc", pcs, why, start, sizeof(pcs)) == 200, "qs");
+    NW_CHECK(strcmp(pcs, "Running") == 0, "status %s, want Running", pcs);
+    NW_CHECK(start[0], "no captureStartTime");
 
     /* Traffic the filter matches (UDP to the local port), on the loopback interface. */
     nw_send_udp(port, "lc", 5);
     nw_sleep_ms(300);
 
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc/stop?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 202,
-             "stop: %ld", r.status);
     char loc[600];
-    snprintf(loc, sizeof(loc), "%s", nw_response_header(&r, "Location") ?: "");
-    nw_response_free(&r);
-    struct nw_response fin;
-    if (NW_CHECK(nw_server_wait_location(&srv, loc, 15, &fin) == 0, "stop never finished")) {
-        NW_CHECK(fin.status == 200 && fin.json && json_is_null(fin.json), "stop result %ld %.100s",
-                 fin.status, fin.body);
-        nw_response_free(&fin);
-    }
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc/queryStatus?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 200, "qs2");
-    pcs = nw_json_str(r.json, "packetCaptureStatus");
-    const char *why = nw_json_str(r.json, "stopReason");
-    NW_CHECK(pcs && strcmp(pcs, "Stopped") == 0, "status %s, want Stopped", pcs ? pcs : "-");
-    NW_CHECK(why && strcmp(why, "Manual") == 0, "stopReason %s, want Manual", why ? why : "-");
-    nw_response_free(&r);
+    if (nw_capture_stop(&srv, nw, "lc", loc, sizeof(loc), NULL, 0) == 0)
+        nw_stop_done(&srv, loc, 15);
+    NW_CHECK(nw_capture_query(&srv, nw, "lc", pcs, why, NULL, sizeof(pcs)) == 200, "qs2");
+    NW_CHECK(strcmp(pcs, "Stopped") == 0, "status %s, want Stopped", pcs);
+    NW_CHECK(strcmp(why, "Manual") == 0, "stopReason %s, want Manual", why);
     char file[NW_PATH_MAX + 64];
     snprintf(file, sizeof(file), "%s/captures/lc.cap", srv.dir);
     struct stat sb;
