@@ -58,23 +58,10 @@ struct fx {
 /* Starts (or restarts, same db) netwatchd on port (0: any free port). */
 static int fx_start(struct fx *f, int port)
 {
-    char listen[32], deadline[24];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    char deadline[24];
     snprintf(deadline, sizeof(deadline), "%ld", f->deadline_s);
-    const char *args[] = {"--listen",
-                          listen,
-                          "--ready-file",
-                          f->srv.ready_file,
-                          "--db",
-                          f->srv.db,
-                          "--token-file",
-                          f->srv.token_file,
-                          "--log-level",
-                          "info",
-                          "--dispatch-deadline-seconds",
-                          deadline,
-                          NULL};
-    return nw_server_start_argv(&f->srv, args, NULL);
+    const char *const extra[] = {"--dispatch-deadline-seconds", deadline, NULL};
+    return nw_server_start_on(&f->srv, port, extra);
 }
 
 static int fx_init(struct fx *f, long deadline_s)

@@ -270,3 +270,26 @@ void nw_agent_dump_logs(const struct nw_server *s, size_t max_bytes)
     if (d)
         closedir(d);
 }
+
+int nw_agent_test_begin(int argc, char **argv, struct nw_server *s, const char **agent_bin)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
+        return 2;
+    }
+    *agent_bin = argv[2];
+    return nw_server_init(s, argv[1]) == 0 && nw_server_start(s) == 0 ? 0 : 1;
+}
+
+int nw_agent_test_end(struct nw_server *s, const char *name)
+{
+    if (nw_server_stop(s) != 0)
+        NW_CHECK(0, "netwatchd did not stop cleanly");
+    if (nw_failures) {
+        nw_server_dump_log(s, 4000);
+        nw_agent_dump_logs(s, 6000);
+    }
+    nw_server_cleanup(s);
+    printf("%s %s: %d failure(s)\n", nw_failures ? "FAIL" : "ok", name, nw_failures);
+    return nw_failures ? 1 : 0;
+}

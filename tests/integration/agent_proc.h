@@ -67,4 +67,14 @@ int nw_agent_wait_log(const struct nw_server *s, const char *vm, const char *nee
 /* Prints the last max_bytes of every agent log of s's temp dir to stderr (for a failed test). */
 void nw_agent_dump_logs(const struct nw_server *s, size_t max_bytes);
 
+/* The start of an agent test's main, run as `PROG NETWATCHD NETWATCH_AGENT`: *agent_bin is
+ * set and s initialised and started. 0, or the status main should exit with (2: usage, 1: no
+ * server). */
+int nw_agent_test_begin(int argc, char **argv, struct nw_server *s, const char **agent_bin);
+
+/* Its end: stops s (a failure when it does not stop cleanly), shows the server's and the
+ * agents' logs when anything failed, removes the temp dir and prints "ok|FAIL name: N
+ * failure(s)". Returns main's exit status. */
+int nw_agent_test_end(struct nw_server *s, const char *name);
+
 #endif

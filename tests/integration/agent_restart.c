@@ -69,6 +69,17 @@ static int create_capture(const char *name, int port, int time_limit)
                : -1;
 }
 
+/* Starts the agent and has it capture `name` (create_capture); the agent's pid, or -1 (the
+ * agent stopped again) when the capture was not created. */
+static pid_t start_capturing(const char *name, int port, int time_limit)
+{
+    pid_t agent = start_agent();
+    if (create_capture(name, port, time_limit) == 0)
+        return agent;
+    stop_agent(agent);
+    return -1;
+}
+
 /* queryStatus of capture name: packetCaptureStatus and stopReason into st/why ("" if none). */
 static int query(const char *name, char *st, char *why, size_t sz)
 {
@@ -99,11 +110,9 @@ static int count_marked(const char *file, const char *tag)
 static void killed_mid_capture(void)
 {
     int port = 21000 + (int)(getpid() % 20000);
-    pid_t agent = start_agent();
-    if (create_capture("ra", port, 0) != 0) {
-        stop_agent(agent);
+    pid_t agent = start_capturing("ra", port, 0);
+    if (agent < 0)
         return;
-    }
     nw_send_udp(port, "before-crash", 5);
     /* Written (flushed to the kernel) once the capture thread has seen them; a progress report
      * counting them says so. */
@@ -146,11 +155,9 @@ static void killed_mid_capture(void)
 static void completed_while_server_down(void)
 {
     int port = 22000 + (int)(getpid() % 20000);
-    pid_t agent = start_agent();
-    if (create_capture("rb", port, 3) != 0) {
-        stop_agent(agent);
+    pid_t agent = start_capturing("rb", port, 3);
+    if (agent < 0)
         return;
-    }
     nw_send_udp(port, "while-running", 3);
     nw_sleep_ms(300);
     int ended_before = agent_log_count("event=capture_completed");
@@ -163,12 +170,7 @@ static void completed_while_server_down(void)
     agent = start_agent();
     NW_CHECK(wait_agent_log("event=agent_restored", 2), "the agent did not start again");
     nw_sleep_ms(500);
-    char listen[32];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", old_port);
-    const char *args[] = {"--listen", listen,         "--ready-file", srv.ready_file, "--db",
-                          srv.db,     "--token-file", srv.token_file, "--log-level",  "info",
-                          NULL};
-    if (!NW_CHECK(nw_server_start_argv(&srv, args, NULL) == 0, "netwatchd did not start again")) {
+    if (!NW_CHECK(nw_server_start_on(&srv, old_port, NULL) == 0, "netwatchd did not start again")) {
         stop_agent(agent);
         return;
     }
@@ -200,26 +202,14 @@ static void completed_while_server_down(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
-        return 2;
-    }
-    agent_bin = argv[2];
-    if (nw_server_init(&srv, argv[1]) != 0 || nw_server_start(&srv) != 0)
-        return 1;
+    int rc = nw_agent_test_begin(argc, argv, &srv, &agent_bin);
+    if (rc != 0)
+        return rc;
     char id[64];
     int ok = nw_agent_add(&srv, "vm1", id, sizeof(id)) == 0 && nw_watcher_put(&srv, nw) == 0;
     if (ok) {
         killed_mid_capture();
         completed_while_server_down();
     }
-    if (nw_server_stop(&srv) != 0)
-        NW_CHECK(0, "netwatchd did not stop cleanly");
-    if (nw_failures) {
-        nw_server_dump_log(&srv, 4000);
-        nw_agent_dump_logs(&srv, 6000);
-    }
-    nw_server_cleanup(&srv);
-    printf("%s agent_restart: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);
-    return nw_failures ? 1 : 0;
+    return nw_agent_test_end(&srv, "agent_restart");
 }

@@ -115,13 +115,9 @@ out:
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
-        return 2;
-    }
-    agent_bin = argv[2];
-    if (nw_server_init(&srv, argv[1]) != 0 || nw_server_start(&srv) != 0)
-        return 1;
+    int rc = nw_agent_test_begin(argc, argv, &srv, &agent_bin);
+    if (rc != 0)
+        return rc;
     char id1[64] = "", id2[64] = "";
     if (add_agent("vm1", id1, sizeof(id1)) == 0 && add_agent("vm2", id2, sizeof(id2)) == 0) {
         NW_CHECK(connected(id1, NULL) == 0, "a registered agent that never connected shows "
@@ -180,11 +176,5 @@ int main(int argc, char **argv)
         stop_agent(a2);
     }
     capture_lifecycle();
-    if (nw_server_stop(&srv) != 0)
-        NW_CHECK(0, "netwatchd did not stop cleanly");
-    if (nw_failures)
-        nw_server_dump_log(&srv, 4000);
-    nw_server_cleanup(&srv);
-    printf("%s agents: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);
-    return nw_failures ? 1 : 0;
+    return nw_agent_test_end(&srv, "agents");
 }
