@@ -17,22 +17,18 @@
  *
  *   it_agent_faults NETWATCHD NETWATCH_AGENT [server_killed | agent_absent | one_agent]
  */
-/* _DEFAULT_SOURCE: pcap.h needs the BSD u_int/u_char types. */
-#define _DEFAULT_SOURCE
 #include "tests/integration/agent_proc.h"
+#include "tests/integration/captures.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/pcap_count.h"
+#include "tests/integration/traffic.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <pcap/pcap.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,32 +49,19 @@ static int udp_base; /* ports this process sends its traffic to */
 /* One netwatchd (its temp dir, db, port) with watcher nw1 and the agents' capture root. */
 struct fx {
     struct nw_server srv;
-    long deadline_s; /* --dispatch-deadline-seconds */
-    int failures;    /* nw_failures when it started: the logs are shown if it grows */
-    char nw[300];    /* the watcher's path */
+    long deadline_s;         /* --dispatch-deadline-seconds */
+    int failures;            /* nw_failures when it started: the logs are shown if it grows */
+    char nw[NW_WATCHER_MAX]; /* the watcher's path */
     char root[NW_PATH_MAX + 16];
 };
 
 /* Starts (or restarts, same db) netwatchd on port (0: any free port). */
 static int fx_start(struct fx *f, int port)
 {
-    char listen[32], deadline[24];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    char deadline[24];
     snprintf(deadline, sizeof(deadline), "%ld", f->deadline_s);
-    const char *args[] = {"--listen",
-                          listen,
-                          "--ready-file",
-                          f->srv.ready_file,
-                          "--db",
-                          f->srv.db,
-                          "--token-file",
-                          f->srv.token_file,
-                          "--log-level",
-                          "info",
-                          "--dispatch-deadline-seconds",
-                          deadline,
-                          NULL};
-    return nw_server_start_argv(&f->srv, args, NULL);
+    const char *const extra[] = {"--dispatch-deadline-seconds", deadline, NULL};
+    return nw_server_start_on(&f->srv, port, extra);
 }
 
 static int fx_init(struct fx *f, long deadline_s)
@@ -90,38 +73,7 @@ static int fx_init(struct fx *f, long deadline_s)
                   "netwatchd did not start"))
         return -1;
     nw_agent_root(&f->srv, f->root, sizeof(f->root));
-    snprintf(f->nw, sizeof(f->nw),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
-             f->srv.sub);
-    char t[400];
-    snprintf(t, sizeof(t), "%s?api-version=" API, f->nw);
-    struct nw_response r;
-    int ok = nw_server_request(&f->srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
-             r.status / 100 == 2;
-    NW_CHECK(ok, "watcher PUT: %ld", r.status);
-    nw_response_free(&r);
-    return ok ? 0 : -1;
-}
-
-/* Prints the end of every agent log of f's temp dir. */
-static void fx_dump_agent_logs(const struct fx *f)
-{
-    DIR *d = opendir(f->srv.dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        size_t n = strlen(e->d_name), len = 0;
-        if (n < 10 || strcmp(e->d_name + n - 10, ".agent.log") != 0)
-            continue;
-        char path[NW_PATH_MAX + 300];
-        snprintf(path, sizeof(path), "%s/%s", f->srv.dir, e->d_name);
-        char *text = nw_read_file(path, &len);
-        if (text)
-            fprintf(stderr, "----- %s (end) -----\n%s\n", path,
-                    len > 4000 ? text + len - 4000 : text);
-        free(text);
-    }
-    if (d)
-        closedir(d);
+    return nw_watcher_put(&f->srv, f->nw);
 }
 
 static void fx_done(struct fx *f)
@@ -130,7 +82,7 @@ static void fx_done(struct fx *f)
         NW_CHECK(nw_server_stop(&f->srv) == 0, "netwatchd did not stop cleanly");
     if (nw_failures > f->failures) {
         nw_server_dump_log(&f->srv, 6000);
-        fx_dump_agent_logs(f);
+        nw_agent_dump_logs(&f->srv, 4000);
     }
     nw_server_cleanup(&f->srv);
 }
@@ -169,42 +121,6 @@ static int wait_unread_from(int port)
 
 /* ---- captures through the API ---------------------------------------------------------- */
 
-/* What a create answered: the operation to poll, and its id (the agent's captureId). */
-struct created {
-    long status;
-    char aao[600];
-    char op_id[NW_GUID_LEN + 1];
-};
-
-/* PUT packetCaptures/<name> on vm, UDP to local port `port`, into /var/captures/<name>.cap;
- * extra: more members of properties ("" or `"timeLimitInSeconds":2,`). */
-static int cap_put(struct fx *f, const char *name, const char *vm, int port, const char *extra,
-                   struct created *out)
-{
-    char t[700], body[1200];
-    snprintf(
-        body, sizeof(body),
-        "{\"properties\":{%s\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-        "Microsoft.Compute/virtualMachines/%s\",\"storageLocation\":{\"filePath\":"
-        "\"/var/captures/%s.cap\"},\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
-        extra, f->srv.sub, vm, name, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, f->nw, name);
-    struct nw_response r;
-    memset(out, 0, sizeof(*out));
-    if (nw_server_request(&f->srv, "PUT", t, body, NULL, &r) == 0)
-        out->status = r.status;
-    const char *aao = nw_response_header(&r, "Azure-AsyncOperation");
-    if (aao)
-        snprintf(out->aao, sizeof(out->aao), "%s", aao);
-    const char *ops = aao ? strstr(aao, "/operations/") : NULL;
-    if (ops)
-        snprintf(out->op_id, sizeof(out->op_id), "%.36s", ops + strlen("/operations/"));
-    int ok = out->status == 201 && nw_is_guid(out->op_id);
-    NW_CHECK(ok, "PUT %s: %ld %.300s", name, out->status, r.body ? r.body : "");
-    nw_response_free(&r);
-    return ok ? 0 : -1;
-}
-
 /* The operation's status body now (owned; NULL when the GET failed). */
 static json_t *op_get(struct fx *f, const char *aao)
 {
@@ -215,59 +131,6 @@ static json_t *op_get(struct fx *f, const char *aao)
         j = json_incref(r.json);
     nw_response_free(&r);
     return j;
-}
-
-/* Waits for the operation to end; 1 when it ended with want (and, for a failure, code). Its
- * final body goes to *keep when keep is not NULL (owned). */
-static int op_ends(struct fx *f, const char *aao, int timeout_s, const char *want, const char *code,
-                   json_t **keep)
-{
-    json_t *op = nw_server_wait_operation(&f->srv, aao, timeout_s);
-    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
-    const char *c = op ? nw_json_str(op, "error.code") : NULL;
-    int ok = NW_CHECK(st && strcmp(st, want) == 0, "operation %s ended %s, want %s", aao,
-                      st ? st : "(not within the wait)", want);
-    if (ok && code)
-        ok = NW_CHECK(c && strcmp(c, code) == 0, "operation failed with %s, want %s",
-                      c ? c : "(no code)", code);
-    if (keep)
-        *keep = op;
-    else
-        json_decref(op);
-    return ok;
-}
-
-/* queryStatus into status, reason and start (captureStartTime; start may be NULL), each sz
- * bytes, "" when absent. Returns the HTTP status. */
-static long cap_query(struct fx *f, const char *name, char *status, char *reason, char *start,
-                      size_t sz)
-{
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s/queryStatus?api-version=" API, f->nw, name);
-    struct nw_response r;
-    long code = nw_server_request(&f->srv, "POST", t, NULL, NULL, &r) == 0 ? r.status : 0;
-    const char *s = nw_json_str(r.json, "packetCaptureStatus");
-    const char *why = nw_json_str(r.json, "stopReason");
-    snprintf(status, sz, "%s", s ? s : "");
-    snprintf(reason, sz, "%s", why ? why : "");
-    if (start) {
-        const char *st = nw_json_str(r.json, "captureStartTime");
-        snprintf(start, sz, "%s", st ? st : "");
-    }
-    nw_response_free(&r);
-    return code;
-}
-
-/* 1 when queryStatus says status (and stopReason reason, when reason is not NULL). */
-static int cap_is(struct fx *f, const char *name, const char *status, const char *reason)
-{
-    char s[64], why[64];
-    long code = cap_query(f, name, s, why, NULL, sizeof(s));
-    int ok = NW_CHECK(code == 200 && strcmp(s, status) == 0, "%s: queryStatus %ld %s, want %s",
-                      name, code, s, status);
-    if (ok && reason)
-        ok = NW_CHECK(strcmp(why, reason) == 0, "%s: stopReason '%s', want %s", name, why, reason);
-    return ok;
 }
 
 /* GET the capture's property at dotted path into out ("" when absent); HTTP status. */
@@ -283,44 +146,13 @@ static long cap_prop(struct fx *f, const char *name, const char *dotted, char *o
     return code;
 }
 
-/* POST stop: 202, its Location into loc and its Azure-AsyncOperation into aao (when not NULL). */
-static int cap_stop(struct fx *f, const char *name, char *loc, size_t locsz, char *aao,
-                    size_t aaosz)
-{
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s/stop?api-version=" API, f->nw, name);
-    struct nw_response r;
-    long code = nw_server_request(&f->srv, "POST", t, NULL, NULL, &r) == 0 ? r.status : 0;
-    const char *l = nw_response_header(&r, "Location");
-    snprintf(loc, locsz, "%s", l ? l : "");
-    if (aao) {
-        const char *a = nw_response_header(&r, "Azure-AsyncOperation");
-        snprintf(aao, aaosz, "%s", a ? a : "");
-    }
-    nw_response_free(&r);
-    return NW_CHECK(code == 202 && loc[0], "stop %s: %ld", name, code) ? 0 : -1;
-}
-
-/* Waits for a stop's Location to give its final answer: 200 null. */
-static int stop_done(struct fx *f, const char *loc, int timeout_s)
-{
-    struct nw_response fin;
-    int ok = NW_CHECK(nw_server_wait_location(&f->srv, loc, timeout_s, &fin) == 0,
-                      "the stop did not finish within %d s", timeout_s);
-    if (ok)
-        ok = NW_CHECK(fin.status == 200 && fin.json && json_is_null(fin.json),
-                      "stop result %ld %.200s, want 200 null", fin.status, fin.body);
-    nw_response_free(&fin);
-    return ok;
-}
-
 /* Create on vm and wait until it runs. */
 static int cap_running(struct fx *f, const char *name, const char *vm, int port, const char *extra,
-                       struct created *c)
+                       struct nw_created *c)
 {
-    return cap_put(f, name, vm, port, extra, c) == 0 &&
-                   op_ends(f, c->aao, WAIT_S, "Succeeded", NULL, NULL) &&
-                   cap_is(f, name, "Running", NULL)
+    return nw_capture_put(&f->srv, f->nw, name, vm, port, extra, c) == 0 &&
+                   nw_operation_ends(&f->srv, c->aao, WAIT_S, "Succeeded", NULL, NULL) &&
+                   nw_capture_is(&f->srv, f->nw, name, "Running", NULL)
                ? 0
                : -1;
 }
@@ -330,40 +162,7 @@ static int cap_running(struct fx *f, const char *name, const char *vm, int port,
 /* NPKT datagrams to 127.0.0.1:port, each carrying tag. */
 static void send_udp(int port, const char *tag)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    for (int i = 0; fd >= 0 && i < NPKT; i++) {
-        char msg[96];
-        int n = snprintf(msg, sizeof(msg), "netwatch:%s:%d", tag, i);
-        NW_CHECK(sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&to, sizeof(to)) == n,
-                 "sendto failed");
-    }
-    if (fd >= 0)
-        close(fd);
-}
-
-/* Packets in the pcap file whose bytes contain "netwatch:<tag>:"; -1 when it does not open. */
-static int pcap_count(const char *path, const char *tag)
-{
-    char err[PCAP_ERRBUF_SIZE], needle[96];
-    int n = snprintf(needle, sizeof(needle), "netwatch:%s:", tag);
-    pcap_t *p = pcap_open_offline(path, err);
-    if (!p)
-        return -1;
-    struct pcap_pkthdr *h;
-    const u_char *data;
-    int count = 0;
-    while (pcap_next_ex(p, &h, &data) == 1) {
-        for (size_t i = 0; i + (size_t)n <= h->caplen; i++) {
-            if (memcmp(data + i, needle, (size_t)n) == 0) {
-                count++;
-                break;
-            }
-        }
-    }
-    pcap_close(p);
-    return count;
+    NW_CHECK(nw_send_udp(port, tag, NPKT) == NPKT, "sendto failed");
 }
 
 /* The finished capture file of name (the agent writes .<name>.cap.partial and renames it when
@@ -388,7 +187,7 @@ static int file_final(struct fx *f, const char *name, char *path, size_t pathsz)
 
 static void expect_packets(const char *path, const char *tag, int want)
 {
-    int got = pcap_count(path, tag);
+    int got = nw_pcap_count(path, tag);
     NW_CHECK(got == want, "%s: %d '%s' packets, want %d", path, got, tag, want);
 }
 
@@ -400,20 +199,18 @@ static void same_end(json_t *first, json_t *second, const char *what)
              e2 ? e2 : "-");
 }
 
-/* Lines of the agent's log that contain needle. */
-static int agent_log_events(struct fx *f, const char *vm, const char *needle)
+/* The agent's log line of event on capture_id: "event=<event> captureId=<capture_id>". */
+static const char *event_needle(char *out, size_t sz, const char *event, const char *capture_id)
 {
-    char log[NW_PATH_MAX + 64];
-    snprintf(log, sizeof(log), "%s/%s.agent.log", f->srv.dir, vm);
-    return nw_file_count_lines(log, needle);
+    snprintf(out, sz, "event=%s captureId=%s", event, capture_id);
+    return out;
 }
 
 /* Lines "event=<event> captureId=<capture_id>" of the agent's log. */
 static int agent_log_count(struct fx *f, const char *vm, const char *event, const char *capture_id)
 {
     char needle[200];
-    snprintf(needle, sizeof(needle), "event=%s captureId=%s", event, capture_id);
-    return agent_log_events(f, vm, needle);
+    return nw_agent_log_count(&f->srv, vm, event_needle(needle, sizeof(needle), event, capture_id));
 }
 
 /* ---- the cases --------------------------------------------------------------------------- */
@@ -424,7 +221,7 @@ static void case_server_killed(void)
     struct fx f;
     char id[64], loc[700], path[NW_PATH_MAX + 128];
     pid_t agent = -1;
-    struct created ka, kb;
+    struct nw_created ka, kb;
     char stop_aao[700] = "";
     json_t *op1 = NULL, *op2 = NULL, *op3 = NULL;
     if (fx_init(&f, 30) != 0 || nw_agent_add(&f.srv, "vmk", id, sizeof(id)) != 0)
@@ -438,36 +235,34 @@ static void case_server_killed(void)
         goto out;
     send_udp(udp_base, "before");
     int port = f.srv.port;
-    int closed = agent_log_events(&f, "vmk", "event=channel_closed");
+    int closed = nw_agent_log_count(&f.srv, "vmk", "event=channel_closed");
     if (!NW_CHECK(nw_server_kill(&f.srv) == 0, "SIGKILL of netwatchd failed"))
         goto out;
     /* The server is down and the agent has seen its channel go: it captures on. */
-    long long end = nw_now_ms() + WAIT_MS;
-    while (agent_log_events(&f, "vmk", "event=channel_closed") == closed && nw_now_ms() < end)
-        nw_sleep_ms(20);
-    NW_CHECK(agent_log_events(&f, "vmk", "event=channel_closed") > closed,
+    NW_CHECK(nw_agent_wait_log(&f.srv, "vmk", "event=channel_closed", closed + 1, WAIT_MS),
              "the agent did not notice netwatchd's death");
     send_udp(udp_base, "during");
     nw_sleep_ms(300); /* down a while: the agent's reconnects fail meanwhile */
     if (!NW_CHECK(fx_start(&f, port) == 0, "netwatchd did not restart on port %d", port))
         goto out;
     NW_CHECK(nw_agent_wait_connected(&f.srv, id, 1, WAIT_MS), "agent did not reconnect");
-    cap_is(&f, "ka", "Running", NULL);
+    nw_capture_is(&f.srv, f.nw, "ka", "Running", NULL);
     send_udp(udp_base, "after");
-    if (cap_stop(&f, "ka", loc, sizeof(loc), NULL, 0) == 0 && stop_done(&f, loc, WAIT_S))
-        cap_is(&f, "ka", "Stopped", "Manual");
+    if (nw_capture_stop(&f.srv, f.nw, "ka", loc, sizeof(loc), NULL, 0) == 0 &&
+        nw_stop_done(&f.srv, loc, WAIT_S))
+        nw_capture_is(&f.srv, f.nw, "ka", "Stopped", "Manual");
     if (file_final(&f, "ka", path, sizeof(path))) {
         expect_packets(path, "before", NPKT);
         expect_packets(path, "during", NPKT);
         expect_packets(path, "after", NPKT);
     }
-    op_ends(&f, ka.aao, 1, "Succeeded", NULL, NULL);
+    nw_operation_ends(&f.srv, ka.aao, 1, "Succeeded", NULL, NULL);
 
     /* 2. A create acknowledged (201) whose agent has not acked when netwatchd dies: the agent
      * is stopped (SIGSTOP) so it cannot answer before the kill. After the restart the start
      * is sent again and the capture starts once. */
     kill(agent, SIGSTOP);
-    if (cap_put(&f, "kb", "vmk", udp_base + 1, "", &kb) != 0) {
+    if (nw_capture_put(&f.srv, f.nw, "kb", "vmk", udp_base + 1, "", &kb) != 0) {
         kill(agent, SIGCONT);
         goto out;
     }
@@ -482,23 +277,24 @@ static void case_server_killed(void)
     kill(agent, SIGCONT);
     if (!restarted)
         goto out;
-    if (!op_ends(&f, kb.aao, WAIT_S, "Succeeded", NULL, &op1) || !cap_is(&f, "kb", "Running", NULL))
+    if (!nw_operation_ends(&f.srv, kb.aao, WAIT_S, "Succeeded", NULL, &op1) ||
+        !nw_capture_is(&f.srv, f.nw, "kb", "Running", NULL))
         goto out;
     char start1[64], st[64], why[64];
-    cap_query(&f, "kb", st, why, start1, sizeof(start1));
+    nw_capture_query(&f.srv, f.nw, "kb", st, why, start1, sizeof(start1));
     NW_CHECK(agent_log_count(&f, "vmk", "capture_started", kb.op_id) == 1,
              "the agent started capture %s %d times, want once", kb.op_id,
              agent_log_count(&f, "vmk", "capture_started", kb.op_id));
     /* The restarted server sent the start again; the agent knew it and answered the same. */
     char needle[120];
     snprintf(needle, sizeof(needle), "event=command_repeat type=start commandId=%s", kb.op_id);
-    NW_CHECK(agent_log_events(&f, "vmk", needle) >= 1,
+    NW_CHECK(nw_agent_log_count(&f.srv, "vmk", needle) >= 1,
              "the start of %s was not sent again after the restart", kb.op_id);
     send_udp(udp_base + 1, "kb");
 
     /* 3. A stop accepted (202) just before the kill completes after the restart. */
     kill(agent, SIGSTOP);
-    if (cap_stop(&f, "kb", loc, sizeof(loc), stop_aao, sizeof(stop_aao)) != 0) {
+    if (nw_capture_stop(&f.srv, f.nw, "kb", loc, sizeof(loc), stop_aao, sizeof(stop_aao)) != 0) {
         kill(agent, SIGCONT);
         goto out;
     }
@@ -507,13 +303,13 @@ static void case_server_killed(void)
     kill(agent, SIGCONT);
     if (!restarted)
         goto out;
-    if (stop_done(&f, loc, WAIT_S))
-        cap_is(&f, "kb", "Stopped", "Manual");
+    if (nw_stop_done(&f.srv, loc, WAIT_S))
+        nw_capture_is(&f.srv, f.nw, "kb", "Stopped", "Manual");
     const char *stop_id = strstr(stop_aao, "/operations/");
     if (NW_CHECK(stop_id, "stop of kb had no operation URL")) {
         snprintf(needle, sizeof(needle), "event=command_repeat type=stop commandId=%.36s",
                  stop_id + strlen("/operations/"));
-        NW_CHECK(agent_log_events(&f, "vmk", needle) >= 1,
+        NW_CHECK(nw_agent_log_count(&f.srv, "vmk", needle) >= 1,
                  "the stop of kb was not sent again after the restart");
     }
     if (file_final(&f, "kb", path, sizeof(path)))
@@ -521,27 +317,24 @@ static void case_server_killed(void)
 
     /* Nothing applied twice: one more crash and reconnect (the agent resends what it thinks
      * unacknowledged) leaves both operations and the capture as they ended. */
-    op_ends(&f, stop_aao, 1, "Succeeded", NULL, &op3);
-    int welcomes = agent_log_events(&f, "vmk", "event=channel_welcome");
+    nw_operation_ends(&f.srv, stop_aao, 1, "Succeeded", NULL, &op3);
+    int welcomes = nw_agent_log_count(&f.srv, "vmk", "event=channel_welcome");
     if (fx_crash_restart(&f) != 0)
         goto out;
-    end = nw_now_ms() + WAIT_MS;
-    while (agent_log_events(&f, "vmk", "event=channel_welcome") == welcomes && nw_now_ms() < end)
-        nw_sleep_ms(20);
-    NW_CHECK(agent_log_events(&f, "vmk", "event=channel_welcome") > welcomes,
+    NW_CHECK(nw_agent_wait_log(&f.srv, "vmk", "event=channel_welcome", welcomes + 1, WAIT_MS),
              "agent did not reconnect");
     nw_sleep_ms(200); /* what it resends on welcome reaches the server within this */
-    if (op_ends(&f, kb.aao, 1, "Succeeded", NULL, &op2))
+    if (nw_operation_ends(&f.srv, kb.aao, 1, "Succeeded", NULL, &op2))
         same_end(op1, op2, "create of kb");
     json_decref(op2);
     op2 = NULL;
-    if (op_ends(&f, stop_aao, 1, "Succeeded", NULL, &op2))
+    if (nw_operation_ends(&f.srv, stop_aao, 1, "Succeeded", NULL, &op2))
         same_end(op3, op2, "stop of kb");
     char start2[64];
-    cap_query(&f, "kb", st, why, start2, sizeof(start2));
+    nw_capture_query(&f.srv, f.nw, "kb", st, why, start2, sizeof(start2));
     NW_CHECK(start1[0] && strcmp(start1, start2) == 0, "captureStartTime moved: %s then %s", start1,
              start2);
-    cap_is(&f, "kb", "Stopped", "Manual");
+    nw_capture_is(&f.srv, f.nw, "kb", "Stopped", "Manual");
     NW_CHECK(agent_log_count(&f, "vmk", "capture_started", kb.op_id) == 1 &&
                  agent_log_count(&f, "vmk", "capture_completed", kb.op_id) == 1,
              "capture %s started %d and completed %d times on the agent, want once each", kb.op_id,
@@ -564,15 +357,16 @@ static void case_agent_absent(void)
     struct fx f;
     char id[64], id2[64], prop[64], loc[700];
     pid_t agent = -1;
-    struct created na, nb;
+    struct nw_created na, nb;
     if (fx_init(&f, 3) != 0 || nw_agent_add(&f.srv, "vmn", id, sizeof(id)) != 0 ||
         nw_agent_add(&f.srv, "vmo", id2, sizeof(id2)) != 0)
         goto out;
 
     long long t0 = nw_now_ms();
-    if (cap_put(&f, "na", "vmn", udp_base + 2, "", &na) == 0) {
+    if (nw_capture_put(&f.srv, f.nw, "na", "vmn", udp_base + 2, "", &na) == 0) {
         /* The sweep that ends overdue creates runs every 2 s: deadline + 2 s, plus slack. */
-        if (op_ends(&f, na.aao, (int)f.deadline_s + 8, "Failed", "AgentNotConnected", NULL)) {
+        if (nw_operation_ends(&f.srv, na.aao, (int)f.deadline_s + 8, "Failed", "AgentNotConnected",
+                              NULL)) {
             long long took = nw_now_ms() - t0;
             NW_CHECK(took >= f.deadline_s * 1000 - 100 && took <= f.deadline_s * 1000 + 6000,
                      "the create failed after %lld ms; the deadline is %ld s", took, f.deadline_s);
@@ -583,12 +377,14 @@ static void case_agent_absent(void)
     }
 
     /* The agent of vmo starts only after the create was accepted. */
-    if (cap_put(&f, "nb", "vmo", udp_base + 3, "", &nb) != 0)
+    if (nw_capture_put(&f.srv, f.nw, "nb", "vmo", udp_base + 3, "", &nb) != 0)
         goto out;
     agent = nw_agent_start(&f.srv, agent_bin, "vmo", "lo");
-    if (op_ends(&f, nb.aao, WAIT_S, "Succeeded", NULL, NULL) && cap_is(&f, "nb", "Running", NULL) &&
-        cap_stop(&f, "nb", loc, sizeof(loc), NULL, 0) == 0 && stop_done(&f, loc, WAIT_S))
-        cap_is(&f, "nb", "Stopped", "Manual");
+    if (nw_operation_ends(&f.srv, nb.aao, WAIT_S, "Succeeded", NULL, NULL) &&
+        nw_capture_is(&f.srv, f.nw, "nb", "Running", NULL) &&
+        nw_capture_stop(&f.srv, f.nw, "nb", loc, sizeof(loc), NULL, 0) == 0 &&
+        nw_stop_done(&f.srv, loc, WAIT_S))
+        nw_capture_is(&f.srv, f.nw, "nb", "Stopped", "Manual");
 out:
     if (agent > 0)
         NW_CHECK(nw_agent_stop(agent) == 0, "agent vmo did not exit 0");
@@ -599,7 +395,7 @@ out:
  * traffic of those two seconds in the file. */
 static void case_time_limit(struct fx *f, const char *vm)
 {
-    struct created tl;
+    struct nw_created tl;
     char path[NW_PATH_MAX + 128];
     if (cap_running(f, "tl", vm, udp_base + 4, "\"timeLimitInSeconds\":2,", &tl) != 0)
         return;
@@ -607,7 +403,8 @@ static void case_time_limit(struct fx *f, const char *vm)
     send_udp(udp_base + 4, "limit");
     char st[64] = "", why[64] = "";
     while (nw_now_ms() - t0 < WAIT_MS) {
-        if (cap_query(f, "tl", st, why, NULL, sizeof(st)) != 200 || strcmp(st, "Running") != 0)
+        if (nw_capture_query(&f->srv, f->nw, "tl", st, why, NULL, sizeof(st)) != 200 ||
+            strcmp(st, "Running") != 0)
             break;
         nw_sleep_ms(50);
     }
@@ -623,7 +420,7 @@ static void case_time_limit(struct fx *f, const char *vm)
  * the delete operation Succeeded. */
 static void case_delete_running(struct fx *f, const char *vm)
 {
-    struct created dl;
+    struct nw_created dl;
     char t[700], path[NW_PATH_MAX + 128];
     if (cap_running(f, "dl", vm, udp_base + 5, "", &dl) != 0)
         return;
@@ -637,15 +434,16 @@ static void case_delete_running(struct fx *f, const char *vm)
     nw_response_free(&r);
     if (!NW_CHECK(code == 202 && aao[0], "DELETE dl: %ld", code))
         return;
-    op_ends(f, aao, WAIT_S, "Succeeded", NULL, NULL);
+    nw_operation_ends(&f->srv, aao, WAIT_S, "Succeeded", NULL, NULL);
     NW_CHECK(nw_server_request(&f->srv, "GET", t, NULL, NULL, &r) == 0 && r.status == 404,
              "GET dl after its delete: %ld", r.status);
     nw_response_free(&r);
     if (file_final(f, "dl", path, sizeof(path)))
         expect_packets(path, "deleted", NPKT);
-    long long end = nw_now_ms() + WAIT_MS;
-    while (agent_log_count(f, vm, "capture_completed", dl.op_id) == 0 && nw_now_ms() < end)
-        nw_sleep_ms(50);
+    char needle[200];
+    nw_agent_wait_log(&f->srv, vm,
+                      event_needle(needle, sizeof(needle), "capture_completed", dl.op_id), 1,
+                      WAIT_MS);
     NW_CHECK(agent_log_count(f, vm, "capture_completed", dl.op_id) == 1,
              "the agent did not report dl completed once");
 }
@@ -737,7 +535,7 @@ static void *rogue_main(void *arg)
  * capture runs on (A can still stop it). */
 static void case_not_your_session(struct fx *f, const char *vm_a)
 {
-    struct created ny;
+    struct nw_created ny;
     char id_b[64], loc[700], path[NW_PATH_MAX + 64], token[NW_TOKEN_MAX];
     if (cap_running(f, "ny", vm_a, udp_base + 6, "", &ny) != 0 ||
         nw_agent_add(&f->srv, "vmrogue", id_b, sizeof(id_b)) != 0)
@@ -804,10 +602,11 @@ static void case_not_your_session(struct fx *f, const char *vm_a)
              needle);
 
     /* A's capture is as it was, and still A's to end. */
-    cap_is(f, "ny", "Running", NULL);
+    nw_capture_is(&f->srv, f->nw, "ny", "Running", NULL);
     send_udp(udp_base + 6, "mine");
-    if (cap_stop(f, "ny", loc, sizeof(loc), NULL, 0) == 0 && stop_done(f, loc, WAIT_S))
-        cap_is(f, "ny", "Stopped", "Manual");
+    if (nw_capture_stop(&f->srv, f->nw, "ny", loc, sizeof(loc), NULL, 0) == 0 &&
+        nw_stop_done(&f->srv, loc, WAIT_S))
+        nw_capture_is(&f->srv, f->nw, "ny", "Stopped", "Manual");
     if (file_final(f, "ny", path, sizeof(path)))
         expect_packets(path, "mine", NPKT);
 out:

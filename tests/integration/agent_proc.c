@@ -3,9 +3,11 @@
  */
 #include "tests/integration/agent_proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,12 +107,29 @@ const char *nw_agent_root(const struct nw_server *s, char *out, size_t outsz)
 pid_t nw_agent_start(const struct nw_server *s, const char *agent_bin, const char *vm,
                      const char *interfaces)
 {
+    const char *const extra[] = {"--interfaces", interfaces, NULL};
+    return nw_agent_start_argv(s, agent_bin, vm, interfaces ? extra : NULL);
+}
+
+pid_t nw_agent_start_argv(const struct nw_server *s, const char *agent_bin, const char *vm,
+                          const char *const *extra)
+{
     char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 16];
     char log[NW_PATH_MAX + 64];
     snprintf(token, sizeof(token), "%s/%s.token", s->dir, vm);
     snprintf(state, sizeof(state), "%s/%s.state", s->dir, vm);
     snprintf(log, sizeof(log), "%s/%s.agent.log", s->dir, vm);
     nw_agent_root(s, root, sizeof(root));
+    const char *argv[9 + 16 + 1] = {agent_bin, "--server",    s->base_url, "--token-file",
+                                    token,     "--state-dir", state,       "--capture-root",
+                                    root};
+    size_t n = 9;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (!NW_CHECK(n + 1 < sizeof(argv) / sizeof(argv[0]), "too many agent options"))
+            return -1;
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
@@ -124,13 +143,8 @@ pid_t nw_agent_start(const struct nw_server *s, const char *agent_bin, const cha
             dup2(fd, STDERR_FILENO);
         }
         signal(SIGPIPE, SIG_DFL);
-        if (interfaces)
-            execl(agent_bin, agent_bin, "--server", s->base_url, "--token-file", token,
-                  "--state-dir", state, "--capture-root", root, "--interfaces", interfaces,
-                  (char *)NULL);
-        else
-            execl(agent_bin, agent_bin, "--server", s->base_url, "--token-file", token,
-                  "--state-dir", state, "--capture-root", root, (char *)NULL);
+        /* execv's argv is not const for history's sake; it does not write to it. */
+        execv(agent_bin, (char *const *)(uintptr_t)argv);
         _exit(127);
     }
     NW_CHECK(pid > 0, "fork failed");
@@ -156,6 +170,16 @@ int nw_agent_stop(pid_t pid)
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     return -1;
+}
+
+void nw_agent_kill(pid_t pid)
+{
+    int status;
+    if (pid <= 0)
+        return;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
 }
 
 int nw_agent_connected(const struct nw_server *s, const char *id)
@@ -196,4 +220,76 @@ int nw_file_count_lines(const char *path, const char *needle)
     free(line);
     fclose(f);
     return n;
+}
+
+int nw_file_wait_lines(const char *path, const char *needle, int n, long timeout_ms)
+{
+    long long end = nw_now_ms() + timeout_ms;
+    for (;;) {
+        if (nw_file_count_lines(path, needle) >= n)
+            return 1;
+        if (nw_now_ms() >= end)
+            return 0;
+        nw_sleep_ms(20);
+    }
+}
+
+int nw_agent_log_count(const struct nw_server *s, const char *vm, const char *needle)
+{
+    char log[NW_PATH_MAX + 64];
+    snprintf(log, sizeof(log), "%s/%s.agent.log", s->dir, vm);
+    return nw_file_count_lines(log, needle);
+}
+
+int nw_agent_wait_log(const struct nw_server *s, const char *vm, const char *needle, int n,
+                      long timeout_ms)
+{
+    char log[NW_PATH_MAX + 64];
+    snprintf(log, sizeof(log), "%s/%s.agent.log", s->dir, vm);
+    return nw_file_wait_lines(log, needle, n, timeout_ms);
+}
+
+void nw_agent_dump_logs(const struct nw_server *s, size_t max_bytes)
+{
+    static const char suffix[] = ".agent.log";
+    const size_t sl = sizeof(suffix) - 1;
+    DIR *d = opendir(s->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name), len = 0;
+        if (n < sl || strcmp(e->d_name + n - sl, suffix) != 0)
+            continue;
+        char path[NW_PATH_MAX + 300];
+        snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
+        char *text = nw_read_file(path, &len);
+        if (text)
+            fprintf(stderr, "----- %s (end) -----\n%s\n", path,
+                    len > max_bytes ? text + len - max_bytes : text);
+        free(text);
+    }
+    if (d)
+        closedir(d);
+}
+
+int nw_agent_test_begin(int argc, char **argv, struct nw_server *s, const char **agent_bin)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
+        return 2;
+    }
+    *agent_bin = argv[2];
+    return nw_server_init(s, argv[1]) == 0 && nw_server_start(s) == 0 ? 0 : 1;
+}
+
+int nw_agent_test_end(struct nw_server *s, const char *name)
+{
+    if (nw_server_stop(s) != 0)
+        NW_CHECK(0, "netwatchd did not stop cleanly");
+    if (nw_failures) {
+        nw_server_dump_log(s, 4000);
+        nw_agent_dump_logs(s, 6000);
+    }
+    nw_server_cleanup(s);
+    printf("%s %s: %d failure(s)\n", nw_failures ? "FAIL" : "ok", name, nw_failures);
+    return nw_failures ? 1 : 0;
 }

@@ -15,266 +15,109 @@
  *
  *   it_agent_restart NETWATCHD NETWATCH_AGENT
  */
-/* _GNU_SOURCE: pcap.h's BSD types. */
-#define _GNU_SOURCE
+#include "tests/integration/agent_proc.h"
+#include "tests/integration/captures.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/pcap_count.h"
+#include "tests/integration/traffic.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <pcap/pcap.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#define API     "2024-07-01"
 #define WAIT_MS 15000
 
 static struct nw_server srv;
 static const char *agent_bin;
-static char nw[300];
+static char nw[NW_WATCHER_MAX];
 
-/* Runs argv, stdout into out (trimmed), stderr into the server dir's cli.log. 0 on exit 0. */
-static int run(char *const argv[], char *out, size_t outsz)
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        char log[NW_PATH_MAX + 16];
-        snprintf(log, sizeof(log), "%s/cli.log", srv.dir);
-        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fds[1], 1);
-        if (lfd >= 0)
-            dup2(lfd, 2);
-        close(fds[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (out && n + 1 < outsz && (r = read(fds[0], out + n, outsz - 1 - n)) > 0)
-        n += (size_t)r;
-    close(fds[0]);
-    if (out) {
-        out[n] = '\0';
-        while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-            out[--n] = '\0';
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-/* Registers the agent of vm1 and writes its token to dir/vm1.token. */
-static int add_agent(void)
-{
-    char rid[256], token[128], path[NW_PATH_MAX + 64];
-    snprintf(rid, sizeof(rid),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1",
-             srv.sub);
-    char *argv[] = {srv.bin, "agent", "add", rid, "--db", srv.db, NULL};
-    if (!NW_CHECK(run(argv, token, sizeof(token)) == 0, "agent add failed"))
-        return -1;
-    snprintf(path, sizeof(path), "%s/vm1.token", srv.dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%s\n", token);
-    fclose(f);
-    return 0;
-}
-
+/* vm1 on the loopback interface, with a progress report every second. */
 static pid_t start_agent(void)
 {
-    char token[NW_PATH_MAX + 64], state[NW_PATH_MAX + 64], root[NW_PATH_MAX + 64];
-    char log[NW_PATH_MAX + 64];
-    snprintf(token, sizeof(token), "%s/vm1.token", srv.dir);
-    snprintf(state, sizeof(state), "%s/vm1.state", srv.dir);
-    snprintf(root, sizeof(root), "%s/captures", srv.dir);
-    snprintf(log, sizeof(log), "%s/vm1.agent.log", srv.dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(agent_bin, agent_bin, "--server", srv.base_url, "--token-file", token, "--state-dir",
-              state, "--capture-root", root, "--interfaces", "lo", "--progress-interval", "1",
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void kill_agent(pid_t pid)
-{
-    int status;
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
+    static const char *const extra[] = {"--interfaces", "lo", "--progress-interval", "1", NULL};
+    return nw_agent_start_argv(&srv, agent_bin, "vm1", extra);
 }
 
 static void stop_agent(pid_t pid)
 {
-    int status;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            NW_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                     "agent did not exit 0 on SIGTERM (status %d)", status);
-            return;
-        }
-        nw_sleep_ms(50);
-    }
-    kill_agent(pid);
-    NW_CHECK(0, "agent did not stop within 5 s of SIGTERM");
+    NW_CHECK(nw_agent_stop(pid) == 0, "agent did not exit 0 within 5 s of SIGTERM");
 }
 
-/* Occurrences of needle in the agent's log. */
+/* Lines of vm1's agent log holding needle. */
 static int agent_log_count(const char *needle)
 {
-    char path[NW_PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/vm1.agent.log", srv.dir);
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    int n = 0;
-    while (f && fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
+    return nw_agent_log_count(&srv, "vm1", needle);
 }
 
-/* Waits until the agent log holds needle at least n times. */
+/* Waits until vm1's agent log holds needle on at least n lines. */
 static int wait_agent_log(const char *needle, int n)
 {
-    long long end = nw_now_ms() + WAIT_MS;
-    while (nw_now_ms() < end) {
-        if (agent_log_count(needle) >= n)
-            return 1;
-        nw_sleep_ms(100);
-    }
-    return 0;
+    return nw_agent_wait_log(&srv, "vm1", needle, n, WAIT_MS);
 }
 
 /* PUTs capture `name` on vm1 (UDP to port, the given time limit) and waits for Succeeded. */
 static int create_capture(const char *name, int port, int time_limit)
 {
-    char t[700], body[900];
-    snprintf(body, sizeof(body),
-             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-             "Microsoft.Compute/virtualMachines/vm1\",\"timeLimitInSeconds\":%d,"
-             "\"storageLocation\":{\"filePath\":\"/var/captures/%s.cap\"},\"filters\":[{"
-             "\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
-             srv.sub, time_limit, name, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, nw, name);
-    struct nw_response r;
-    if (!NW_CHECK(nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 && r.status == 201,
-                  "capture %s PUT: %ld %.300s", name, r.status, r.body ? r.body : ""))
-        return -1;
-    char aao[600];
-    snprintf(aao, sizeof(aao), "%s", nw_response_header(&r, "Azure-AsyncOperation"));
-    nw_response_free(&r);
-    json_t *op = nw_server_wait_operation(&srv, aao, 15);
-    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
-    int ok = NW_CHECK(st && strcmp(st, "Succeeded") == 0, "create %s ended %s", name,
-                      st ? st : "(no answer)");
-    json_decref(op);
-    return ok ? 0 : -1;
+    char extra[48];
+    snprintf(extra, sizeof(extra), "\"timeLimitInSeconds\":%d,", time_limit);
+    struct nw_created c;
+    return nw_capture_put(&srv, nw, name, "vm1", port, extra, &c) == 0 &&
+                   nw_operation_ends(&srv, c.aao, 15, "Succeeded", NULL, NULL)
+               ? 0
+               : -1;
+}
+
+/* Starts the agent and has it capture `name` (create_capture); the agent's pid, or -1 (the
+ * agent stopped again) when the capture was not created. */
+static pid_t start_capturing(const char *name, int port, int time_limit)
+{
+    pid_t agent = start_agent();
+    if (create_capture(name, port, time_limit) == 0)
+        return agent;
+    stop_agent(agent);
+    return -1;
 }
 
 /* queryStatus of capture name: packetCaptureStatus and stopReason into st/why ("" if none). */
-static int query(const char *name, char *st, size_t stsz, char *why, size_t whysz)
+static int query(const char *name, char *st, char *why, size_t sz)
 {
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/%s/queryStatus?api-version=" API, nw, name);
-    struct nw_response r;
-    st[0] = why[0] = '\0';
-    if (nw_server_request(&srv, "POST", t, NULL, NULL, &r) != 0 || r.status != 200) {
-        nw_response_free(&r);
-        return -1;
-    }
-    snprintf(st, stsz, "%s", nw_json_str(r.json, "packetCaptureStatus") ?: "");
-    snprintf(why, whysz, "%s", nw_json_str(r.json, "stopReason") ?: "");
-    nw_response_free(&r);
-    return 0;
+    return nw_capture_query(&srv, nw, name, st, why, NULL, sz) == 200 ? 0 : -1;
 }
 
 /* Waits (up to ms) until capture name is no longer Running; its status and reason. */
-static void wait_ended(const char *name, int ms, char *st, size_t stsz, char *why, size_t whysz)
+static void wait_ended(const char *name, int ms, char *st, char *why, size_t sz)
 {
     long long end = nw_now_ms() + ms;
     while (nw_now_ms() < end) {
-        if (query(name, st, stsz, why, whysz) == 0 && st[0] && strcmp(st, "Running") != 0 &&
+        if (query(name, st, why, sz) == 0 && st[0] && strcmp(st, "Running") != 0 &&
             strcmp(st, "Unknown") != 0)
             return;
         nw_sleep_ms(200);
     }
 }
 
-static void send_udp(int port, const char *marker, int n)
+/* Packets of captures/<file> carrying tag; -1 when libpcap cannot read the whole file. */
+static int count_marked(const char *file, const char *tag)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    for (int i = 0; fd >= 0 && i < n; i++) {
-        char msg[64];
-        int len = snprintf(msg, sizeof(msg), "%s-%d", marker, i);
-        sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to));
-    }
-    if (fd >= 0)
-        close(fd);
-}
-
-static int has(const u_char *p, size_t n, const char *needle)
-{
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (memcmp(p + i, needle, k) == 0)
-            return 1;
-    return 0;
-}
-
-/* Packets in captures/<file> (read by libpcap to its end) carrying marker; -1 when libpcap
- * cannot read the whole file. */
-static int count_marked(const char *file, const char *marker)
-{
-    char path[NW_PATH_MAX + 64], err[PCAP_ERRBUF_SIZE];
+    char path[NW_PATH_MAX + 64];
     snprintf(path, sizeof(path), "%s/captures/%s", srv.dir, file);
-    pcap_t *p = pcap_open_offline(path, err);
-    if (!p)
-        return -1;
-    struct pcap_pkthdr *h;
-    const u_char *d;
-    int n = 0, rc;
-    while ((rc = pcap_next_ex(p, &h, &d)) == 1)
-        n += has(d, h->caplen, marker);
-    pcap_close(p);
-    return rc == PCAP_ERROR_BREAK ? n : -1;
+    return nw_pcap_count(path, tag);
 }
 
 /* (a) SIGKILL mid-capture, restart, manual stop: packets from both lives. */
 static void killed_mid_capture(void)
 {
     int port = 21000 + (int)(getpid() % 20000);
-    pid_t agent = start_agent();
-    if (create_capture("ra", port, 0) != 0) {
-        stop_agent(agent);
+    pid_t agent = start_capturing("ra", port, 0);
+    if (agent < 0)
         return;
-    }
-    send_udp(port, "before-crash", 5);
+    nw_send_udp(port, "before-crash", 5);
     /* Written (flushed to the kernel) once the capture thread has seen them; a progress report
      * counting them says so. */
     nw_sleep_ms(1500);
-    kill_agent(agent);
+    nw_agent_kill(agent);
     char partial[NW_PATH_MAX + 64];
     snprintf(partial, sizeof(partial), "%s/captures/.ra.cap.partial", srv.dir);
     struct stat sb;
@@ -285,18 +128,14 @@ static void killed_mid_capture(void)
     NW_CHECK(wait_agent_log("event=capture_resumed", 1), "the session was not resumed");
     NW_CHECK(wait_agent_log("event=channel_welcome", 2), "the restarted agent never connected");
     char st[32], why[32];
-    NW_CHECK(query("ra", st, sizeof(st), why, sizeof(why)) == 0 && strcmp(st, "Running") == 0,
+    NW_CHECK(query("ra", st, why, sizeof(st)) == 0 && strcmp(st, "Running") == 0,
              "after the restart: %s, want Running", st);
-    send_udp(port, "after-crash", 4);
+    nw_send_udp(port, "after-crash", 4);
     nw_sleep_ms(1500);
 
-    char t[700];
-    snprintf(t, sizeof(t), "%s/packetCaptures/ra/stop?api-version=" API, nw);
-    struct nw_response r;
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 202,
-             "stop: %ld", r.status);
-    nw_response_free(&r);
-    wait_ended("ra", WAIT_MS, st, sizeof(st), why, sizeof(why));
+    char loc[700];
+    nw_capture_stop(&srv, nw, "ra", loc, sizeof(loc), NULL, 0);
+    wait_ended("ra", WAIT_MS, st, why, sizeof(st));
     NW_CHECK(strcmp(st, "Stopped") == 0 && strcmp(why, "Manual") == 0,
              "capture ra ended %s/%s, want Stopped/Manual", st, why);
     /* The salvaged first file holds what came before the crash, the resumed one the rest. */
@@ -316,12 +155,10 @@ static void killed_mid_capture(void)
 static void completed_while_server_down(void)
 {
     int port = 22000 + (int)(getpid() % 20000);
-    pid_t agent = start_agent();
-    if (create_capture("rb", port, 3) != 0) {
-        stop_agent(agent);
+    pid_t agent = start_capturing("rb", port, 3);
+    if (agent < 0)
         return;
-    }
-    send_udp(port, "while-running", 3);
+    nw_send_udp(port, "while-running", 3);
     nw_sleep_ms(300);
     int ended_before = agent_log_count("event=capture_completed");
     int old_port = srv.port;
@@ -329,21 +166,16 @@ static void completed_while_server_down(void)
     /* The time limit passes with nobody to tell. */
     NW_CHECK(wait_agent_log("event=capture_completed", ended_before + 1),
              "the agent did not end the capture while netwatchd was down");
-    kill_agent(agent);
+    nw_agent_kill(agent);
     agent = start_agent();
     NW_CHECK(wait_agent_log("event=agent_restored", 2), "the agent did not start again");
     nw_sleep_ms(500);
-    char listen[32];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", old_port);
-    const char *args[] = {"--listen", listen,         "--ready-file", srv.ready_file, "--db",
-                          srv.db,     "--token-file", srv.token_file, "--log-level",  "info",
-                          NULL};
-    if (!NW_CHECK(nw_server_start_argv(&srv, args, NULL) == 0, "netwatchd did not start again")) {
+    if (!NW_CHECK(nw_server_start_on(&srv, old_port, NULL) == 0, "netwatchd did not start again")) {
         stop_agent(agent);
         return;
     }
     char st[32], why[32];
-    wait_ended("rb", 20000, st, sizeof(st), why, sizeof(why));
+    wait_ended("rb", 20000, st, why, sizeof(st));
     NW_CHECK(strcmp(st, "Stopped") == 0 && strcmp(why, "TimeExceeded") == 0,
              "capture rb ended %s/%s, want Stopped/TimeExceeded", st, why);
     int got = count_marked("rb.cap", "while-running");
@@ -370,41 +202,14 @@ static void completed_while_server_down(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
-        return 2;
-    }
-    agent_bin = argv[2];
-    if (nw_server_init(&srv, argv[1]) != 0 || nw_server_start(&srv) != 0)
-        return 1;
-    snprintf(nw, sizeof(nw),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
-             srv.sub);
-    char root[NW_PATH_MAX + 16];
-    snprintf(root, sizeof(root), "%s/captures", srv.dir);
-    mkdir(root, 0750);
-    char t[700];
-    snprintf(t, sizeof(t), "%s?api-version=" API, nw);
-    struct nw_response r;
-    int ok =
-        add_agent() == 0 &&
-        NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
-                     r.status / 100 == 2,
-                 "watcher PUT: %ld", r.status);
-    nw_response_free(&r);
+    int rc = nw_agent_test_begin(argc, argv, &srv, &agent_bin);
+    if (rc != 0)
+        return rc;
+    char id[64];
+    int ok = nw_agent_add(&srv, "vm1", id, sizeof(id)) == 0 && nw_watcher_put(&srv, nw) == 0;
     if (ok) {
         killed_mid_capture();
         completed_while_server_down();
     }
-    if (nw_server_stop(&srv) != 0)
-        NW_CHECK(0, "netwatchd did not stop cleanly");
-    if (nw_failures) {
-        nw_server_dump_log(&srv, 4000);
-        char cmd[NW_PATH_MAX + 64];
-        snprintf(cmd, sizeof(cmd), "tail -c 6000 '%s/vm1.agent.log' >&2", srv.dir);
-        (void)!system(cmd);
-    }
-    nw_server_cleanup(&srv);
-    printf("%s agent_restart: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);
-    return nw_failures ? 1 : 0;
+    return nw_agent_test_end(&srv, "agent_restart");
 }

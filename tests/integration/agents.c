@@ -10,11 +10,10 @@
  *   it_agents NETWATCHD NETWATCH_AGENT
  */
 #include "tests/integration/agent_proc.h"
+#include "tests/integration/captures.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/traffic.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,25 +69,6 @@ static int wait_connected(const char *id, int want)
     return nw_agent_wait_connected(&srv, id, want, WAIT_MS);
 }
 
-/* Waits until the server log contains needle; 1 when it does. */
-static int wait_log(const char *needle)
-{
-    long long end = nw_now_ms() + WAIT_MS;
-    while (nw_now_ms() < end) {
-        FILE *f = fopen(srv.log_file, "r");
-        char line[2048];
-        int found = 0;
-        while (f && !found && fgets(line, sizeof(line), f))
-            found = strstr(line, needle) != NULL;
-        if (f)
-            fclose(f);
-        if (found)
-            return 1;
-        nw_sleep_ms(100);
-    }
-    return 0;
-}
-
 /* One capture run for real by the agent on the loopback interface: create -> the agent acks ->
  * Succeeded/Running; UDP traffic; stop -> the agent's completed report ends the stop (Location
  * 200 null); Stopped/Manual; the pcap file is under the agent's capture root. */
@@ -100,70 +80,28 @@ static void capture_lifecycle(void)
     pid_t agent = start_agent_on("vm3", "lo");
     if (!NW_CHECK(wait_connected(id, 1), "agent vm3 never connected"))
         goto out;
-    char nw[300], t[700], body[900];
-    snprintf(nw, sizeof(nw),
-             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Network/networkWatchers/nw1",
-             srv.sub);
-    struct nw_response r;
-    snprintf(t, sizeof(t), "%s?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "PUT", t, "{\"location\":\"westus2\"}", NULL, &r) == 0 &&
-                 r.status / 100 == 2,
-             "watcher PUT: %ld", r.status);
-    nw_response_free(&r);
+    char nw[NW_WATCHER_MAX];
+    nw_watcher_put(&srv, nw);
     int port = 20000 + (int)(getpid() % 20000);
-    snprintf(body, sizeof(body),
-             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-             "Microsoft.Compute/virtualMachines/vm3\",\"storageLocation\":{\"filePath\":"
-             "\"/var/captures/lc.cap\"},\"filters\":[{\"protocol\":\"UDP\",\"localPort\":"
-             "\"%d\"}]}}",
-             srv.sub, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc?api-version=" API, nw);
-    if (!NW_CHECK(nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 && r.status == 201,
-                  "capture PUT: %ld %.300s", r.status, r.body ? r.body : ""))
+    struct nw_created c;
+    if (nw_capture_put(&srv, nw, "lc", "vm3", port, "", &c) != 0)
         goto out;
-    char aao[600];
-    snprintf(aao, sizeof(aao), "%s", nw_response_header(&r, "Azure-AsyncOperation"));
-    nw_response_free(&r);
-    json_t *op = nw_server_wait_operation(&srv, aao, 15);
-    const char *st = op ? json_string_value(json_object_get(op, "status")) : NULL;
-    NW_CHECK(st && strcmp(st, "Succeeded") == 0, "create ended %s", st ? st : "(no answer)");
-    json_decref(op);
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc/queryStatus?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 200, "qs");
-    const char *pcs = nw_json_str(r.json, "packetCaptureStatus");
-    NW_CHECK(pcs && strcmp(pcs, "Running") == 0, "status %s, want Running", pcs ? pcs : "-");
-    NW_CHECK(nw_json_str(r.json, "captureStartTime") != NULL, "no captureStartTime");
-    nw_response_free(&r);
+    nw_operation_ends(&srv, c.aao, 15, "Succeeded", NULL, NULL);
+    char pcs[64], why[64], start[64];
+    NW_CHECK(nw_capture_query(&srv, nw, "lc", pcs, why, start, sizeof(pcs)) == 200, "qs");
+    NW_CHECK(strcmp(pcs, "Running") == 0, "status %s, want Running", pcs);
+    NW_CHECK(start[0], "no captureStartTime");
 
     /* Traffic the filter matches (UDP to the local port), on the loopback interface. */
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-    for (int i = 0; fd >= 0 && i < 5; i++)
-        sendto(fd, "netwatch", 8, 0, (struct sockaddr *)&to, sizeof(to));
-    if (fd >= 0)
-        close(fd);
+    nw_send_udp(port, "lc", 5);
     nw_sleep_ms(300);
 
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc/stop?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 202,
-             "stop: %ld", r.status);
     char loc[600];
-    snprintf(loc, sizeof(loc), "%s", nw_response_header(&r, "Location") ?: "");
-    nw_response_free(&r);
-    struct nw_response fin;
-    if (NW_CHECK(nw_server_wait_location(&srv, loc, 15, &fin) == 0, "stop never finished")) {
-        NW_CHECK(fin.status == 200 && fin.json && json_is_null(fin.json), "stop result %ld %.100s",
-                 fin.status, fin.body);
-        nw_response_free(&fin);
-    }
-    snprintf(t, sizeof(t), "%s/packetCaptures/lc/queryStatus?api-version=" API, nw);
-    NW_CHECK(nw_server_request(&srv, "POST", t, NULL, NULL, &r) == 0 && r.status == 200, "qs2");
-    pcs = nw_json_str(r.json, "packetCaptureStatus");
-    const char *why = nw_json_str(r.json, "stopReason");
-    NW_CHECK(pcs && strcmp(pcs, "Stopped") == 0, "status %s, want Stopped", pcs ? pcs : "-");
-    NW_CHECK(why && strcmp(why, "Manual") == 0, "stopReason %s, want Manual", why ? why : "-");
-    nw_response_free(&r);
+    if (nw_capture_stop(&srv, nw, "lc", loc, sizeof(loc), NULL, 0) == 0)
+        nw_stop_done(&srv, loc, 15);
+    NW_CHECK(nw_capture_query(&srv, nw, "lc", pcs, why, NULL, sizeof(pcs)) == 200, "qs2");
+    NW_CHECK(strcmp(pcs, "Stopped") == 0, "status %s, want Stopped", pcs);
+    NW_CHECK(strcmp(why, "Manual") == 0, "stopReason %s, want Manual", why);
     char file[NW_PATH_MAX + 64];
     snprintf(file, sizeof(file), "%s/captures/lc.cap", srv.dir);
     struct stat sb;
@@ -177,13 +115,9 @@ out:
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s NETWATCHD NETWATCH_AGENT\n", argv[0]);
-        return 2;
-    }
-    agent_bin = argv[2];
-    if (nw_server_init(&srv, argv[1]) != 0 || nw_server_start(&srv) != 0)
-        return 1;
+    int rc = nw_agent_test_begin(argc, argv, &srv, &agent_bin);
+    if (rc != 0)
+        return rc;
     char id1[64] = "", id2[64] = "";
     if (add_agent("vm1", id1, sizeof(id1)) == 0 && add_agent("vm2", id2, sizeof(id2)) == 0) {
         NW_CHECK(connected(id1, NULL) == 0, "a registered agent that never connected shows "
@@ -222,7 +156,8 @@ int main(int argc, char **argv)
          * read from the server's log: the hub closes the channel with 4001. */
         char want[128];
         snprintf(want, sizeof(want), "event=close agent=%s code=4001", id1);
-        NW_CHECK(wait_log(want), "a revoked agent's live channel was not closed (no '%s')", want);
+        NW_CHECK(nw_file_wait_lines(srv.log_file, want, 1, WAIT_MS),
+                 "a revoked agent's live channel was not closed (no '%s')", want);
         nw_sleep_ms(2000);
         NW_CHECK(connected(id1, NULL) == 0, "a revoked agent connected");
         stop_agent(a1);
@@ -241,11 +176,5 @@ int main(int argc, char **argv)
         stop_agent(a2);
     }
     capture_lifecycle();
-    if (nw_server_stop(&srv) != 0)
-        NW_CHECK(0, "netwatchd did not stop cleanly");
-    if (nw_failures)
-        nw_server_dump_log(&srv, 4000);
-    nw_server_cleanup(&srv);
-    printf("%s agents: %d failure(s)\n", nw_failures ? "FAIL" : "ok", nw_failures);
-    return nw_failures ? 1 : 0;
+    return nw_agent_test_end(&srv, "agents");
 }

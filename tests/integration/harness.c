@@ -645,11 +645,18 @@ static int read_port(const char *path, char *prev, size_t prevsz)
 
 int nw_server_start(struct nw_server *s)
 {
-    const char *argv[16];
+    return nw_server_start_on(s, 0, NULL);
+}
+
+int nw_server_start_on(struct nw_server *s, int port, const char *const *extra)
+{
+    const char *argv[32];
     int argc = 0;
+    char listen[32];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 
     argv[argc++] = "--listen";
-    argv[argc++] = "127.0.0.1:0";
+    argv[argc++] = listen;
     argv[argc++] = "--ready-file";
     argv[argc++] = s->ready_file;
     argv[argc++] = "--db";
@@ -661,6 +668,13 @@ int nw_server_start(struct nw_server *s)
     if (s->public_url[0]) {
         argv[argc++] = "--public-url";
         argv[argc++] = s->public_url;
+    }
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (argc + 1 >= (int)(sizeof(argv) / sizeof(argv[0]))) {
+            fprintf(stderr, "harness: too many server options\n");
+            return -1;
+        }
+        argv[argc++] = extra[i];
     }
     argv[argc] = NULL;
     return nw_server_start_argv(s, argv, NULL);

@@ -119,6 +119,10 @@ int nw_server_add_token(struct nw_server *s, const char *subs, char *out, size_t
  * file. Returns 0 or -1 (the server log is printed on failure). */
 int nw_server_start(struct nw_server *s);
 
+/* The same on 127.0.0.1:port (0: any free port; a restart passes the old one, which the
+ * agents dial) with extra options after the usual flags (NULL-terminated, may be NULL). */
+int nw_server_start_on(struct nw_server *s, int port, const char *const *extra);
+
 /* Like nw_server_start with args (not including argv[0]; NULL-terminated) instead of the
  * usual flags, and env ("NAME=value", NULL-terminated, may be NULL) added to the child's
  * environment. The ready file must still be s->ready_file. */
