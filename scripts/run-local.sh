@@ -6,6 +6,7 @@ set -eu
 build=${1:-build}
 cd "$(dirname "$0")/.."
 mkdir -p var
+mkdir -p -m 0750 var/captures # the agent writes only under its capture root, which must exist
 chmod 700 var
 bin="$build/server/netwatchd"
 agent="$build/agent/netwatch-agent"
