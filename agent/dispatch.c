@@ -292,6 +292,48 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
     return CP_OK;
 }
 
+/* Sends m (a progress for s) when progress is on, there is a channel and the totals changed
+ * since the last one sent. Returns CP_OK, or the error of taking a seq (logged). */
+static enum cp_err send_progress(struct dispatch *d, struct channel *ch, struct dispatch_session *s,
+                                 struct proto_msg *m)
+{
+    struct proto_progress *p = &m->progress;
+    if (!ch || !d->progress_s ||
+        (p->packets == s->sent.packets && p->bytes == s->sent.bytes && p->drops == s->sent.drops &&
+         p->files == s->sent.files))
+        return CP_OK;
+    uint64_t seq;
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = agent_state_take_seq(d->state, &seq, &e);
+    if (err != CP_OK) {
+        log_error("event=state_write_failed detail=\"%s\"", e.message);
+        return err;
+    }
+    p->seq = (int64_t)seq;
+    /* Not kept: a progress lost with a connection is superseded by the next one. */
+    char *json = proto_encode(m);
+    send_text(ch, seq, json);
+    free(json);
+    s->sent = *p;
+    return CP_OK;
+}
+
+/* A session that completes says its final totals first (when connected), so the server's live
+ * counters end where the capture did rather than at the last timer tick. */
+static void send_final_progress(struct dispatch *d, struct channel *ch, struct dispatch_session *s,
+                                size_t n_files)
+{
+    struct proto_msg m = {.type = PROTO_PROGRESS};
+    struct proto_progress *p = &m.progress;
+    snprintf(p->capture_id, sizeof(p->capture_id), "%s", s->rec.capture_id);
+    p->packets = (int64_t)s->rec.packets;
+    p->bytes = (int64_t)s->rec.bytes;
+    p->drops = (int64_t)s->rec.drops;
+    p->files = (int64_t)n_files;
+    p->first_packet_at = s->rec.first_packet_ms;
+    (void)send_progress(d, ch, s, &m);
+}
+
 void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_session *s,
                   enum proto_stop_reason reason, enum proto_pc_error code, const char *message)
 {
@@ -317,6 +359,7 @@ void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_sessio
         }
         m.completed.files = files;
         m.completed.n_files = n;
+        send_final_progress(d, ch, s, n);
         log_info("event=capture_completed captureId=%s stopReason=%s files=%zu packets=%" PRIu64
                  " bytes=%" PRIu64 " drops=%" PRIu64,
                  s->rec.capture_id, proto_stop_reason_name(reason), n, s->rec.packets, s->rec.bytes,
@@ -616,22 +659,8 @@ static void tick(struct dispatch *d, struct channel *ch)
         p->drops = (int64_t)(rec->drops + cur.drops);
         p->files = (int64_t)rec->n_files + 1; /* the one being written counts */
         p->first_packet_at = rec->first_packet_ms;
-        if (!ch || !d->progress_s ||
-            (p->packets == s->sent.packets && p->bytes == s->sent.bytes &&
-             p->drops == s->sent.drops && p->files == s->sent.files))
-            continue;
-        uint64_t seq;
-        struct cp_error e = {{0}, {0}, {0}};
-        if (agent_state_take_seq(d->state, &seq, &e) != CP_OK) {
-            log_error("event=state_write_failed detail=\"%s\"", e.message);
+        if (send_progress(d, ch, s, &m) != CP_OK)
             return;
-        }
-        p->seq = (int64_t)seq;
-        /* Not kept: a progress lost with a connection is superseded by the next one. */
-        char *json = proto_encode(&m);
-        send_text(ch, seq, json);
-        free(json);
-        s->sent = *p;
     }
 }
 

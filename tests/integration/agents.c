@@ -102,6 +102,20 @@ static void capture_lifecycle(void)
     NW_CHECK(nw_capture_query(&srv, nw, "lc", pcs, why, NULL, sizeof(pcs)) == 200, "qs2");
     NW_CHECK(strcmp(pcs, "Stopped") == 0, "status %s, want Stopped", pcs);
     NW_CHECK(strcmp(why, "Manual") == 0, "stopReason %s, want Manual", why);
+    /* The agent's progress timer (10 s) never fired: the counters are the totals it sends as the
+     * capture completes. */
+    char qs[700];
+    snprintf(qs, sizeof(qs), "%s/packetCaptures/lc/queryStatus?api-version=2024-07-01", nw);
+    struct nw_response r;
+    if (NW_CHECK(nw_server_request(&srv, "POST", qs, NULL, NULL, &r) == 0 && r.status == 200,
+                 "queryStatus after the stop")) {
+        json_t *pk = nw_json_get(r.json, "captureDetails.packets");
+        json_t *nf = nw_json_get(r.json, "captureDetails.files");
+        NW_CHECK(json_integer_value(pk) == 5 && json_integer_value(nf) == 1,
+                 "captureDetails after the end: packets %lld files %lld, want 5 and 1 (%s)",
+                 (long long)json_integer_value(pk), (long long)json_integer_value(nf), r.body);
+    }
+    nw_response_free(&r);
     char file[NW_PATH_MAX + 64];
     snprintf(file, sizeof(file), "%s/captures/lc.cap", srv.dir);
     struct stat sb;
