@@ -63,6 +63,10 @@ struct api_ctx {
     const char *public_url; /* base of monitor URLs, no trailing '/' */
     api_auth_fn auth;
     void *auth_ctx;
+    /* How long a poll of a young operation still InProgress may wait for it to end before it
+     * is answered (core_operation_wait); 0 = at once. The caller must allow the handler to
+     * block that long (server/ runs such polls on its workers). */
+    int monitor_wait_ms;
 };
 
 /* Handles one request; res is always filled (callers free it with api_response_free). */

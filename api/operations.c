@@ -11,7 +11,8 @@ static int load(const struct api_ctx *ctx, const struct api_route_args *a, struc
                 struct db_operation *op)
 {
     struct cp_error e = {{0}, {0}, {0}};
-    enum cp_err err = core_operation_get(ctx->core, a->sub, a->operation, op, &e);
+    enum cp_err err =
+        core_operation_wait(ctx->core, a->sub, a->operation, ctx->monitor_wait_ms, op, &e);
     /* An operation is addressed under its region; another region's URL does not find it. */
     if (err == CP_OK && strcasecmp(op->region, a->region) != 0) {
         db_operation_clear(op);

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define STRIPES 64
 
@@ -20,6 +21,11 @@ struct core_cache {
     atomic_uint_fast64_t gens[CORE_CACHE_SLOTS]; /* per watcher slot */
     pthread_mutex_t locks[STRIPES];              /* entry i is guarded by locks[i % STRIPES] */
     struct entry *entries[CORE_CACHE_ENTRIES];   /* NULL until first filled */
+    /* core_cache_wait: a change broadcasts only while someone waits (the common case pays one
+     * atomic load). */
+    atomic_int waiters;
+    pthread_mutex_t wait_mu;
+    pthread_cond_t wait_cv; /* CLOCK_MONOTONIC */
 };
 
 struct core_cache *core_cache_new(void)
@@ -29,6 +35,12 @@ struct core_cache *core_cache_new(void)
         return NULL;
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_init(&c->locks[i], NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->wait_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&c->wait_mu, NULL);
     return c;
 }
 
@@ -45,6 +57,8 @@ void core_cache_free(struct core_cache *c)
     }
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&c->locks[i]);
+    pthread_cond_destroy(&c->wait_cv);
+    pthread_mutex_destroy(&c->wait_mu);
     free(c);
 }
 
@@ -135,4 +149,25 @@ void core_cache_changed(struct core_cache *c, int64_t watcher_id)
     /* Order matters (see cache.h): the write counter first, then the slot. */
     atomic_fetch_add(&c->writes, 1);
     atomic_fetch_add(&c->gens[slot_of(watcher_id)], 1);
+    /* Sequentially consistent with core_cache_wait's increment then check: either it sees the
+     * new count, or this sees it waiting and wakes it. */
+    if (atomic_load(&c->waiters) > 0) {
+        pthread_mutex_lock(&c->wait_mu);
+        pthread_cond_broadcast(&c->wait_cv);
+        pthread_mutex_unlock(&c->wait_mu);
+    }
+}
+
+int core_cache_wait(struct core_cache *c, uint64_t token, int64_t deadline_ms)
+{
+    struct timespec until = {.tv_sec = (time_t)(deadline_ms / 1000),
+                             .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    atomic_fetch_add(&c->waiters, 1);
+    pthread_mutex_lock(&c->wait_mu);
+    int rc = 0;
+    while (atomic_load(&c->writes) == token && rc == 0)
+        rc = pthread_cond_timedwait(&c->wait_cv, &c->wait_mu, &until);
+    pthread_mutex_unlock(&c->wait_mu);
+    atomic_fetch_sub(&c->waiters, 1);
+    return atomic_load(&c->writes) != token;
 }

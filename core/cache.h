@@ -40,5 +40,9 @@ void core_cache_put(struct core_cache *c, const char *key, uint64_t token,
                     const struct db_capture *cap, const struct db_watcher *w);
 /* A change to watcher_id or its captures has been committed. */
 void core_cache_changed(struct core_cache *c, int64_t watcher_id);
+/* Waits until some change completes after token was taken (1), or until deadline_ms on the
+ * CLOCK_MONOTONIC clock in milliseconds (0). For readers that wait for a state to be reached:
+ * take a token, read, and wait only if the read did not show it yet. */
+int core_cache_wait(struct core_cache *c, uint64_t token, int64_t deadline_ms);
 
 #endif

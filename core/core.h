@@ -154,6 +154,17 @@ enum cp_err core_capture_stop(struct core *core, const struct core_watcher_ref *
 enum cp_err core_operation_get(struct core *core, const char *sub, const char *id,
                                struct db_operation *out, struct cp_error *e) CP_MUST_USE;
 
+/* An operation is young for its first CORE_OP_WAIT_YOUNG_MS; at most CORE_OP_WAIT_MAX callers
+ * wait at once (the others are answered at once). */
+#define CORE_OP_WAIT_YOUNG_MS 5000
+#define CORE_OP_WAIT_MAX      16
+/* core_operation_get, but a young operation still InProgress is waited for up to wait_ms
+ * (blocking the caller) until it ends: its agent usually answers in milliseconds, and a client
+ * told to come back after a Retry-After second would wait for nothing. Older ones, and callers
+ * past CORE_OP_WAIT_MAX, are answered at once. */
+enum cp_err core_operation_wait(struct core *core, const char *sub, const char *id, int wait_ms,
+                                struct db_operation *out, struct cp_error *e) CP_MUST_USE;
+
 /* --- captures run by agents (core/sessions.c; docs/agent-protocol.md "Server side"). An agent
  * speaks only for its own sessions: CP_EFORBIDDEN ("NotYourSession") otherwise. session_id is
  * the captureId the agent knows, command_id a commandId of the outbox. seq is the agent's

@@ -2,6 +2,8 @@
 #ifndef NW_CORE_INT_H
 #define NW_CORE_INT_H
 
+#include <stdatomic.h>
+
 #include "core/core.h"
 #include "core/cache.h"
 #include "core/dispatch.h"
@@ -11,6 +13,7 @@ struct core {
     const struct core_agent_port *agents; /* borrowed; NULL = no agents */
     struct core_dispatch *dispatch;       /* owned */
     struct core_cache *cache;             /* owned */
+    atomic_int op_waiters;                /* callers inside core_operation_wait */
 };
 
 /* Lower-cased keys of a watcher reference; CP_EINVAL when a part is too long. */

@@ -1,4 +1,5 @@
 /* libmicrohttpd wiring behind http.h. Handlers stay thin: collect, translate, api_handle. */
+#define _GNU_SOURCE /* strcasestr */
 #include "server/http.h"
 
 #include <arpa/inet.h>
@@ -199,10 +200,14 @@ static void run_deferred(void *arg)
     MHD_resume_connection(st->conn);
 }
 
-/* Requests that change state wait on a durable commit: they go to the workers. */
-static int waits_on_commit(enum api_method m)
+/* Requests that change state wait on a durable commit, and a poll of an operation monitor may
+ * wait for its operation to end (api_ctx.monitor_wait_ms): they go to the workers. */
+static int runs_on_worker(const struct http_server *h, enum api_method m, const char *url)
 {
-    return m == API_PUT || m == API_PATCH || m == API_DELETE || m == API_POST;
+    if (m == API_PUT || m == API_PATCH || m == API_DELETE || m == API_POST)
+        return 1;
+    return m == API_GET && h->api->monitor_wait_ms > 0 &&
+           (strcasestr(url, "/operations/") || strcasestr(url, "/operationResults/"));
 }
 
 /* The hub's release callback under TLS: MHD owns the socketpair end and closes it itself. */
@@ -456,7 +461,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         api_finish(req, st->res);
         return finish(h, c, st, method, url);
     }
-    if (h->workers && waits_on_commit(req->method) && !st->too_large) {
+    if (h->workers && runs_on_worker(h, req->method, url) && !st->too_large) {
         st->h = h;
         st->conn = c;
         MHD_suspend_connection(c);

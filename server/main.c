@@ -233,8 +233,14 @@ static int serve(const struct config *cfg)
         snprintf(public_url, sizeof(public_url), "%s://[%s]:%u", scheme, host, port);
     else
         snprintf(public_url, sizeof(public_url), "%s://%s:%u", scheme, host, port);
-    struct api_ctx api = {
-        .core = core, .public_url = public_url, .auth = auth_check, .auth_ctx = auth};
+    /* A client polling a create or stop a moment after it was accepted is usually polling an
+     * agent round trip of a few milliseconds: answer when it ends (at most this long) rather
+     * than send the client away for the Retry-After second. */
+    struct api_ctx api = {.core = core,
+                          .public_url = public_url,
+                          .auth = auth_check,
+                          .auth_ctx = auth,
+                          .monitor_wait_ms = 500};
     struct http_options ho = {.threads = (unsigned)cfg->threads,
                               .max_connections = (unsigned)cfg->max_connections,
                               .max_agents = (unsigned)cfg->max_agents,

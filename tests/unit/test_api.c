@@ -42,7 +42,7 @@ static void setup(void)
     struct db_store_options o = {.path = path, .readers = 2, .busy_timeout_ms = 1000};
     ck_assert_int_eq(db_store_open(&o, &store, NULL), CP_OK);
     ck_assert_int_eq(core_new(store, NULL, &core), CP_OK);
-    ctx = (struct api_ctx){core, "http://nw.test", fake_auth, NULL};
+    ctx = (struct api_ctx){core, "http://nw.test", fake_auth, NULL, 0};
 }
 
 static void teardown(void)

@@ -146,6 +146,70 @@ static int owed(const char *agent)
     return n;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct late_ack {
+    char command_id[40];
+    int delay_ms;
+};
+
+static void *ack_later(void *arg)
+{
+    struct late_ack *la = arg;
+    struct timespec d = {0, (long)la->delay_ms * 1000000L};
+    nanosleep(&d, NULL);
+    int applied = 0;
+    ck_assert_int_eq(
+        core_capture_acked(core, agent_vm, la->command_id, 1, NULL, NULL, 0, 7, &applied, NULL),
+        CP_OK);
+    return NULL;
+}
+
+/* A poll of a young create waits for the agent's ack and answers as soon as it is committed;
+ * without one it gives up at its budget; and it never waits on an operation that has ended. */
+START_TEST(operation_wait_answers_when_the_ack_lands)
+{
+    char op[40];
+    create("pc1", 0, NULL, 0, NULL, 0, 60000, op);
+    struct late_ack la = {.delay_ms = 150};
+    snprintf(la.command_id, sizeof(la.command_id), "%s", sent_to(agent_vm, "start")->id);
+
+    /* No ack: InProgress after about the budget. */
+    struct db_operation o;
+    int64_t t0 = mono_ms();
+    ck_assert_int_eq(core_operation_wait(core, SUB, op, 100, &o, NULL), CP_OK);
+    int64_t took = mono_ms() - t0;
+    ck_assert_str_eq(o.status, "InProgress");
+    ck_assert_int_ge(took, 95);
+    ck_assert_int_lt(took, 1000);
+    db_operation_clear(&o);
+
+    /* The ack comes 150 ms in: answered then, long before the 3 s budget. */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, ack_later, &la), 0);
+    t0 = mono_ms();
+    ck_assert_int_eq(core_operation_wait(core, SUB, op, 3000, &o, NULL), CP_OK);
+    took = mono_ms() - t0;
+    pthread_join(th, NULL);
+    ck_assert_str_eq(o.status, "Succeeded");
+    ck_assert_int_ge(took, 100);
+    ck_assert_int_lt(took, 1500);
+    db_operation_clear(&o);
+
+    /* Ended: answered at once. */
+    t0 = mono_ms();
+    ck_assert_int_eq(core_operation_wait(core, SUB, op, 3000, &o, NULL), CP_OK);
+    ck_assert_int_lt(mono_ms() - t0, 500);
+    ck_assert_str_eq(o.status, "Succeeded");
+    db_operation_clear(&o);
+}
+END_TEST
+
 START_TEST(vm_create_owes_one_start)
 {
     char op[40];
@@ -655,6 +719,7 @@ int main(void)
     tcase_add_test(tc, backstop_ends_silent_session);
     tcase_add_test(tc, migration_carries_agent_captures_over);
     tcase_add_test(tc, reconcile_on_hello);
+    tcase_add_test(tc, operation_wait_answers_when_the_ack_lands);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
