@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "tests/capture/test_fixture.h"
 
 #define CAP_A "22222222-2222-4222-8222-222222222222"
 #define CAP_B "66666666-6666-4666-8666-666666666666"
@@ -22,27 +22,15 @@
 
 static char dir[64];
 
-static void rm_rf(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
 static void setup(void)
 {
     log_level = LOG_LEVEL_ERROR;
-    snprintf(dir, sizeof(dir), "/tmp/nw-spool-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tfx_mkdtemp(dir, sizeof(dir), "/tmp/nw-spool");
 }
 
 static void teardown(void)
 {
-    rm_rf(dir);
+    tfx_rm_rf(dir);
 }
 
 struct got {
@@ -309,9 +297,5 @@ int main(void)
     tcase_add_test(t, corrupt_files_set_aside);
     tcase_add_test(t, bounds);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return tfx_run(s) ? 1 : 0;
 }
