@@ -282,21 +282,6 @@ START_TEST(enospc_is_reported)
 }
 END_TEST
 
-static Suite *pcap_file_suite(void)
-{
-    Suite *s = suite_create("pcap_file");
-    TCase *c = tcase_create("file");
-    tcase_add_checked_fixture(c, setup, teardown);
-    tcase_add_test(c, path_rules);
-    tcase_add_test(c, commit_publishes_complete_file);
-    tcase_add_test(c, existing_names_are_refused);
-    tcase_add_test(c, symlinks_are_never_followed);
-    tcase_add_test(c, abort_leaves_nothing);
-    tcase_add_test(c, enospc_is_reported);
-    suite_add_tcase(s, c);
-    return s;
-}
-
 int main(void)
 {
     snprintf(top, sizeof(top), "/tmp/nw-pcapfile-XXXXXX");
@@ -304,7 +289,14 @@ int main(void)
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
-    int failed = tfx_run(pcap_file_suite());
+    const TTest *cases[] = {path_rules,
+                            commit_publishes_complete_file,
+                            existing_names_are_refused,
+                            symlinks_are_never_followed,
+                            abort_leaves_nothing,
+                            enospc_is_reported,
+                            NULL};
+    int failed = tfx_run(tfx_suite("pcap_file", setup, teardown, cases));
     tfx_rm_rf(top);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

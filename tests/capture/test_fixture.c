@@ -4,6 +4,7 @@
  */
 #include "tests/capture/test_fixture.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -54,6 +55,31 @@ void tfx_sha256_file(const char *path, char out[65])
     ck_assert_uint_eq(len, sizeof(md));
     for (unsigned i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int tfx_count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+Suite *tfx_suite(const char *name, void (*setup)(void), void (*teardown)(void),
+                 const TTest *const cases[])
+{
+    Suite *s = suite_create(name);
+    TCase *t = tcase_create(name);
+    tcase_add_checked_fixture(t, setup, teardown);
+    for (size_t i = 0; cases[i]; i++)
+        tcase_add_test(t, cases[i]);
+    suite_add_tcase(s, t);
+    return s;
 }
 
 int tfx_run(Suite *s)

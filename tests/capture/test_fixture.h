@@ -22,6 +22,14 @@ void tfx_rm_rf(const char *path);
 /* The SHA-256 of the file at path, as 64 lowercase hex digits and a NUL. */
 void tfx_sha256_file(const char *path, char out[65]);
 
+/* Entries of the directory path (dot files aside); -1 when it cannot be opened. */
+int tfx_count_entries(const char *path);
+
+/* A suite named name of one test case: cases (a NULL-ended list), each run between setup and
+ * teardown (either may be NULL). */
+Suite *tfx_suite(const char *name, void (*setup)(void), void (*teardown)(void),
+                 const TTest *const cases[]);
+
 /* Runs every case of s (taken) and returns how many failed. */
 int tfx_run(Suite *s);
 

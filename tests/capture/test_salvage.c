@@ -233,15 +233,12 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("salvage");
-    TCase *t = tcase_create("salvage");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, torn_record_cut);
-    tcase_add_test(t, torn_record_header);
-    tcase_add_test(t, complete_file_only_read);
-    tcase_add_test(t, unreadable_set_aside);
-    tcase_add_test(t, final_name_taken);
-    tcase_add_test(t, sweep_finds_strays);
-    suite_add_tcase(s, t);
-    return tfx_run(s) ? 1 : 0;
+    const TTest *cases[] = {torn_record_cut,
+                            torn_record_header,
+                            complete_file_only_read,
+                            unreadable_set_aside,
+                            final_name_taken,
+                            sweep_finds_strays,
+                            NULL};
+    return tfx_run(tfx_suite("salvage", setup, teardown, cases)) ? 1 : 0;
 }

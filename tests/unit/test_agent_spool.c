@@ -6,7 +6,6 @@
 #include "agent/spool.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,20 +96,13 @@ static int mode_of(const char *path)
     return (int)(st.st_mode & 07777);
 }
 
-/* Names in dir/sub, one line each, into out. */
+/* Entries in dir/sub (dot files aside); 0 when there is no such directory. */
 static int count_files(const char *sub)
 {
     char p[256];
     snprintf(p, sizeof(p), "%s/%s", dir, sub);
-    DIR *d = opendir(p);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n;
+    int n = tfx_count_entries(p);
+    return n < 0 ? 0 : n;
 }
 
 static void write_file(const char *rel, const char *text)
@@ -290,12 +282,6 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("agent_spool");
-    TCase *t = tcase_create("spool");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, round_trip);
-    tcase_add_test(t, corrupt_files_set_aside);
-    tcase_add_test(t, bounds);
-    suite_add_tcase(s, t);
-    return tfx_run(s) ? 1 : 0;
+    const TTest *cases[] = {round_trip, corrupt_files_set_aside, bounds, NULL};
+    return tfx_run(tfx_suite("agent_spool", setup, teardown, cases)) ? 1 : 0;
 }
