@@ -276,6 +276,13 @@ static void make_cert(char **cert_pem, char **key_pem)
 
 /* TLS for the next srv_start (NULL: plain HTTP). */
 static char *next_cert, *next_key;
+static void free_next_cert(void)
+{
+    free(next_cert);
+    free(next_key);
+    next_cert = next_key = NULL;
+}
+
 /* --max-connections for the next srv_start (0: 4 x MANY). */
 static unsigned next_max_connections;
 
@@ -1078,9 +1085,7 @@ START_TEST(tls_channel)
     tls_close(fd);
     SSL_CTX_free(ctx);
     srv_stop(&s);
-    free(next_cert);
-    free(next_key);
-    next_cert = next_key = NULL;
+    free_next_cert();
 }
 END_TEST
 
@@ -1119,9 +1124,7 @@ START_TEST(tls_channels_are_not_api_connections)
         tls_close(fds[i]);
     SSL_CTX_free(ctx);
     srv_stop(&s);
-    free(next_cert);
-    free(next_key);
-    next_cert = next_key = NULL;
+    free_next_cert();
 }
 END_TEST
 
@@ -1349,6 +1352,33 @@ static void set_welcome(const char *text)
     pthread_mutex_unlock(&fake.mu);
 }
 
+/* Starts the fake server (answering hellos with the default welcome) and connects agent a to it
+ * (backoff up to backoff_max_ms); returns once its first hello is in. */
+static void agent_serve(struct agent_run *a, struct srv *s, unsigned backoff_max_ms)
+{
+    srv_start(s, 0, NULL, 1);
+    set_welcome("");
+    agent_connect(a, s->port, backoff_max_ms);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+}
+
+/* A new agent with its dispatcher (progress_s as in agent_dispatch), served by s (agent_serve). */
+static struct agent_run *agent_up(struct srv *s, unsigned progress_s, unsigned backoff_max_ms)
+{
+    struct agent_run *a = agent_new(1);
+    agent_dispatch(a, progress_s, 0);
+    agent_serve(a, s, backoff_max_ms);
+    return a;
+}
+
+/* Stops agent a, then its server, and frees the agent. */
+static void agent_down(struct agent_run *a, struct srv *s)
+{
+    agent_stop(a);
+    srv_stop(s);
+    agent_free(a);
+}
+
 /* The start of capture CAP_1 ("t1", to /var/captures/t1.cap) by CMD_START, into out. limits:
  * spec members put before storageLocation, each with its comma ("" for none); udp_port > 0:
  * one filter, UDP to that local port, with filter_extra's members (each with its comma) before
@@ -1395,6 +1425,19 @@ static json_t *wait_report(const char *n1, const char *n2, int nth, char *raw, s
         sleep_ms(10);
     }
     return NULL;
+}
+
+/* Sends the stop of CAP_1 (CMD_STOP, Manual) and returns its completed, which must come and say
+ * Manual (raw: its text); the caller decrefs it. */
+static json_t *stop_t1(struct srv *s, char *raw, size_t rawsz)
+{
+    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
+                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
+    ck_assert_int_eq(hub_send(s->hub, "a1", stop, sizeof(stop) - 1), CP_OK);
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, rawsz);
+    ck_assert_msg(done != NULL, "no completed after the stop");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    return done;
 }
 
 /* The nth ack for command cmd, which must have come and say ok (raw: its text); the caller
@@ -1488,12 +1531,7 @@ END_TEST
 START_TEST(agent_dispatch_capture)
 {
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    struct agent_run *a = agent_new(1);
-    agent_dispatch(a, 0, 0);
-    agent_connect(a, s.port, 200);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    struct agent_run *a = agent_up(&s, 0, 200);
 
     /* The UDP port the filter names. */
     char start[2048];
@@ -1517,12 +1555,7 @@ START_TEST(agent_dispatch_capture)
     ck_assert_str_eq(again, raw);
     json_decref(ack);
 
-    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
-                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
-    ck_assert_int_eq(hub_send(s.hub, "a1", stop, sizeof(stop) - 1), CP_OK);
-    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
-    ck_assert_msg(done != NULL, "no completed after the stop");
-    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    json_t *done = stop_t1(&s, raw, sizeof(raw));
     json_t *files = json_object_get(done, "files");
     ck_assert_int_eq(json_array_size(files), 1);
     json_t *f0 = json_array_get(files, 0);
@@ -1552,9 +1585,7 @@ START_TEST(agent_dispatch_capture)
     ck_assert_ptr_nonnull(json_string_value(json_object_get(ack, "message")));
     json_decref(ack);
 
-    agent_stop(a);
-    srv_stop(&s);
-    agent_free(a);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1599,12 +1630,7 @@ static void send_reply(struct srv *s, json_int_t seq)
 START_TEST(agent_hello_sessions_and_welcome_stop)
 {
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    struct agent_run *a = agent_new(1);
-    agent_dispatch(a, 0, 0);
-    agent_connect(a, s.port, 100);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    struct agent_run *a = agent_up(&s, 0, 100);
     char ids[256];
     hello_list(1, "running", ids, sizeof(ids));
     ck_assert_str_eq(ids, "");
@@ -1656,9 +1682,7 @@ START_TEST(agent_hello_sessions_and_welcome_stop)
     hello_list(4, "finished", ids, sizeof(ids));
     ck_assert_str_eq(ids, "");
 
-    agent_stop(a);
-    srv_stop(&s);
-    agent_free(a);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1695,12 +1719,7 @@ static json_t *wait_progress(const char *packets, char *raw, size_t rawsz)
 START_TEST(agent_progress_reports)
 {
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    struct agent_run *a = agent_new(1);
-    agent_dispatch(a, 1, 0);
-    agent_connect(a, s.port, 100);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    struct agent_run *a = agent_up(&s, 1, 100);
 
     char start[2048];
     start_t1(start, sizeof(start), "", "", agent_udp(a));
@@ -1747,9 +1766,7 @@ START_TEST(agent_progress_reports)
     ck_assert_int_gt(json_integer_value(json_object_get(p, "seq")), pseq);
     json_decref(p);
 
-    agent_stop(a);
-    srv_stop(&s);
-    agent_free(a);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1759,12 +1776,7 @@ END_TEST
 START_TEST(agent_refuses_bad_commands)
 {
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    struct agent_run *a = agent_new(1);
-    agent_dispatch(a, 0, 0);
-    agent_connect(a, s.port, 100);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    struct agent_run *a = agent_up(&s, 0, 100);
     static const char *bad[] = {
         "{\"type\":\"start\",\"commandId\":\"c1\",\"captureId\":\"" CAP_1 "\",\"name\":\"t\","
         "\"spec\":{}}",
@@ -1778,27 +1790,18 @@ START_TEST(agent_refuses_bad_commands)
     }
     ck_assert_int_eq(count_reports("\"type\":\"ack\"", "\"seq\""), 0);
     ck_assert_int_eq(dispatch_running(a->d), 0);
-    agent_stop(a);
-    srv_stop(&s);
-    agent_free(a);
+    agent_down(a, &s);
 }
 END_TEST
 
 /* ---- a restart of the agent ---------------------------------------------------------------- */
 
+/* Entries in dir/sub (dot files aside); -1 when there is no such directory. */
 static int files_in(const char *dir, const char *sub)
 {
     char p[256];
     snprintf(p, sizeof(p), "%s/%s", dir, sub);
-    DIR *d = opendir(p);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n;
+    return tfx_count_entries(p);
 }
 
 /* Writes a pcap file (native byte order, Ethernet) with one whole 10-byte record and a torn
@@ -1861,10 +1864,7 @@ START_TEST(agent_restore_ended_while_away)
     ck_assert_int_eq(files_in(a->dir, "reports"), 2);
 
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    agent_connect(a, s.port, 100);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    agent_serve(a, &s, 100);
     char ids[256], raw[4096];
     hello_list(1, "finished", ids, sizeof(ids));
     ck_assert_str_eq(ids, CAP_1);
@@ -1896,9 +1896,7 @@ START_TEST(agent_restore_ended_while_away)
     ck_assert_int_eq(files_in(a->dir, "reports"), 0);
     ck_assert_int_eq(files_in(a->dir, "sessions"), 0);
 
-    agent_stop(a);
-    srv_stop(&s);
-    agent_free(a);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1928,19 +1926,11 @@ START_TEST(agent_restore_resumes_into_new_file)
     sleep_ms(300);
 
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    agent_connect(a, s.port, 100);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    agent_serve(a, &s, 100);
     char ids[256], raw[4096];
     hello_list(1, "running", ids, sizeof(ids));
     ck_assert_str_eq(ids, CAP_1);
-    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
-                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
-    ck_assert_int_eq(hub_send(s.hub, "a1", stop, sizeof(stop) - 1), CP_OK);
-    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
-    ck_assert_msg(done != NULL, "no completed");
-    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    json_t *done = stop_t1(&s, raw, sizeof(raw));
     ck_assert_int_gt(json_integer_value(json_object_get(done, "seq")), 1);
     json_t *files = json_object_get(done, "files");
     ck_assert_int_eq(json_array_size(files), 2);
@@ -1961,9 +1951,7 @@ START_TEST(agent_restore_resumes_into_new_file)
     }
     json_decref(done);
 
-    agent_stop(a);
-    srv_stop(&s);
-    agent_free(a);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1979,13 +1967,6 @@ static void agent_tls_connect(struct agent_run *a, const char *host, unsigned po
     a->opt.tls = 1;
     a->opt.ca_file = ca_file;
     agent_connect(a, port, 200);
-}
-
-static void free_next_cert(void)
-{
-    free(next_cert);
-    free(next_key);
-    next_cert = next_key = NULL;
 }
 
 /* stderr (where log lines go) into a file while a case runs, to check what the agent logged. */
