@@ -5,7 +5,9 @@
  * oversized, silence) and by the real agent channel code (agent/channel.c).
  *
  * Owns: the fake hub_ops (counters under a mutex + condition variable), a blocking raw client
- * (handshake, masked frames out, frames in), and one Check case per behaviour.
+ * (handshake, masked frames out, frames in), the agent cases' fixture (struct agent_run: one real
+ * agent in this process, made by agent_new, freed by agent_free), and one Check case per
+ * behaviour.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -276,6 +278,7 @@ static void make_cert(char **cert_pem, char **key_pem)
 
 /* TLS for the next srv_start (NULL: plain HTTP). */
 static char *next_cert, *next_key;
+
 static void free_next_cert(void)
 {
     free(next_cert);
