@@ -10,7 +10,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,37 +19,28 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/capture/test_fixture.h"
+
 static char top[128]; /* made and removed by main(): a failed test leaves nothing behind */
 static char root[256];
 static char outside[256];
 static int rootfd = -1;
 
-static void rm_rf(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
 static void setup(void)
 {
-    snprintf(root, sizeof(root), "%s/root-XXXXXX", top);
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    snprintf(outside, sizeof(outside), "%s/out-XXXXXX", top);
-    ck_assert_ptr_nonnull(mkdtemp(outside));
-    rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_ge(rootfd, 0);
+    char prefix[160];
+    snprintf(prefix, sizeof(prefix), "%s/root", top);
+    tfx_mkdtemp(root, sizeof(root), prefix);
+    snprintf(prefix, sizeof(prefix), "%s/out", top);
+    tfx_mkdtemp(outside, sizeof(outside), prefix);
+    rootfd = tfx_open_dir(root);
 }
 
 static void teardown(void)
 {
     close(rootfd);
-    rm_rf(root);
-    rm_rf(outside);
+    tfx_rm_rf(root);
+    tfx_rm_rf(outside);
 }
 
 static int exists(const char *rel)
@@ -81,25 +71,6 @@ static void write_packets(struct pcap_file *f, int n, unsigned len)
         h.caplen = h.len = len;
         pcap_file_write(f, &h, buf);
     }
-}
-
-static void sha256_of(const char *path, char out[65])
-{
-    FILE *fp = fopen(path, "rb");
-    ck_assert_ptr_nonnull(fp);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    ck_assert_int_eq(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL), 1);
-    unsigned char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
-        EVP_DigestUpdate(ctx, buf, n);
-    fclose(fp);
-    unsigned char md[32];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    EVP_MD_CTX_free(ctx);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 START_TEST(path_rules)
@@ -156,7 +127,7 @@ START_TEST(commit_publishes_complete_file)
     ck_assert_uint_eq(st.st_mode & 07777, 0640);
     ck_assert_uint_eq((uint64_t)st.st_size, info.size);
     char want[65];
-    sha256_of(path, want);
+    tfx_sha256_file(path, want);
     ck_assert_str_eq(info.sha256, want);
     snprintf(path, sizeof(path), "%s/sub", root);
     ck_assert_int_eq(stat(path, &st), 0);
@@ -311,21 +282,6 @@ START_TEST(enospc_is_reported)
 }
 END_TEST
 
-static Suite *pcap_file_suite(void)
-{
-    Suite *s = suite_create("pcap_file");
-    TCase *c = tcase_create("file");
-    tcase_add_checked_fixture(c, setup, teardown);
-    tcase_add_test(c, path_rules);
-    tcase_add_test(c, commit_publishes_complete_file);
-    tcase_add_test(c, existing_names_are_refused);
-    tcase_add_test(c, symlinks_are_never_followed);
-    tcase_add_test(c, abort_leaves_nothing);
-    tcase_add_test(c, enospc_is_reported);
-    suite_add_tcase(s, c);
-    return s;
-}
-
 int main(void)
 {
     snprintf(top, sizeof(top), "/tmp/nw-pcapfile-XXXXXX");
@@ -333,10 +289,14 @@ int main(void)
         perror("mkdtemp");
         return EXIT_FAILURE;
     }
-    SRunner *r = srunner_create(pcap_file_suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    rm_rf(top);
+    const TTest *cases[] = {path_rules,
+                            commit_publishes_complete_file,
+                            existing_names_are_refused,
+                            symlinks_are_never_followed,
+                            abort_leaves_nothing,
+                            enospc_is_reported,
+                            NULL};
+    int failed = tfx_run(tfx_suite("pcap_file", setup, teardown, cases));
+    tfx_rm_rf(top);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -10,45 +10,30 @@
 #include "agent/salvage.h"
 
 #include <check.h>
-#include <fcntl.h>
-#include <openssl/evp.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "tests/capture/test_fixture.h"
 
 static char root[64];
 static int rootfd = -1;
 
-static void rm_rf(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
 static void setup(void)
 {
     log_level = LOG_LEVEL_ERROR;
-    snprintf(root, sizeof(root), "/tmp/nw-salvage-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_ge(rootfd, 0);
+    tfx_mkdtemp(root, sizeof(root), "/tmp/nw-salvage");
+    rootfd = tfx_open_dir(root);
 }
 
 static void teardown(void)
 {
     close(rootfd);
-    rm_rf(root);
+    tfx_rm_rf(root);
 }
 
 static void path_of(const char *rel, char *out, size_t n)
@@ -121,20 +106,7 @@ static void sha_of(const char *rel, char out[65])
 {
     char p[256];
     path_of(rel, p, sizeof(p));
-    FILE *f = fopen(p, "rb");
-    ck_assert_ptr_nonnull(f);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    unsigned char buf[4096], md[32];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        EVP_DigestUpdate(c, buf, n);
-    unsigned len = 0;
-    EVP_DigestFinal_ex(c, md, &len);
-    EVP_MD_CTX_free(c);
-    fclose(f);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    tfx_sha256_file(p, out);
 }
 
 START_TEST(torn_record_cut)
@@ -261,19 +233,12 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("salvage");
-    TCase *t = tcase_create("salvage");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, torn_record_cut);
-    tcase_add_test(t, torn_record_header);
-    tcase_add_test(t, complete_file_only_read);
-    tcase_add_test(t, unreadable_set_aside);
-    tcase_add_test(t, final_name_taken);
-    tcase_add_test(t, sweep_finds_strays);
-    suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    const TTest *cases[] = {torn_record_cut,
+                            torn_record_header,
+                            complete_file_only_read,
+                            unreadable_set_aside,
+                            final_name_taken,
+                            sweep_finds_strays,
+                            NULL};
+    return tfx_run(tfx_suite("salvage", setup, teardown, cases)) ? 1 : 0;
 }

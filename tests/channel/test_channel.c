@@ -5,7 +5,9 @@
  * oversized, silence) and by the real agent channel code (agent/channel.c).
  *
  * Owns: the fake hub_ops (counters under a mutex + condition variable), a blocking raw client
- * (handshake, masked frames out, frames in), and one Check case per behaviour.
+ * (handshake, masked frames out, frames in), the agent cases' fixture (struct agent_run: one real
+ * agent in this process, made by agent_new, freed by agent_free), and one Check case per
+ * behaviour.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -31,7 +33,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@
 #include "server/http.h"
 #include "server/hub.h"
 #include "server/metrics.h"
+#include "tests/capture/test_fixture.h"
 
 #define MSG_MAX    (70 * 1024)
 #define WAIT_MS    5000
@@ -54,18 +56,6 @@ static void sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-/* Removes a test's temporary directory and everything in it. */
-static void rm_rf(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
 }
 
 /* memmem and strcasestr are GNU's; the project builds as POSIX. */
@@ -288,6 +278,14 @@ static void make_cert(char **cert_pem, char **key_pem)
 
 /* TLS for the next srv_start (NULL: plain HTTP). */
 static char *next_cert, *next_key;
+
+static void free_next_cert(void)
+{
+    free(next_cert);
+    free(next_key);
+    next_cert = next_key = NULL;
+}
+
 /* --max-connections for the next srv_start (0: 4 x MANY). */
 static unsigned next_max_connections;
 
@@ -1090,9 +1088,7 @@ START_TEST(tls_channel)
     tls_close(fd);
     SSL_CTX_free(ctx);
     srv_stop(&s);
-    free(next_cert);
-    free(next_key);
-    next_cert = next_key = NULL;
+    free_next_cert();
 }
 END_TEST
 
@@ -1131,25 +1127,167 @@ START_TEST(tls_channels_are_not_api_connections)
         tls_close(fds[i]);
     SSL_CTX_free(ctx);
     srv_stop(&s);
-    free(next_cert);
-    free(next_key);
-    next_cert = next_key = NULL;
+    free_next_cert();
 }
 END_TEST
 
 /* ---- the real agent channel --------------------------------------------------------------- */
 
+#define CMD_START   "11111111-1111-4111-8111-111111111111"
+#define CAP_1       "22222222-2222-4222-8222-222222222222"
+#define CMD_STOP    "33333333-3333-4333-8333-333333333333"
+#define CMD_WINDOWS "44444444-4444-4444-8444-444444444444"
+#define CAP_2       "55555555-5555-4555-8555-555555555555"
+#define VM_TARGET                                                                                  \
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"             \
+    "Microsoft.Compute/virtualMachines/vm1"
+/* A start's spec members for "no limit" (start_t1's limits). */
+#define NO_LIMITS                                                                                  \
+    "\"bytesToCapturePerPacket\":0,\"totalBytesPerSession\":0,\"timeLimitInSeconds\":0,"
+
+/* The agent cases' fixture: one real agent in this process. Its state directory (and capture
+ * root, with a dispatcher), the handler its channel calls (the real dispatcher's or the
+ * recording one below), the channel_run thread and the eventfd that stops it, and a UDP socket
+ * pair for traffic a capture filter names. agent_new makes one; agent_free undoes it all. */
 struct agent_run {
-    pthread_t thread;
-    struct channel_options opt;
+    char dir[32];  /* the state directory */
+    char root[32]; /* the capture root; "" when the case has no dispatcher */
     struct agent_state state;
-    int stop_fd;
+    struct dispatch *d; /* NULL: none */
+    struct dispatch_options dopt;
+    struct channel_handler handler; /* what the channel calls; unset (NULL handler) when none */
+    struct channel_options opt;
+    pthread_t thread;
+    int stop_fd; /* -1 until agent_connect */
     enum cp_err result;
-    pthread_mutex_t mu;
+    int rx, tx;             /* the UDP pair (-1: none) */
+    struct sockaddr_in udp; /* rx's address on loopback, where tx sends */
+    pthread_mutex_t mu;     /* guards the recording handler's two fields */
     int welcomes;
     char last_type[32];
 };
 
+/* A new agent whose state directory is made and opened; with_root: a capture root too. */
+static struct agent_run *agent_new(int with_root)
+{
+    struct agent_run *a = calloc(1, sizeof(*a));
+    ck_assert_ptr_nonnull(a);
+    pthread_mutex_init(&a->mu, NULL);
+    a->stop_fd = a->rx = a->tx = -1;
+    tfx_mkdtemp(a->dir, sizeof(a->dir), "/tmp/nw-channel");
+    if (with_root)
+        tfx_mkdtemp(a->root, sizeof(a->root), "/tmp/nw-captures");
+    struct cp_error e = {{0}, {0}, {0}};
+    ck_assert_int_eq(agent_state_open(a->dir, &a->state, &e), CP_OK);
+    return a;
+}
+
+/* Starts the real dispatcher on lo under root (progress reports every progress_s seconds, 0:
+ * none) as a starting agent does: state opened again first when reopen (after dispatch_free,
+ * the agent's next life). Its handler becomes the one the channel calls. */
+static void agent_dispatch(struct agent_run *a, unsigned progress_s, int reopen)
+{
+    struct cp_error e = {{0}, {0}, {0}};
+    if (reopen)
+        ck_assert_int_eq(agent_state_open(a->dir, &a->state, &e), CP_OK);
+    a->dopt = (struct dispatch_options){.capture_root = a->root,
+                                        .interfaces = "lo",
+                                        .state = &a->state,
+                                        .progress_interval_s = progress_s};
+    ck_assert_int_eq(dispatch_new(&a->dopt, &a->d, &e), CP_OK);
+    dispatch_handler(a->d, &a->handler);
+}
+
+/* A clean stop of the dispatcher alone (its sessions paused, their files complete), as when
+ * the agent stops; agent_dispatch(a, .., 1) is its next start. */
+static void agent_pause(struct agent_run *a)
+{
+    dispatch_free(a->d);
+    a->d = NULL;
+}
+
+/* One message from the server handled with no channel (as between connections). */
+static void agent_deliver(struct agent_run *a, const char *json)
+{
+    struct cp_error e = {{0}, {0}, {0}};
+    struct proto_msg m = {.type = PROTO_NONE};
+    ck_assert_int_eq(proto_decode(json, strlen(json), &m, &e), CP_OK);
+    a->handler.on_message(a->handler.ctx, NULL, &m);
+    proto_msg_clear(&m);
+}
+
+/* A bound UDP socket (rx) on loopback and one to send from (tx): the packets are plain
+ * delivered UDP. Returns rx's port. */
+static unsigned agent_udp(struct agent_run *a)
+{
+    ck_assert_int_ge(a->rx = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    ck_assert_int_ge(a->tx = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    a->udp = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t slen = sizeof(a->udp);
+    ck_assert_int_eq(bind(a->rx, (struct sockaddr *)&a->udp, sizeof(a->udp)), 0);
+    ck_assert_int_eq(getsockname(a->rx, (struct sockaddr *)&a->udp, &slen), 0);
+    return ntohs(a->udp.sin_port);
+}
+
+/* Sends n datagrams of len bytes from tx to rx. */
+static void agent_send_udp(struct agent_run *a, const void *payload, size_t len, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(sendto(a->tx, payload, len, 0, (struct sockaddr *)&a->udp, sizeof(a->udp)),
+                         (ssize_t)len);
+}
+
+static void *agent_main(void *arg)
+{
+    struct agent_run *a = arg;
+    a->result = channel_run(&a->opt);
+    return NULL;
+}
+
+/* Runs channel_run in a thread towards port. What the case set in a->opt beforehand stays
+ * (tls, ca_file, host, token, backoff_min_ms); else 127.0.0.1, token "good", a backoff from
+ * 20 ms to backoff_max_ms. */
+static void agent_connect(struct agent_run *a, unsigned port, unsigned backoff_max_ms)
+{
+    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
+    a->opt.host = a->opt.host ? a->opt.host : "127.0.0.1";
+    a->opt.token = a->opt.token ? a->opt.token : "good";
+    a->opt.backoff_min_ms = a->opt.backoff_min_ms ? a->opt.backoff_min_ms : 20;
+    a->opt.backoff_max_ms = backoff_max_ms;
+    a->opt.port = port;
+    a->opt.state = &a->state;
+    a->opt.handler = a->handler.on_message ? &a->handler : NULL;
+    a->opt.stop_fd = a->stop_fd;
+    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+}
+
+/* SIGTERM's stand-in: the agent closes with 1000 and channel_run returns CP_OK. */
+static void agent_stop(struct agent_run *a)
+{
+    uint64_t one = 1;
+    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+    pthread_join(a->thread, NULL);
+    ck_assert_int_eq(a->result, CP_OK);
+}
+
+/* After agent_stop (or with no thread): the dispatcher, sockets and directories go. */
+static void agent_free(struct agent_run *a)
+{
+    dispatch_free(a->d);
+    int fds[] = {a->stop_fd, a->rx, a->tx};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    pthread_mutex_destroy(&a->mu);
+    if (a->root[0])
+        tfx_rm_rf(a->root);
+    tfx_rm_rf(a->dir);
+    free(a);
+}
+
+/* The recording handler: counts welcomes, keeps the last message's type, and answers each
+ * message with an ack as a dispatcher would. */
 static void agent_on_welcome(void *ctx, struct channel *ch, const struct proto_welcome *w)
 {
     struct agent_run *a = ctx;
@@ -1171,11 +1309,10 @@ static void agent_on_message(void *ctx, struct channel *ch, const struct proto_m
     ck_assert_int_eq(channel_send(ch, ack, sizeof(ack) - 1), CP_OK);
 }
 
-static void *agent_main(void *arg)
+static void agent_record(struct agent_run *a)
 {
-    struct agent_run *a = arg;
-    a->result = channel_run(&a->opt);
-    return NULL;
+    a->handler = (struct channel_handler){
+        .ctx = a, .on_welcome = agent_on_welcome, .on_message = agent_on_message};
 }
 
 static int agent_welcomes(struct agent_run *a)
@@ -1193,36 +1330,139 @@ static void wait_welcomes(struct agent_run *a, int n)
     ck_assert_int_ge(agent_welcomes(a), n);
 }
 
+/* The type of the last message the recording handler got. */
+static void agent_last_type(struct agent_run *a, char *out, size_t outsz)
+{
+    pthread_mutex_lock(&a->mu);
+    snprintf(out, outsz, "%s", a->last_type);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The fake server answers a hello with text ("": the default welcome). */
+static void set_welcome(const char *text)
+{
+    pthread_mutex_lock(&fake.mu);
+    fake.welcome = 1;
+    snprintf(fake.welcome_text, sizeof(fake.welcome_text), "%s", text);
+    pthread_mutex_unlock(&fake.mu);
+}
+
+/* Starts the fake server (answering hellos with the default welcome) and connects agent a to it
+ * (backoff up to backoff_max_ms); returns once its first hello is in. */
+static void agent_serve(struct agent_run *a, struct srv *s, unsigned backoff_max_ms)
+{
+    srv_start(s, 0, NULL, 1);
+    set_welcome("");
+    agent_connect(a, s->port, backoff_max_ms);
+    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+}
+
+/* A new agent with its dispatcher (progress_s as in agent_dispatch), served by s (agent_serve). */
+static struct agent_run *agent_up(struct srv *s, unsigned progress_s, unsigned backoff_max_ms)
+{
+    struct agent_run *a = agent_new(1);
+    agent_dispatch(a, progress_s, 0);
+    agent_serve(a, s, backoff_max_ms);
+    return a;
+}
+
+/* Stops agent a, then its server, and frees the agent. */
+static void agent_down(struct agent_run *a, struct srv *s)
+{
+    agent_stop(a);
+    srv_stop(s);
+    agent_free(a);
+}
+
+/* The start of capture CAP_1 ("t1", to /var/captures/t1.cap) by CMD_START, into out. limits:
+ * spec members put before storageLocation, each with its comma ("" for none); udp_port > 0:
+ * one filter, UDP to that local port, with filter_extra's members (each with its comma) before
+ * localPort; 0: no filter. */
+static void start_t1(char *out, size_t outsz, const char *limits, const char *filter_extra,
+                     unsigned udp_port)
+{
+    char filters[256] = "[]";
+    if (udp_port) {
+        int f = snprintf(filters, sizeof(filters),
+                         "[{\"protocol\":\"UDP\",%s\"localPort\":\"%u\"}]", filter_extra, udp_port);
+        ck_assert(f > 0 && (size_t)f < sizeof(filters));
+    }
+    int n = snprintf(out, outsz,
+                     "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1
+                     "\",\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",%s"
+                     "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
+                     "\"filters\":%s}}",
+                     limits, filters);
+    ck_assert(n > 0 && (size_t)n < outsz);
+}
+
+/* The n-th (from 1) message the server got that contains both needles, parsed; NULL when none
+ * arrives within WAIT_MS. */
+static json_t *wait_report(const char *n1, const char *n2, int nth, char *raw, size_t rawsz)
+{
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        json_t *found = NULL;
+        pthread_mutex_lock(&fake.mu);
+        int seen = 0;
+        for (char *line = fake.all; *line && !found;) {
+            char *end = strchr(line, '\n');
+            size_t len = (size_t)(end - line);
+            if (has_bytes(line, len, n1) && has_bytes(line, len, n2) && ++seen == nth) {
+                json_error_t jerr;
+                found = json_loadb(line, len, 0, &jerr);
+                snprintf(raw, rawsz, "%.*s", (int)len, line);
+            }
+            line = end + 1;
+        }
+        pthread_mutex_unlock(&fake.mu);
+        if (found)
+            return found;
+        sleep_ms(10);
+    }
+    return NULL;
+}
+
+/* Sends the stop of CAP_1 (CMD_STOP, Manual) and returns its completed, which must come and say
+ * Manual (raw: its text); the caller decrefs it. */
+static json_t *stop_t1(struct srv *s, char *raw, size_t rawsz)
+{
+    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
+                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
+    ck_assert_int_eq(hub_send(s->hub, "a1", stop, sizeof(stop) - 1), CP_OK);
+    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, rawsz);
+    ck_assert_msg(done != NULL, "no completed after the stop");
+    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    return done;
+}
+
+/* The nth ack for command cmd, which must have come and say ok (raw: its text); the caller
+ * decrefs it. */
+static json_t *wait_ok_ack(const char *cmd, int nth, char *raw, size_t rawsz)
+{
+    json_t *ack = wait_report("\"type\":\"ack\"", cmd, nth, raw, rawsz);
+    ck_assert_msg(ack != NULL, "no ack #%d for %s", nth, cmd);
+    ck_assert_msg(json_is_true(json_object_get(ack, "ok")), "%s refused: %s", cmd, raw);
+    return ack;
+}
+
 START_TEST(agent_channel_end_to_end)
 {
     struct srv s;
     struct hub_options ho = {.heartbeat_ms = 100};
     srv_start(&s, 0, &ho, 1);
-    pthread_mutex_lock(&fake.mu);
-    fake.welcome = 1;
-    pthread_mutex_unlock(&fake.mu);
+    set_welcome("");
     unsigned port = s.port;
-
-    char dir[] = "/tmp/nw-channel-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    struct agent_run *a = calloc(1, sizeof(*a));
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    pthread_mutex_init(&a->mu, NULL);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    static struct channel_handler handler;
-    handler = (struct channel_handler){
-        .ctx = NULL, .on_welcome = agent_on_welcome, .on_message = agent_on_message};
-    handler.ctx = a;
-    a->opt = (struct channel_options){.host = "127.0.0.1",
-                                      .port = port,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 200};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    struct agent_run *a = agent_new(0);
+    agent_record(a);
+    agent_connect(a, port, 200);
 
     /* hello: what the protocol asks for. */
     ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
@@ -1253,9 +1493,7 @@ START_TEST(agent_channel_end_to_end)
     ck_assert_int_eq(hub_send(s.hub, "a1", start, sizeof(start) - 1), CP_OK);
     ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
     char type[32];
-    pthread_mutex_lock(&a->mu);
-    snprintf(type, sizeof(type), "%s", a->last_type);
-    pthread_mutex_unlock(&a->mu);
+    agent_last_type(a, type, sizeof(type));
     ck_assert_str_eq(type, "start");
 
     /* The server restarts on the same port: the agent comes back by itself. */
@@ -1265,155 +1503,52 @@ START_TEST(agent_channel_end_to_end)
     ck_assert_int_eq(wait_count(&fake.hellos, 2, 10000), 2);
     wait_welcomes(a, 2);
 
-    /* SIGTERM's stand-in: the agent closes with 1000 and channel_run returns. */
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    ck_assert_int_eq(a->result, CP_OK);
+    agent_stop(a);
     ck_assert_int_eq(wait_count(&fake.closes, 2, WAIT_MS), 2);
     srv_stop(&s);
-    close(a->stop_fd);
-    pthread_mutex_destroy(&a->mu);
-    free(a);
-    rm_rf(dir);
+    agent_free(a);
 }
 END_TEST
 
 /* The agent keeps retrying (with backoff) while nothing listens, and a refused token. */
 START_TEST(agent_retries_without_server)
 {
-    char dir[] = "/tmp/nw-channel-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    struct agent_state st;
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &st, &e), CP_OK);
-    int stop = eventfd(0, EFD_CLOEXEC);
+    struct agent_run *a = agent_new(0);
     /* A port nobody listens on: bind one and close it. */
     struct srv s;
     srv_start(&s, 0, NULL, 1);
-    unsigned port = s.port;
-    struct channel_options o = {.host = "127.0.0.1",
-                                .port = port,
-                                .token = "bad",
-                                .state = &st,
-                                .stop_fd = stop,
-                                .backoff_min_ms = 10,
-                                .backoff_max_ms = 50};
-    struct agent_run *a = calloc(1, sizeof(*a));
-    a->opt = o;
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
+    a->opt.token = "bad";
+    a->opt.backoff_min_ms = 10;
+    agent_connect(a, s.port, 50);
     sleep_ms(300); /* several refused upgrades (401) */
     ck_assert_int_eq(count(&fake.opens), 0);
     srv_stop(&s);
     sleep_ms(200); /* several refused connects */
-    uint64_t one = 1;
-    ck_assert_int_eq(write(stop, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    ck_assert_int_eq(a->result, CP_OK);
-    free(a);
-    close(stop);
-    rm_rf(dir);
+    agent_stop(a);
+    agent_free(a);
 }
 END_TEST
 
 /* ---- the real agent with its dispatcher: start, capture, stop, completed ------------------- */
 
-/* The n-th (from 1) message the server got that contains both needles, parsed; NULL when none
- * arrives within WAIT_MS. */
-static json_t *wait_report(const char *n1, const char *n2, int nth, char *raw, size_t rawsz)
-{
-    for (int i = 0; i < WAIT_MS / 10; i++) {
-        json_t *found = NULL;
-        pthread_mutex_lock(&fake.mu);
-        int seen = 0;
-        for (char *line = fake.all; *line && !found;) {
-            char *end = strchr(line, '\n');
-            size_t len = (size_t)(end - line);
-            if (has_bytes(line, len, n1) && has_bytes(line, len, n2) && ++seen == nth) {
-                json_error_t jerr;
-                found = json_loadb(line, len, 0, &jerr);
-                snprintf(raw, rawsz, "%.*s", (int)len, line);
-            }
-            line = end + 1;
-        }
-        pthread_mutex_unlock(&fake.mu);
-        if (found)
-            return found;
-        sleep_ms(10);
-    }
-    return NULL;
-}
-
-#define CMD_START   "11111111-1111-4111-8111-111111111111"
-#define CAP_1       "22222222-2222-4222-8222-222222222222"
-#define CMD_STOP    "33333333-3333-4333-8333-333333333333"
-#define CMD_WINDOWS "44444444-4444-4444-8444-444444444444"
-#define CAP_2       "55555555-5555-4555-8555-555555555555"
-#define VM_TARGET                                                                                  \
-    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"             \
-    "Microsoft.Compute/virtualMachines/vm1"
-
 START_TEST(agent_dispatch_capture)
 {
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    pthread_mutex_lock(&fake.mu);
-    fake.welcome = 1;
-    pthread_mutex_unlock(&fake.mu);
+    struct agent_run *a = agent_up(&s, 0, 200);
 
-    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    struct agent_run *a = calloc(1, sizeof(*a));
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    struct dispatch *d = NULL;
-    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    static struct channel_handler handler;
-    dispatch_handler(d, &handler);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    a->opt = (struct channel_options){.host = "127.0.0.1",
-                                      .port = s.port,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 200};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
-
-    /* The UDP port the filter names: a bound socket, so the packets are plain delivered UDP. */
-    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t slen = sizeof(sin);
-    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
+    /* The UDP port the filter names. */
     char start[2048];
-    snprintf(start, sizeof(start),
-             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
-             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\","
-             "\"bytesToCapturePerPacket\":0,\"totalBytesPerSession\":0,\"timeLimitInSeconds\":0,"
-             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
-             "\"filters\":[{\"protocol\":\"UDP\",\"localIPAddress\":\"\",\"remoteIPAddress\":\"\","
-             "\"localPort\":\"%u\",\"remotePort\":\"\"}]}}",
-             (unsigned)ntohs(sin.sin_port));
+    start_t1(start, sizeof(start), NO_LIMITS,
+             "\"localIPAddress\":\"\",\"remoteIPAddress\":\"\",\"remotePort\":\"\",", agent_udp(a));
     ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
     char raw[4096], again[4096];
-    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
-    ck_assert_msg(ack != NULL, "no ack for the start");
-    ck_assert_msg(json_is_true(json_object_get(ack, "ok")), "start refused: %s", raw);
+    json_t *ack = wait_ok_ack(CMD_START, 1, raw, sizeof(raw));
     ck_assert_int_gt(json_integer_value(json_object_get(ack, "at")), 1700000000000LL);
     ck_assert_int_ge(json_integer_value(json_object_get(ack, "seq")), 1);
     json_decref(ack);
 
-    for (int i = 0; i < 5; i++) {
-        static const char payload[] = "netwatch dispatch test";
-        ck_assert_int_eq(
-            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
-            (ssize_t)sizeof(payload));
-    }
+    static const char payload[] = "netwatch dispatch test";
+    agent_send_udp(a, payload, sizeof(payload), 5);
     sleep_ms(200);
 
     /* A resend (as after a reconnect) gets the same ack, seq included, and no second capture. */
@@ -1423,12 +1558,7 @@ START_TEST(agent_dispatch_capture)
     ck_assert_str_eq(again, raw);
     json_decref(ack);
 
-    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
-                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
-    ck_assert_int_eq(hub_send(s.hub, "a1", stop, sizeof(stop) - 1), CP_OK);
-    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
-    ck_assert_msg(done != NULL, "no completed after the stop");
-    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    json_t *done = stop_t1(&s, raw, sizeof(raw));
     json_t *files = json_object_get(done, "files");
     ck_assert_int_eq(json_array_size(files), 1);
     json_t *f0 = json_array_get(files, 0);
@@ -1437,21 +1567,18 @@ START_TEST(agent_dispatch_capture)
     ck_assert_int_gt(bytes, 24);
     ck_assert_int_eq(strlen(json_string_value(json_object_get(f0, "sha256"))), 64);
     json_decref(done);
-    ack = wait_report("\"type\":\"ack\"", CMD_STOP, 1, raw, sizeof(raw));
-    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "stop ack: %s", raw);
-    json_decref(ack);
+    json_decref(wait_ok_ack(CMD_STOP, 1, raw, sizeof(raw)));
     char path[256];
-    snprintf(path, sizeof(path), "%s/t1.cap", root);
+    snprintf(path, sizeof(path), "%s/t1.cap", a->root);
     struct stat stt;
     ck_assert_int_eq(stat(path, &stt), 0);
     ck_assert_int_eq(stt.st_size, bytes);
-    ck_assert_int_eq(dispatch_running(d), 0);
+    ck_assert_int_eq(dispatch_running(a->d), 0);
 
     /* A Windows path cannot be written by a Linux agent. */
     static const char win[] =
         "{\"type\":\"start\",\"commandId\":\"" CMD_WINDOWS "\",\"captureId\":\"" CAP_2 "\","
-        "\"name\":\"t2\",\"spec\":{\"target\":\"" VM_TARGET "\",\"bytesToCapturePerPacket\":0,"
-        "\"totalBytesPerSession\":0,\"timeLimitInSeconds\":0,"
+        "\"name\":\"t2\",\"spec\":{\"target\":\"" VM_TARGET "\"," NO_LIMITS
         "\"storageLocation\":{\"filePath\":\"C:\\\\captures\\\\t2.cap\"},\"filters\":[]}}";
     ck_assert_int_eq(hub_send(s.hub, "a1", win, sizeof(win) - 1), CP_OK);
     ack = wait_report("\"type\":\"ack\"", CMD_WINDOWS, 1, raw, sizeof(raw));
@@ -1461,31 +1588,11 @@ START_TEST(agent_dispatch_capture)
     ck_assert_ptr_nonnull(json_string_value(json_object_get(ack, "message")));
     json_decref(ack);
 
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    ck_assert_int_eq(a->result, CP_OK);
-    dispatch_free(d);
-    srv_stop(&s);
-    close(rx);
-    close(tx);
-    close(a->stop_fd);
-    free(a);
-    unlink(path);
-    rmdir(root);
-    rm_rf(dir);
+    agent_down(a, &s);
 }
 END_TEST
 
 /* ---- hello.sessions and welcome.stop ------------------------------------------------------ */
-
-static void set_welcome(const char *text)
-{
-    pthread_mutex_lock(&fake.mu);
-    fake.welcome = 1;
-    snprintf(fake.welcome_text, sizeof(fake.welcome_text), "%s", text);
-    pthread_mutex_unlock(&fake.mu);
-}
 
 /* The ids in hello.sessions[key] of the n-th hello, comma-separated ("" for none). */
 static void hello_list(int nth, const char *key, char *out, size_t outsz)
@@ -1515,49 +1622,29 @@ static void srv_restart(struct srv *s, int hellos)
     ck_assert_int_eq(wait_count(&fake.hellos, hellos, 10000), hellos);
 }
 
+/* The server's answer to report seq: ok, no longer held. */
+static void send_reply(struct srv *s, json_int_t seq)
+{
+    char reply[128];
+    snprintf(reply, sizeof(reply), "{\"type\":\"reply\",\"seq\":%lld,\"ok\":true}", (long long)seq);
+    ck_assert_int_eq(hub_send(s->hub, "a1", reply, strlen(reply)), CP_OK);
+}
+
 START_TEST(agent_hello_sessions_and_welcome_stop)
 {
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    struct agent_run *a = calloc(1, sizeof(*a));
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    struct dispatch *d = NULL;
-    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    static struct channel_handler handler;
-    dispatch_handler(d, &handler);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    a->opt = (struct channel_options){.host = "127.0.0.1",
-                                      .port = s.port,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 100};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    struct agent_run *a = agent_up(&s, 0, 100);
     char ids[256];
     hello_list(1, "running", ids, sizeof(ids));
     ck_assert_str_eq(ids, "");
     hello_list(1, "finished", ids, sizeof(ids));
     ck_assert_str_eq(ids, "");
 
-    static const char start[] =
-        "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
-        "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"bytesToCapturePerPacket\":0,"
-        "\"totalBytesPerSession\":0,\"timeLimitInSeconds\":0,"
-        "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},\"filters\":[]}}";
-    ck_assert_int_eq(hub_send(s.hub, "a1", start, sizeof(start) - 1), CP_OK);
+    char start[2048];
+    start_t1(start, sizeof(start), NO_LIMITS, "", 0);
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
     char raw[4096], again[4096];
-    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
-    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "start: %s", raw);
-    json_decref(ack);
+    json_decref(wait_ok_ack(CMD_START, 1, raw, sizeof(raw)));
 
     /* The next hello lists the capture as running; this welcome says the server has stopped
      * it meanwhile: the agent ends it and reports Manual. */
@@ -1574,7 +1661,7 @@ START_TEST(agent_hello_sessions_and_welcome_stop)
     json_int_t final_seq = json_integer_value(json_object_get(done, "seq"));
     ck_assert_int_ge(final_seq, 2);
     json_decref(done);
-    ck_assert_int_eq(dispatch_running(d), 0);
+    ck_assert_int_eq(dispatch_running(a->d), 0);
 
     /* Not answered yet: the next hello lists it as finished, and the report goes again. */
     set_welcome("{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15,"
@@ -1590,10 +1677,7 @@ START_TEST(agent_hello_sessions_and_welcome_stop)
     json_decref(done);
 
     /* Answered: no longer held. */
-    char reply[128];
-    snprintf(reply, sizeof(reply), "{\"type\":\"reply\",\"seq\":%lld,\"ok\":true}",
-             (long long)final_seq);
-    ck_assert_int_eq(hub_send(s.hub, "a1", reply, strlen(reply)), CP_OK);
+    send_reply(&s, final_seq);
     sleep_ms(200);
     srv_restart(&s, 4);
     hello_list(4, "running", ids, sizeof(ids));
@@ -1601,18 +1685,7 @@ START_TEST(agent_hello_sessions_and_welcome_stop)
     hello_list(4, "finished", ids, sizeof(ids));
     ck_assert_str_eq(ids, "");
 
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    dispatch_free(d);
-    srv_stop(&s);
-    close(a->stop_fd);
-    free(a);
-    char path[256];
-    snprintf(path, sizeof(path), "%s/t1.cap", root);
-    unlink(path);
-    rmdir(root);
-    rm_rf(dir);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1633,68 +1706,35 @@ static int count_reports(const char *n1, const char *n2)
     return seen;
 }
 
-START_TEST(agent_progress_reports)
+/* The first progress report with the given packets count, waiting up to 3 s; NULL if none. */
+static json_t *wait_progress(const char *packets, char *raw, size_t rawsz)
 {
-    struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    struct agent_run *a = calloc(1, sizeof(*a));
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    struct dispatch *d = NULL;
-    struct dispatch_options dopt = {
-        .capture_root = root, .interfaces = "lo", .state = &a->state, .progress_interval_s = 1};
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    static struct channel_handler handler;
-    dispatch_handler(d, &handler);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    a->opt = (struct channel_options){.host = "127.0.0.1",
-                                      .port = s.port,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 100};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
-
-    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t slen = sizeof(sin);
-    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
-    char start[2048];
-    snprintf(start, sizeof(start),
-             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
-             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\","
-             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
-             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%u\"}]}}",
-             (unsigned)ntohs(sin.sin_port));
-    ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
-    char raw[4096];
-    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
-    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "start: %s", raw);
-    json_decref(ack);
-    int64_t t0 = (int64_t)time(NULL) * 1000;
-    static const char payload[] = "progress test";
-    for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(
-            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
-            (ssize_t)sizeof(payload));
-
-    /* Within a couple of ticks: the totals, and the first packet's time. */
     json_t *p = NULL;
     for (int i = 0; i < 300 && !p; i++) {
-        int n = count_reports("\"type\":\"progress\"", "\"packets\":3");
-        if (n > 0)
-            p = wait_report("\"type\":\"progress\"", "\"packets\":3", 1, raw, sizeof(raw));
+        if (count_reports("\"type\":\"progress\"", packets) > 0)
+            p = wait_report("\"type\":\"progress\"", packets, 1, raw, rawsz);
         else
             sleep_ms(10);
     }
+    return p;
+}
+
+START_TEST(agent_progress_reports)
+{
+    struct srv s;
+    struct agent_run *a = agent_up(&s, 1, 100);
+
+    char start[2048];
+    start_t1(start, sizeof(start), "", "", agent_udp(a));
+    ck_assert_int_eq(hub_send(s.hub, "a1", start, strlen(start)), CP_OK);
+    char raw[4096];
+    json_decref(wait_ok_ack(CMD_START, 1, raw, sizeof(raw)));
+    int64_t t0 = (int64_t)time(NULL) * 1000;
+    static const char payload[] = "progress test";
+    agent_send_udp(a, payload, sizeof(payload), 3);
+
+    /* Within a couple of ticks: the totals, and the first packet's time. */
+    json_t *p = wait_progress("\"packets\":3", raw, sizeof(raw));
     ck_assert_msg(p != NULL, "no progress with 3 packets");
     ck_assert_str_eq(json_string_value(json_object_get(p, "captureId")), CAP_1);
     ck_assert_int_eq(json_integer_value(json_object_get(p, "bytes")),
@@ -1722,33 +1762,14 @@ START_TEST(agent_progress_reports)
     ck_assert_int_eq(count(&fake.hellos), 1);
 
     /* New packets: a new progress with the new totals and the same first packet time. */
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(
-            sendto(tx, payload, sizeof(payload), 0, (struct sockaddr *)&sin, sizeof(sin)),
-            (ssize_t)sizeof(payload));
-    p = NULL;
-    for (int i = 0; i < 300 && !p; i++) {
-        if (count_reports("\"type\":\"progress\"", "\"packets\":5") > 0)
-            p = wait_report("\"type\":\"progress\"", "\"packets\":5", 1, raw, sizeof(raw));
-        else
-            sleep_ms(10);
-    }
+    agent_send_udp(a, payload, sizeof(payload), 2);
+    p = wait_progress("\"packets\":5", raw, sizeof(raw));
     ck_assert_msg(p != NULL, "no progress with 5 packets");
     ck_assert_int_eq(json_integer_value(json_object_get(p, "firstPacketAt")), first);
     ck_assert_int_gt(json_integer_value(json_object_get(p, "seq")), pseq);
     json_decref(p);
 
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    dispatch_free(d);
-    srv_stop(&s);
-    close(rx);
-    close(tx);
-    close(a->stop_fd);
-    free(a);
-    rm_rf(root);
-    rm_rf(dir);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1758,30 +1779,7 @@ END_TEST
 START_TEST(agent_refuses_bad_commands)
 {
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    struct agent_run *a = calloc(1, sizeof(*a));
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    struct dispatch *d = NULL;
-    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    static struct channel_handler handler;
-    dispatch_handler(d, &handler);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    a->opt = (struct channel_options){.host = "127.0.0.1",
-                                      .port = s.port,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 100};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    struct agent_run *a = agent_up(&s, 0, 100);
     static const char *bad[] = {
         "{\"type\":\"start\",\"commandId\":\"c1\",\"captureId\":\"" CAP_1 "\",\"name\":\"t\","
         "\"spec\":{}}",
@@ -1794,34 +1792,19 @@ START_TEST(agent_refuses_bad_commands)
         ck_assert_int_eq(wait_count(&fake.hellos, i + 2, WAIT_MS), i + 2);
     }
     ck_assert_int_eq(count_reports("\"type\":\"ack\"", "\"seq\""), 0);
-    ck_assert_int_eq(dispatch_running(d), 0);
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    dispatch_free(d);
-    srv_stop(&s);
-    close(a->stop_fd);
-    free(a);
-    rm_rf(root);
-    rm_rf(dir);
+    ck_assert_int_eq(dispatch_running(a->d), 0);
+    agent_down(a, &s);
 }
 END_TEST
 
 /* ---- a restart of the agent ---------------------------------------------------------------- */
 
+/* Entries in dir/sub (dot files aside); -1 when there is no such directory. */
 static int files_in(const char *dir, const char *sub)
 {
     char p[256];
     snprintf(p, sizeof(p), "%s/%s", dir, sub);
-    DIR *d = opendir(p);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n;
+    return tfx_count_entries(p);
 }
 
 /* Writes a pcap file (native byte order, Ethernet) with one whole 10-byte record and a torn
@@ -1848,79 +1831,49 @@ static void write_torn_pcap(const char *path)
  * is set aside, neither stopping the agent. */
 START_TEST(agent_restore_ended_while_away)
 {
-    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX", p[256];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    snprintf(p, sizeof(p), "%s/stray", root);
+    struct agent_run *a = agent_new(1);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/stray", a->root);
     ck_assert_int_eq(mkdir(p, 0750), 0);
-    snprintf(p, sizeof(p), "%s/stray/.lost.cap.partial", root);
+    snprintf(p, sizeof(p), "%s/stray/.lost.cap.partial", a->root);
     write_torn_pcap(p);
-    struct agent_run *a = calloc(1, sizeof(*a));
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    snprintf(p, sizeof(p), "%s/sessions", dir);
+    snprintf(p, sizeof(p), "%s/sessions", a->dir);
     ck_assert_int_eq(mkdir(p, 0700), 0);
-    snprintf(p, sizeof(p), "%s/sessions/" CAP_2 ".json", dir);
-    FILE *f = fopen(p, "w");
-    fputs("{\"version\":1,", f);
-    fclose(f);
+    snprintf(p, sizeof(p), "%s/sessions/" CAP_2 ".json", a->dir);
+    write_text(p, "{\"version\":1,");
 
-    struct dispatch *d = NULL;
-    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    snprintf(p, sizeof(p), "%s/stray/lost.cap", root);
+    agent_dispatch(a, 0, 0);
+    snprintf(p, sizeof(p), "%s/stray/lost.cap", a->root);
     struct stat st;
     ck_assert_msg(stat(p, &st) == 0 && st.st_size == 24 + 16 + 10, "stray partial not salvaged");
-    ck_assert_int_eq(files_in(dir, "corrupt"), 1);
-    ck_assert_int_eq(files_in(dir, "sessions"), 0);
+    ck_assert_int_eq(files_in(a->dir, "corrupt"), 1);
+    ck_assert_int_eq(files_in(a->dir, "sessions"), 0);
 
     /* A start handled with no channel (as between connections). */
-    static struct channel_handler handler;
-    dispatch_handler(d, &handler);
-    static const char start[] =
-        "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
-        "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"timeLimitInSeconds\":1,"
-        "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},\"filters\":[]}}";
-    struct proto_msg m = {.type = PROTO_NONE};
-    ck_assert_int_eq(proto_decode(start, sizeof(start) - 1, &m, &e), CP_OK);
-    handler.on_message(handler.ctx, NULL, &m);
-    proto_msg_clear(&m);
-    ck_assert_int_eq(dispatch_running(d), 1);
-    ck_assert_int_eq(files_in(dir, "sessions"), 1);
-    ck_assert_int_eq(files_in(dir, "reports"), 1); /* the ack, unanswered */
+    char start[2048];
+    start_t1(start, sizeof(start), "\"timeLimitInSeconds\":1,", "", 0);
+    agent_deliver(a, start);
+    ck_assert_int_eq(dispatch_running(a->d), 1);
+    ck_assert_int_eq(files_in(a->dir, "sessions"), 1);
+    ck_assert_int_eq(files_in(a->dir, "reports"), 1); /* the ack, unanswered */
     sleep_ms(100);
-    dispatch_free(d); /* a clean stop: paused, its file complete */
-    snprintf(p, sizeof(p), "%s/t1.cap", root);
+    agent_pause(a); /* a clean stop: paused, its file complete */
+    snprintf(p, sizeof(p), "%s/t1.cap", a->root);
     ck_assert_int_eq(stat(p, &st), 0);
     sleep_ms(1100);
 
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    ck_assert_int_eq(dispatch_running(d), 0);
-    ck_assert_int_eq(files_in(dir, "reports"), 2);
+    agent_dispatch(a, 0, 1);
+    ck_assert_int_eq(dispatch_running(a->d), 0);
+    ck_assert_int_eq(files_in(a->dir, "reports"), 2);
 
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    dispatch_handler(d, &handler);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    a->opt = (struct channel_options){.host = "127.0.0.1",
-                                      .port = s.port,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 100};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    agent_serve(a, &s, 100);
     char ids[256], raw[4096];
     hello_list(1, "finished", ids, sizeof(ids));
     ck_assert_str_eq(ids, CAP_1);
     hello_list(1, "running", ids, sizeof(ids));
     ck_assert_str_eq(ids, "");
-    json_t *ack = wait_report("\"type\":\"ack\"", CMD_START, 1, raw, sizeof(raw));
-    ck_assert_msg(ack != NULL && json_is_true(json_object_get(ack, "ok")), "ack: %s", raw);
+    json_t *ack = wait_ok_ack(CMD_START, 1, raw, sizeof(raw));
     json_int_t ack_seq = json_integer_value(json_object_get(ack, "seq"));
     json_decref(ack);
     json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
@@ -1939,27 +1892,14 @@ START_TEST(agent_restore_ended_while_away)
     json_decref(done);
 
     /* Answered: nothing of it is left in the state directory. */
-    char reply[128];
-    json_int_t seqs[2] = {ack_seq, done_seq};
-    for (int i = 0; i < 2; i++) {
-        snprintf(reply, sizeof(reply), "{\"type\":\"reply\",\"seq\":%lld,\"ok\":true}",
-                 (long long)seqs[i]);
-        ck_assert_int_eq(hub_send(s.hub, "a1", reply, strlen(reply)), CP_OK);
-    }
-    for (int i = 0; i < 200 && (files_in(dir, "reports") || files_in(dir, "sessions")); i++)
+    send_reply(&s, ack_seq);
+    send_reply(&s, done_seq);
+    for (int i = 0; i < 200 && (files_in(a->dir, "reports") || files_in(a->dir, "sessions")); i++)
         sleep_ms(10);
-    ck_assert_int_eq(files_in(dir, "reports"), 0);
-    ck_assert_int_eq(files_in(dir, "sessions"), 0);
+    ck_assert_int_eq(files_in(a->dir, "reports"), 0);
+    ck_assert_int_eq(files_in(a->dir, "sessions"), 0);
 
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    dispatch_free(d);
-    srv_stop(&s);
-    close(a->stop_fd);
-    free(a);
-    rm_rf(root);
-    rm_rf(dir);
+    agent_down(a, &s);
 }
 END_TEST
 
@@ -1968,75 +1908,32 @@ END_TEST
  * sizes and SHA-256, the packets of each life in its file; the seq goes on from the first life. */
 START_TEST(agent_restore_resumes_into_new_file)
 {
-    char dir[] = "/tmp/nw-channel-XXXXXX", root[] = "/tmp/nw-captures-XXXXXX", p[256];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    ck_assert_ptr_nonnull(mkdtemp(root));
-    struct agent_run *a = calloc(1, sizeof(*a));
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    struct dispatch *d = NULL;
-    struct dispatch_options dopt = {.capture_root = root, .interfaces = "lo", .state = &a->state};
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    static struct channel_handler handler;
-    dispatch_handler(d, &handler);
-    int rx = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t slen = sizeof(sin);
-    ck_assert_int_eq(bind(rx, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(getsockname(rx, (struct sockaddr *)&sin, &slen), 0);
-    char start[2048];
-    snprintf(start, sizeof(start),
-             "{\"type\":\"start\",\"commandId\":\"" CMD_START "\",\"captureId\":\"" CAP_1 "\","
-             "\"name\":\"t1\",\"spec\":{\"target\":\"" VM_TARGET "\",\"timeLimitInSeconds\":60,"
-             "\"storageLocation\":{\"filePath\":\"/var/captures/t1.cap\"},"
-             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%u\"}]}}",
-             (unsigned)ntohs(sin.sin_port));
-    struct proto_msg m = {.type = PROTO_NONE};
-    ck_assert_int_eq(proto_decode(start, strlen(start), &m, &e), CP_OK);
-    handler.on_message(handler.ctx, NULL, &m);
-    proto_msg_clear(&m);
-    ck_assert_int_eq(dispatch_running(d), 1);
+    struct agent_run *a = agent_new(1);
+    agent_dispatch(a, 0, 0);
+    char start[2048], p[256];
+    start_t1(start, sizeof(start), "\"timeLimitInSeconds\":60,", "", agent_udp(a));
+    agent_deliver(a, start);
+    ck_assert_int_eq(dispatch_running(a->d), 1);
     sleep_ms(100);
-    for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(sendto(tx, "first", 5, 0, (struct sockaddr *)&sin, sizeof(sin)), 5);
+    agent_send_udp(a, "first", 5, 3);
     sleep_ms(300);
-    dispatch_free(d);
+    agent_pause(a);
 
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    ck_assert_int_eq(dispatch_new(&dopt, &d, &e), CP_OK);
-    ck_assert_int_eq(dispatch_running(d), 1);
-    snprintf(p, sizeof(p), "%s/.t1.1.cap.partial", root);
+    agent_dispatch(a, 0, 1);
+    ck_assert_int_eq(dispatch_running(a->d), 1);
+    snprintf(p, sizeof(p), "%s/.t1.1.cap.partial", a->root);
     struct stat st;
     ck_assert_msg(stat(p, &st) == 0, "the resumed session writes no t1.1.cap");
     sleep_ms(100);
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(sendto(tx, "second", 6, 0, (struct sockaddr *)&sin, sizeof(sin)), 6);
+    agent_send_udp(a, "second", 6, 2);
     sleep_ms(300);
 
     struct srv s;
-    srv_start(&s, 0, NULL, 1);
-    set_welcome("");
-    dispatch_handler(d, &handler);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    a->opt = (struct channel_options){.host = "127.0.0.1",
-                                      .port = s.port,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 100};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
-    ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
+    agent_serve(a, &s, 100);
     char ids[256], raw[4096];
     hello_list(1, "running", ids, sizeof(ids));
     ck_assert_str_eq(ids, CAP_1);
-    static const char stop[] = "{\"type\":\"stop\",\"commandId\":\"" CMD_STOP
-                               "\",\"captureId\":\"" CAP_1 "\",\"reason\":\"Manual\"}";
-    ck_assert_int_eq(hub_send(s.hub, "a1", stop, sizeof(stop) - 1), CP_OK);
-    json_t *done = wait_report("\"type\":\"completed\"", CAP_1, 1, raw, sizeof(raw));
-    ck_assert_msg(done != NULL, "no completed");
-    ck_assert_str_eq(json_string_value(json_object_get(done, "stopReason")), "Manual");
+    json_t *done = stop_t1(&s, raw, sizeof(raw));
     ck_assert_int_gt(json_integer_value(json_object_get(done, "seq")), 1);
     json_t *files = json_object_get(done, "files");
     ck_assert_int_eq(json_array_size(files), 2);
@@ -2048,7 +1945,7 @@ START_TEST(agent_restore_resumes_into_new_file)
         char want[64];
         snprintf(want, sizeof(want), "/var/captures/%s", names[i]);
         ck_assert_str_eq(json_string_value(json_object_get(fi, "path")), want);
-        snprintf(p, sizeof(p), "%s/%s", root, names[i]);
+        snprintf(p, sizeof(p), "%s/%s", a->root, names[i]);
         ck_assert_int_eq(stat(p, &st), 0);
         ck_assert_int_eq(json_integer_value(json_object_get(fi, "bytes")), st.st_size);
         /* Ethernet + IPv4 + UDP headers and the payload, with a 16-byte record header each. */
@@ -2057,85 +1954,22 @@ START_TEST(agent_restore_resumes_into_new_file)
     }
     json_decref(done);
 
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    dispatch_free(d);
-    srv_stop(&s);
-    close(rx);
-    close(tx);
-    close(a->stop_fd);
-    free(a);
-    rm_rf(root);
-    rm_rf(dir);
+    agent_down(a, &s);
 }
 END_TEST
 
 /* ---- the real agent channel over TLS ------------------------------------------------------ */
 
-static void write_text(const char *path, const char *text)
+/* Starts the agent (recording handler) over https to host:port, trusting ca_file (NULL: the
+ * system store), with a quick backoff. */
+static void agent_tls_connect(struct agent_run *a, const char *host, unsigned port,
+                              const char *ca_file)
 {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fputs(text, f) >= 0, 1);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Starts the real agent channel in a thread: state in dir, https to host:port, trusting ca_file
- * (NULL: the system store), quick backoff. */
-static struct agent_run *agent_tls_start(const char *dir, const char *host, unsigned port,
-                                         const char *ca_file)
-{
-    struct agent_run *a = calloc(1, sizeof(*a));
-    ck_assert_ptr_nonnull(a);
-    struct cp_error e = {{0}, {0}, {0}};
-    ck_assert_int_eq(agent_state_open(dir, &a->state, &e), CP_OK);
-    pthread_mutex_init(&a->mu, NULL);
-    ck_assert_int_ge(a->stop_fd = eventfd(0, EFD_CLOEXEC), 0);
-    static struct channel_handler handler;
-    handler = (struct channel_handler){
-        .ctx = a, .on_welcome = agent_on_welcome, .on_message = agent_on_message};
-    a->opt = (struct channel_options){.host = host,
-                                      .port = port,
-                                      .tls = 1,
-                                      .ca_file = ca_file,
-                                      .token = "good",
-                                      .state = &a->state,
-                                      .handler = &handler,
-                                      .stop_fd = a->stop_fd,
-                                      .backoff_min_ms = 20,
-                                      .backoff_max_ms = 200};
-    ck_assert_int_eq(pthread_create(&a->thread, NULL, agent_main, a), 0);
-    return a;
-}
-
-/* SIGTERM's stand-in; channel_run must return CP_OK. */
-static void agent_stop(struct agent_run *a)
-{
-    uint64_t one = 1;
-    ck_assert_int_eq(write(a->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-    pthread_join(a->thread, NULL);
-    ck_assert_int_eq(a->result, CP_OK);
-    close(a->stop_fd);
-    pthread_mutex_destroy(&a->mu);
-    free(a);
-}
-
-static void remove_dir(const char *dir)
-{
-    char path[96];
-    snprintf(path, sizeof(path), "%s/seq", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/ca.pem", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
-static void free_next_cert(void)
-{
-    free(next_cert);
-    free(next_key);
-    next_cert = next_key = NULL;
+    agent_record(a);
+    a->opt.host = host;
+    a->opt.tls = 1;
+    a->opt.ca_file = ca_file;
+    agent_connect(a, port, 200);
 }
 
 /* stderr (where log lines go) into a file while a case runs, to check what the agent logged. */
@@ -2183,10 +2017,9 @@ static int occurrences(const char *hay, const char *needle)
  * dispatcher's answer, a server restart, and the stop. */
 START_TEST(agent_tls_end_to_end)
 {
-    char dir[] = "/tmp/nw-channel-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct agent_run *a = agent_new(0);
     char ca[96];
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", a->dir);
     make_cert(&next_cert, &next_key);
     write_text(ca, next_cert);
     struct srv s;
@@ -2195,10 +2028,8 @@ START_TEST(agent_tls_end_to_end)
     struct hub_options ho = {.heartbeat_ms = 100, .timeout_ms = 1000};
     srv_start(&s, 0, &ho, 1);
     unsigned port = s.port;
-    pthread_mutex_lock(&fake.mu);
-    fake.welcome = 1;
-    pthread_mutex_unlock(&fake.mu);
-    struct agent_run *a = agent_tls_start(dir, "127.0.0.1", port, ca);
+    set_welcome("");
+    agent_tls_connect(a, "127.0.0.1", port, ca);
 
     ck_assert_int_eq(wait_count(&fake.hellos, 1, WAIT_MS), 1);
     char copy[2048];
@@ -2227,9 +2058,7 @@ START_TEST(agent_tls_end_to_end)
     free(big);
     ck_assert_int_eq(wait_count(&fake.messages, before + 1, WAIT_MS), before + 1);
     char type[32];
-    pthread_mutex_lock(&a->mu);
-    snprintf(type, sizeof(type), "%s", a->last_type);
-    pthread_mutex_unlock(&a->mu);
+    agent_last_type(a, type, sizeof(type));
     ck_assert_str_eq(type, "start");
     ck_assert_ptr_nonnull(strstr(fake_copy(fake.last, copy, sizeof(copy)), "\"type\":\"ack\""));
 
@@ -2244,7 +2073,7 @@ START_TEST(agent_tls_end_to_end)
     ck_assert_int_eq(wait_count(&fake.closes, 2, WAIT_MS), 2);
     srv_stop(&s);
     free_next_cert();
-    remove_dir(dir);
+    agent_free(a);
 }
 END_TEST
 
@@ -2253,17 +2082,16 @@ END_TEST
  * token never reaches it, every attempt fails and is retried, and the log says why. */
 static void agent_tls_refused(const char *san, const char *host, int with_ca, const char *why)
 {
-    char dir[] = "/tmp/nw-channel-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    struct agent_run *a = agent_new(0);
     char ca[96];
-    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", a->dir);
     make_cert_for(san, &next_cert, &next_key);
     write_text(ca, next_cert);
     struct srv s;
     srv_start(&s, 0, NULL, 1);
     struct log_capture lc;
     log_capture_start(&lc);
-    struct agent_run *a = agent_tls_start(dir, host, s.port, with_ca ? ca : NULL);
+    agent_tls_connect(a, host, s.port, with_ca ? ca : NULL);
     sleep_ms(500); /* several attempts at 20..200 ms of backoff */
     agent_stop(a);
     char *logged = log_capture_stop(&lc);
@@ -2276,7 +2104,7 @@ static void agent_tls_refused(const char *san, const char *host, int with_ca, co
     free(logged);
     srv_stop(&s);
     free_next_cert();
-    remove_dir(dir);
+    agent_free(a);
 }
 
 START_TEST(agent_tls_wrong_host)
@@ -2330,7 +2158,7 @@ START_TEST(agent_state_persists)
     struct agent_state third;
     ck_assert_int_eq(agent_state_open(sub, &third, &e), CP_OK);
     ck_assert_uint_eq(third.next_seq, again.next_seq);
-    rm_rf(dir);
+    tfx_rm_rf(dir);
 }
 END_TEST
 

@@ -6,15 +6,14 @@
 #include "agent/spool.h"
 
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "tests/capture/test_fixture.h"
 
 #define CAP_A "22222222-2222-4222-8222-222222222222"
 #define CAP_B "66666666-6666-4666-8666-666666666666"
@@ -22,27 +21,15 @@
 
 static char dir[64];
 
-static void rm_rf(const char *path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", "--", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
 static void setup(void)
 {
     log_level = LOG_LEVEL_ERROR;
-    snprintf(dir, sizeof(dir), "/tmp/nw-spool-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tfx_mkdtemp(dir, sizeof(dir), "/tmp/nw-spool");
 }
 
 static void teardown(void)
 {
-    rm_rf(dir);
+    tfx_rm_rf(dir);
 }
 
 struct got {
@@ -109,20 +96,13 @@ static int mode_of(const char *path)
     return (int)(st.st_mode & 07777);
 }
 
-/* Names in dir/sub, one line each, into out. */
+/* Entries in dir/sub (dot files aside); 0 when there is no such directory. */
 static int count_files(const char *sub)
 {
     char p[256];
     snprintf(p, sizeof(p), "%s/%s", dir, sub);
-    DIR *d = opendir(p);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n;
+    int n = tfx_count_entries(p);
+    return n < 0 ? 0 : n;
 }
 
 static void write_file(const char *rel, const char *text)
@@ -302,16 +282,6 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("agent_spool");
-    TCase *t = tcase_create("spool");
-    tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, round_trip);
-    tcase_add_test(t, corrupt_files_set_aside);
-    tcase_add_test(t, bounds);
-    suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    const TTest *cases[] = {round_trip, corrupt_files_set_aside, bounds, NULL};
+    return tfx_run(tfx_suite("agent_spool", setup, teardown, cases)) ? 1 : 0;
 }
