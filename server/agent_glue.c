@@ -666,9 +666,11 @@ enum cp_err agent_glue_new(struct agent_glue **out)
         struct shard *sh = &g->shards[i];
         sh->g = g;
         pthread_mutex_init(&sh->mu, NULL);
-        sh->reps = calloc(GLUE_BATCH_MAX, sizeof(*sh->reps));
-        sh->msgs = calloc(GLUE_BATCH_MAX + 1, sizeof(*sh->msgs)); /* + the one past a batch */
-        sh->its = calloc(GLUE_BATCH_MAX, sizeof(*sh->its));
+        /* malloc, not calloc: an idle server keeps these pages untouched (not resident);
+         * every slot is written before it is read. */
+        sh->reps = malloc(GLUE_BATCH_MAX * sizeof(*sh->reps));
+        sh->msgs = malloc((GLUE_BATCH_MAX + 1) * sizeof(*sh->msgs)); /* + the one past a batch */
+        sh->its = malloc(GLUE_BATCH_MAX * sizeof(*sh->its));
         if (!sh->reps || !sh->msgs || !sh->its || workers_start(1, &sh->w) != CP_OK) {
             agent_glue_free(g);
             return CP_ENOMEM;
