@@ -194,6 +194,31 @@ enum cp_err core_capture_progress(struct core *core, const char *agent_id, const
                                   int64_t packets, int64_t bytes, int64_t drops, int64_t files,
                                   int64_t first_packet_ms, int64_t seq,
                                   struct cp_error *e) CP_MUST_USE;
+/* One agent report, for core_reports_apply (strings borrowed). */
+enum core_report_kind { CORE_REPORT_ACK, CORE_REPORT_END, CORE_REPORT_PROGRESS };
+struct core_report {
+    enum core_report_kind kind;
+    const char *agent_id;
+    const char *id;             /* ack: the command id; end, progress: the session id */
+    int ok;                     /* ack: the command was carried out */
+    const char *code, *message; /* ack not ok, or an end in Error (stop_reason NULL) */
+    const char *stop_reason;    /* end: Stopped with this reason */
+    int64_t at_ms;              /* ack: when the capture started (0 = now) */
+    int64_t seq;
+    int64_t packets, bytes, drops, files, first_packet_ms; /* progress */
+    /* Results: err is CP_OK (applied, or applied before: applied = 0), CP_EFORBIDDEN (refused,
+     * e says why: not this agent's session or command) or the store's failure. */
+    enum cp_err err;
+    struct cp_error e;
+    int applied;
+    int64_t watcher_id; /* the watcher whose cached captures changed (0: none) */
+};
+/* Applies n reports, in order, in one write job: they share one group commit, each with its
+ * own seq check, as core_capture_acked/ended/progress would apply them one by one. A refused
+ * report changes nothing and the others go on. Any other failure undoes the whole job: every
+ * report gets that error and none is applied, so no report of an agent is ever applied after
+ * an earlier one of the same agent that failed. Returns CP_OK when the job committed. */
+enum cp_err core_reports_apply(struct core *core, struct core_report *r, size_t n) CP_MUST_USE;
 /* The timers, run by the server every few seconds: sessions still NotStarted deadline_ms after
  * their create end in Error (and a stop is owed in case the start got through), failing the
  * create when none started; Running sessions past their time limit plus grace_ms end in

@@ -28,6 +28,23 @@ struct core_dispatch {
     unsigned long long pushed, handled;
     int rescan; /* the queue overflowed (or start-up): read running creates from the store */
     int stopping;
+    /* The recorder thread writes "sent" (pending -> sent, a start's dispatched time) for the
+     * commands a turn handed out, so that the dispatcher goes on to the next turn's starts
+     * instead of waiting for that commit. Its FIFO (guarded by mu) also carries the turns'
+     * counts: handled moves only once a turn's sends are recorded, in order. */
+    pthread_t recorder;
+    int recorder_running;
+    pthread_cond_t rec_cv;
+    struct rec *rec_head, *rec_tail;
+    int rec_stopping;
+};
+
+/* One turn's sent commands (ids owned; n may be 0) and how many entries the turn had. */
+struct rec {
+    struct rec *next;
+    char (*ids)[DB_COMMAND_ID_MAX];
+    size_t n;
+    int turn_n;
 };
 
 /* One create (or one command) being handled in a turn. */
@@ -238,9 +255,14 @@ static int is_scale_set(const char *target)
     return armid_parse(target, &id, NULL, NULL) == CP_OK && id.kind == ARMID_VMSS;
 }
 
-static void run_turn(struct core_dispatch *d, struct turn *t)
+/* Runs a turn; *sent (owned, *n_sent ids) gets the commands handed to agents, for the
+ * recorder. */
+static void run_turn(struct core_dispatch *d, struct turn *t, char (**sent_out)[DB_COMMAND_ID_MAX],
+                     size_t *n_sent_out)
 {
     struct core *core = d->core;
+    *sent_out = NULL;
+    *n_sent_out = 0;
     if (db_store_read(core->store, load_run, t, NULL) != CP_OK) {
         log_warnx("component=dispatch event=load_failed count=%d", t->n);
         return; /* creates stay InProgress (the next rescan retries); commands stay owed */
@@ -279,10 +301,8 @@ static void run_turn(struct core_dispatch *d, struct turn *t)
     if (n_cmds) {
         char(*sent)[DB_COMMAND_ID_MAX] = malloc(n_cmds * sizeof(*sent));
         size_t n_sent = sent ? send_all(core, t, sent, n_cmds) : 0;
-        if (n_sent &&
-            core_commands_sent(core, (const char(*)[DB_COMMAND_ID_MAX])sent, n_sent, NULL) != CP_OK)
-            log_warnx("component=dispatch event=sent_not_recorded count=%zu", n_sent);
-        free(sent);
+        *sent_out = sent;
+        *n_sent_out = n_sent;
     }
     if (!failures)
         return;
@@ -323,15 +343,83 @@ static void *dispatch_main(void *arg)
             t.n++;
         }
         pthread_mutex_unlock(&d->mu);
-        run_turn(d, &t);
+        char(*sent)[DB_COMMAND_ID_MAX] = NULL;
+        size_t n_sent = 0;
+        run_turn(d, &t, &sent, &n_sent);
         for (int i = 0; i < t.n; i++)
             entry_clear(&t.entries[i]);
+        struct rec *r = NULL;
+        if (n_sent && !(r = calloc(1, sizeof(*r)))) {
+            /* No room to hand it over: recorded here, as before the recorder. */
+            if (core_commands_sent(d->core, (const char(*)[DB_COMMAND_ID_MAX])sent, n_sent, NULL) !=
+                CP_OK)
+                log_warnx("component=dispatch event=sent_not_recorded count=%zu", n_sent);
+        }
+        if (!r)
+            free(sent);
         pthread_mutex_lock(&d->mu);
-        d->handled += (unsigned long long)t.n;
-        pthread_cond_broadcast(&d->drain_cv);
+        if (!r && d->rec_head)
+            r = calloc(1, sizeof(*r)); /* behind turns still being recorded: keep the order */
+        if (r) {
+            r->ids = n_sent ? sent : NULL;
+            r->n = n_sent;
+            r->turn_n = t.n;
+            if (d->rec_tail)
+                d->rec_tail->next = r;
+            else
+                d->rec_head = r;
+            d->rec_tail = r;
+            pthread_cond_signal(&d->rec_cv);
+        } else {
+            d->handled += (unsigned long long)t.n;
+            pthread_cond_broadcast(&d->drain_cv);
+        }
     }
     pthread_mutex_unlock(&d->mu);
     free(t.entries);
+    return NULL;
+}
+
+static void *recorder_main(void *arg)
+{
+    struct core_dispatch *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->rec_head && !d->rec_stopping)
+            pthread_cond_wait(&d->rec_cv, &d->mu);
+        if (!d->rec_head)
+            break; /* stopping, and everything recorded */
+        struct rec *list = d->rec_head;
+        d->rec_head = d->rec_tail = NULL;
+        pthread_mutex_unlock(&d->mu);
+        /* Everything queued meanwhile in one write. */
+        size_t total = 0;
+        for (struct rec *r = list; r; r = r->next)
+            total += r->n;
+        char(*ids)[DB_COMMAND_ID_MAX] = total ? malloc(total * sizeof(*ids)) : NULL;
+        size_t n = 0;
+        for (struct rec *r = list; ids && r; r = r->next) {
+            memcpy(ids[n], r->ids, r->n * sizeof(*ids));
+            n += r->n;
+        }
+        for (struct rec *r = list; !ids && r; r = r->next) /* out of memory: one by one */
+            if (r->n && core_commands_sent(d->core, (const char(*)[DB_COMMAND_ID_MAX])r->ids, r->n,
+                                           NULL) != CP_OK)
+                log_warnx("component=dispatch event=sent_not_recorded count=%zu", r->n);
+        if (n &&
+            core_commands_sent(d->core, (const char(*)[DB_COMMAND_ID_MAX])ids, n, NULL) != CP_OK)
+            log_warnx("component=dispatch event=sent_not_recorded count=%zu", n);
+        free(ids);
+        pthread_mutex_lock(&d->mu);
+        for (struct rec *r = list, *next; r; r = next) {
+            next = r->next;
+            d->handled += (unsigned long long)r->turn_n;
+            free(r->ids);
+            free(r);
+        }
+        pthread_cond_broadcast(&d->drain_cv);
+    }
+    pthread_mutex_unlock(&d->mu);
     return NULL;
 }
 
@@ -344,6 +432,7 @@ enum cp_err core_dispatch_start(struct core *core, struct core_dispatch **out)
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->work_cv, NULL);
     pthread_cond_init(&d->drain_cv, NULL);
+    pthread_cond_init(&d->rec_cv, NULL);
     /* Creates acknowledged before a restart are queued before anything new. */
     if (db_store_read(core->store, rescan_run, d, NULL) != CP_OK)
         d->rescan = 1;
@@ -351,9 +440,19 @@ enum cp_err core_dispatch_start(struct core *core, struct core_dispatch **out)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&d->thread, NULL, dispatch_main, d);
+    int rc = pthread_create(&d->recorder, NULL, recorder_main, d);
+    d->recorder_running = rc == 0;
+    if (rc == 0)
+        rc = pthread_create(&d->thread, NULL, dispatch_main, d);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
+        if (d->recorder_running) {
+            pthread_mutex_lock(&d->mu);
+            d->rec_stopping = 1;
+            pthread_cond_signal(&d->rec_cv);
+            pthread_mutex_unlock(&d->mu);
+            pthread_join(d->recorder, NULL);
+        }
         free(d);
         return CP_ENOMEM;
     }
@@ -380,6 +479,13 @@ void core_dispatch_stop(struct core_dispatch *d)
     pthread_cond_broadcast(&d->drain_cv);
     pthread_mutex_unlock(&d->mu);
     pthread_join(d->thread, NULL);
+    /* The recorder writes what the dispatcher handed it, then ends. */
+    pthread_mutex_lock(&d->mu);
+    d->rec_stopping = 1;
+    pthread_cond_signal(&d->rec_cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->recorder, NULL);
+    pthread_cond_destroy(&d->rec_cv);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->work_cv);
     pthread_cond_destroy(&d->drain_cv);

@@ -424,23 +424,6 @@ enum cp_err core_sessions_stop(struct db_conn *c, const struct db_capture *cap, 
 
 /* --- reports --- */
 
-struct report_job {
-    const char *agent_id;
-    const char *id; /* command id (ack) or session id */
-    int kind;       /* REPORT_* */
-    int ok;
-    const char *code;
-    const char *message;
-    const char *stop_reason;
-    int64_t at_ms;
-    int64_t seq;
-    int64_t packets, bytes, drops, files, first_packet_ms;
-    int applied;
-    int64_t watcher_id;
-};
-
-enum { REPORT_ACK, REPORT_END, REPORT_PROGRESS };
-
 static enum cp_err not_yours(struct cp_error *e, const char *what, const char *id)
 {
     return cp_fail(e, CP_EFORBIDDEN, "NotYourSession", "",
@@ -448,7 +431,7 @@ static enum cp_err not_yours(struct cp_error *e, const char *what, const char *i
 }
 
 /* Raises the agent's seq; *go = 0 when the report was applied before. */
-static enum cp_err advance(struct db_conn *c, struct report_job *job, int *go)
+static enum cp_err advance(struct db_conn *c, struct core_report *job, int *go)
 {
     *go = 1;
     if (job->seq <= 0)
@@ -456,7 +439,7 @@ static enum cp_err advance(struct db_conn *c, struct report_job *job, int *go)
     return db_agent_advance_seq(c, job->agent_id, job->seq, go);
 }
 
-static enum cp_err apply_ack(struct db_conn *c, struct report_job *job, int64_t now,
+static enum cp_err apply_ack(struct db_conn *c, struct core_report *job, int64_t now,
                              struct cp_error *e)
 {
     struct db_command cmd;
@@ -507,7 +490,7 @@ static enum cp_err apply_ack(struct db_conn *c, struct report_job *job, int64_t 
     return err;
 }
 
-static enum cp_err apply_session_report(struct db_conn *c, struct report_job *job, int64_t now,
+static enum cp_err apply_session_report(struct db_conn *c, struct core_report *job, int64_t now,
                                         struct cp_error *e)
 {
     struct db_session s;
@@ -521,7 +504,7 @@ static enum cp_err apply_session_report(struct db_conn *c, struct report_job *jo
     if (err != CP_OK || !go)
         return err;
     job->applied = 1;
-    if (job->kind == REPORT_PROGRESS) {
+    if (job->kind == CORE_REPORT_PROGRESS) {
         if (!found)
             return CP_OK;
         job->watcher_id = s.watcher_id;
@@ -542,22 +525,61 @@ static enum cp_err apply_session_report(struct db_conn *c, struct report_job *jo
     return err;
 }
 
+struct report_batch {
+    struct core_report *r;
+    size_t n;
+};
+
 static enum cp_err report_run(struct db_conn *c, void *arg, struct cp_error *e)
 {
-    struct report_job *job = arg;
+    struct report_batch *b = arg;
     int64_t now = timefmt_now_ms();
-    return job->kind == REPORT_ACK ? apply_ack(c, job, now, e)
-                                   : apply_session_report(c, job, now, e);
+    for (size_t i = 0; i < b->n; i++) {
+        struct core_report *r = &b->r[i];
+        r->applied = 0;
+        r->watcher_id = 0;
+        r->err = r->kind == CORE_REPORT_ACK ? apply_ack(c, r, now, &r->e)
+                                            : apply_session_report(c, r, now, &r->e);
+        /* A refusal is found before anything is written, so the others can go on. Any other
+         * failure may leave half a report written: the job fails and the store undoes it all. */
+        if (r->err != CP_OK && r->err != CP_EFORBIDDEN) {
+            if (e)
+                *e = r->e;
+            return r->err;
+        }
+    }
+    return CP_OK;
 }
 
-static enum cp_err report(struct core *core, struct report_job *job, int *applied,
+enum cp_err core_reports_apply(struct core *core, struct core_report *r, size_t n)
+{
+    struct report_batch b = {r, n};
+    struct cp_error e = {{0}, {0}, {0}};
+    for (size_t i = 0; i < n; i++)
+        memset(&r[i].e, 0, sizeof(r[i].e));
+    enum cp_err err = n ? db_store_write(core->store, report_run, &b, &e) : CP_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (err != CP_OK) {
+            r[i].err = err;
+            r[i].e = e;
+            r[i].applied = 0;
+        } else if (r[i].err == CP_OK && r[i].watcher_id) {
+            core_cache_changed(core->cache, r[i].watcher_id);
+        }
+    }
+    return err;
+}
+
+static enum cp_err report(struct core *core, struct core_report *r, int *applied,
                           struct cp_error *e)
 {
-    enum cp_err err = db_store_write(core->store, report_run, job, e);
-    if (err == CP_OK && job->watcher_id)
-        core_cache_changed(core->cache, job->watcher_id);
+    enum cp_err err = core_reports_apply(core, r, 1);
+    if (err == CP_OK)
+        err = r->err; /* committed, but this one may have been refused */
+    if (e && err != CP_OK)
+        *e = r->e;
     if (applied)
-        *applied = err == CP_OK && job->applied;
+        *applied = err == CP_OK && r->applied;
     return err;
 }
 
@@ -565,45 +587,45 @@ enum cp_err core_capture_acked(struct core *core, const char *agent_id, const ch
                                int ok, const char *code, const char *message, int64_t at_ms,
                                int64_t seq, int *applied, struct cp_error *e)
 {
-    struct report_job job = {.agent_id = agent_id,
-                             .id = command_id,
-                             .kind = REPORT_ACK,
-                             .ok = ok,
-                             .code = code,
-                             .message = message,
-                             .at_ms = at_ms,
-                             .seq = seq};
-    return report(core, &job, applied, e);
+    struct core_report r = {.agent_id = agent_id,
+                            .id = command_id,
+                            .kind = CORE_REPORT_ACK,
+                            .ok = ok,
+                            .code = code,
+                            .message = message,
+                            .at_ms = at_ms,
+                            .seq = seq};
+    return report(core, &r, applied, e);
 }
 
 enum cp_err core_capture_ended(struct core *core, const char *agent_id, const char *session_id,
                                const char *stop_reason, const char *error_code, const char *message,
                                int64_t seq, int *applied, struct cp_error *e)
 {
-    struct report_job job = {.agent_id = agent_id,
-                             .id = session_id,
-                             .kind = REPORT_END,
-                             .code = error_code,
-                             .message = message,
-                             .stop_reason = stop_reason,
-                             .seq = seq};
-    return report(core, &job, applied, e);
+    struct core_report r = {.agent_id = agent_id,
+                            .id = session_id,
+                            .kind = CORE_REPORT_END,
+                            .code = error_code,
+                            .message = message,
+                            .stop_reason = stop_reason,
+                            .seq = seq};
+    return report(core, &r, applied, e);
 }
 
 enum cp_err core_capture_progress(struct core *core, const char *agent_id, const char *session_id,
                                   int64_t packets, int64_t bytes, int64_t drops, int64_t files,
                                   int64_t first_packet_ms, int64_t seq, struct cp_error *e)
 {
-    struct report_job job = {.agent_id = agent_id,
-                             .id = session_id,
-                             .kind = REPORT_PROGRESS,
-                             .seq = seq,
-                             .packets = packets,
-                             .bytes = bytes,
-                             .drops = drops,
-                             .files = files,
-                             .first_packet_ms = first_packet_ms};
-    return report(core, &job, NULL, e);
+    struct core_report r = {.agent_id = agent_id,
+                            .id = session_id,
+                            .kind = CORE_REPORT_PROGRESS,
+                            .seq = seq,
+                            .packets = packets,
+                            .bytes = bytes,
+                            .drops = drops,
+                            .files = files,
+                            .first_packet_ms = first_packet_ms};
+    return report(core, &r, NULL, e);
 }
 
 /* --- the outbox, seen from the channel --- */

@@ -89,6 +89,44 @@ enum cp_err db_capture_get_by_create_op(struct db_conn *c, const char *op_id,
     return get_one(st, out);
 }
 
+/* Adds delta to the unfinished count of (sub_key, region), making its row if needed. */
+static enum cp_err quota_add(struct db_conn *c, const char *sub_key, const char *region, int delta)
+{
+    sqlite3_stmt *st = db_conn_stmt(
+        c, "INSERT INTO capture_quota (sub_key, region, unfinished) VALUES (?1, ?2, ?3)"
+           " ON CONFLICT (sub_key, region)"
+           " DO UPDATE SET unfinished = capture_quota.unfinished + excluded.unfinished");
+    if (!st)
+        return CP_EIO;
+    if (db_bind_text(st, 1, sub_key) || db_bind_text(st, 2, region))
+        return CP_ENOMEM;
+    sqlite3_bind_int(st, 3, delta);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? CP_OK : db_err(rc);
+}
+
+/* Moves the count of capture id's (sub_key, region) by the change of its unfinished flag to
+ * unfinished (0 when the row is about to be deleted); run before the row changes, which it
+ * reads. Nothing when the flag stays or the capture does not exist. */
+static enum cp_err quota_move(struct db_conn *c, int64_t id, int unfinished)
+{
+    /* The WHERE before ON CONFLICT is what SQLite's parser needs in INSERT ... SELECT. */
+    sqlite3_stmt *st = db_conn_stmt(
+        c, "INSERT INTO capture_quota (sub_key, region, unfinished)"
+           " SELECT sub_key, region, ?2 - unfinished FROM packet_captures"
+           " WHERE id = ?1 AND unfinished <> ?2"
+           " ON CONFLICT (sub_key, region)"
+           " DO UPDATE SET unfinished = capture_quota.unfinished + excluded.unfinished");
+    if (!st)
+        return CP_EIO;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, unfinished ? 1 : 0);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? CP_OK : db_err(rc);
+}
+
 enum cp_err db_capture_insert(struct db_conn *c, struct db_capture *cap)
 {
     char name_key[81];
@@ -122,11 +160,16 @@ enum cp_err db_capture_insert(struct db_conn *c, struct db_capture *cap)
     else
         err = db_err(rc);
     sqlite3_reset(st);
+    if (err == CP_OK && cap->unfinished)
+        err = quota_add(c, cap->sub_key, cap->region, 1);
     return err;
 }
 
 enum cp_err db_capture_update_state(struct db_conn *c, const struct db_capture *cap)
 {
+    enum cp_err err = quota_move(c, cap->id, cap->unfinished);
+    if (err != CP_OK)
+        return err;
     sqlite3_stmt *st =
         db_conn_stmt(c, "UPDATE packet_captures SET provisioning_state = ?1, capture_status = ?2,"
                         " stop_reason = NULLIF(?3, ''), capture_errors_json = ?4, unfinished = ?5,"
@@ -149,6 +192,9 @@ enum cp_err db_capture_update_state(struct db_conn *c, const struct db_capture *
 
 enum cp_err db_capture_delete(struct db_conn *c, int64_t id)
 {
+    enum cp_err err = quota_move(c, id, 0);
+    if (err != CP_OK)
+        return err;
     sqlite3_stmt *st = db_conn_stmt(c, "DELETE FROM packet_captures WHERE id = ?1");
     if (!st)
         return CP_EIO;
@@ -161,17 +207,19 @@ enum cp_err db_capture_delete(struct db_conn *c, int64_t id)
 enum cp_err db_capture_count_unfinished(struct db_conn *c, const char *sub_key, const char *region,
                                         int64_t *out)
 {
-    sqlite3_stmt *st = db_conn_stmt(c, "SELECT count(*) FROM packet_captures"
-                                       " WHERE sub_key = ?1 AND region = ?2 AND unfinished = 1");
+    /* The counter row (migration 0005), not a count: O(1) for every create. */
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT unfinished FROM capture_quota"
+                                       " WHERE sub_key = ?1 AND region = ?2");
     if (!st)
         return CP_EIO;
     if (db_bind_text(st, 1, sub_key) || db_bind_text(st, 2, region))
         return CP_ENOMEM;
     int rc = sqlite3_step(st);
     enum cp_err err = CP_OK;
+    *out = 0; /* no row: none yet */
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0);
-    else
+    else if (rc != SQLITE_DONE)
         err = db_err(rc);
     sqlite3_reset(st);
     return err;

@@ -139,6 +139,22 @@ enum cp_err db_watcher_touch(struct db_conn *c, int64_t id, const char *etag, in
 
 enum cp_err db_watcher_delete(struct db_conn *c, int64_t id)
 {
+    /* The delete cascades to the watcher's captures: take its unfinished ones off the count
+     * first (migration 0005; a watcher's captures share its subscription and region). */
+    sqlite3_stmt *q = db_conn_stmt(
+        c, "UPDATE capture_quota SET unfinished = unfinished - (SELECT count(*)"
+           " FROM packet_captures p WHERE p.watcher_id = ?1 AND p.unfinished = 1"
+           " AND p.sub_key = capture_quota.sub_key AND p.region = capture_quota.region)"
+           " WHERE EXISTS (SELECT 1 FROM packet_captures p WHERE p.watcher_id = ?1"
+           " AND p.unfinished = 1 AND p.sub_key = capture_quota.sub_key"
+           " AND p.region = capture_quota.region)");
+    if (!q)
+        return CP_EIO;
+    sqlite3_bind_int64(q, 1, id);
+    int qrc = sqlite3_step(q);
+    sqlite3_reset(q);
+    if (qrc != SQLITE_DONE)
+        return db_err(qrc);
     sqlite3_stmt *st = db_conn_stmt(c, "DELETE FROM network_watchers WHERE id = ?1");
     if (!st)
         return CP_EIO;

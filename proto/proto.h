@@ -119,6 +119,7 @@ enum proto_close_code {
     PROTO_CLOSE_TOO_BIG = 1009,     /* frame over PROTO_MAX_MESSAGE */
     PROTO_CLOSE_REVOKED = 4001,     /* the agent's credential was revoked */
     PROTO_CLOSE_NO_PROTOCOL = 4002, /* hello offered no version this server speaks */
+    PROTO_CLOSE_NOT_APPLIED = 4003, /* a report could not be stored: send it again after hello */
 };
 
 /* ---- enums and their wire names ---- */

@@ -19,6 +19,41 @@
  * process) whose channel is still up. */
 #define REVOKE_SWEEP_MS 2000
 #define GLUE_SHARDS     8
+/* Messages queued to one shard at most; past it an agent's message is refused and its channel
+ * closed ("server busy"). */
+#define GLUE_QUEUE_MAX 4096
+/* Reports applied in one store write job at most. */
+#define GLUE_BATCH_MAX 128
+
+struct item;
+
+/*
+ * One glue thread and what it has queued. The thread takes everything queued at once and
+ * applies the reports among it in one store write job (core_reports_apply), so that acks share
+ * group commits the way creates do; each report is still answered only after its commit.
+ */
+struct shard {
+    struct agent_glue *g;
+    struct workers *w; /* one thread */
+    pthread_mutex_t mu;
+    struct item *head, *tail; /* queued, oldest first; guarded by mu */
+    size_t n_queued;          /* messages queued; guarded by mu */
+    int scheduled;            /* a run is queued to w and has not taken the list yet; mu */
+    /*
+     * Agents a report of which was not applied (the store failed, or it was refused for lack
+     * of room): nothing more of theirs is applied until their next hello, and their channel is
+     * closed. The agent sends such a report again after the welcome; were a later one applied
+     * first, the seq high-water mark would make the server take the earlier one as applied.
+     * Only the shard's thread touches it.
+     */
+    char (*held)[HUB_AGENT_ID_MAX];
+    size_t n_held, cap_held;
+    /* The batch being built: reports, their decoded messages and items (owned). */
+    struct core_report *reps;
+    struct proto_msg *msgs;
+    struct item **its;
+    size_t n;
+};
 
 struct agent_glue {
     struct core *core;
@@ -27,8 +62,8 @@ struct agent_glue {
     struct core_agent_port port;
     /* GLUE_SHARDS threads; an agent always goes to the same one, so its messages stay in
      * order, while different agents' durable writes share group commits. */
-    struct workers *shards[GLUE_SHARDS];
-    /* Disconnects that found their shard's queue full, recorded by the sweeper instead: a
+    struct shard shards[GLUE_SHARDS];
+    /* Disconnects that could not be queued (out of memory), recorded by the sweeper instead: a
      * disconnect is never dropped (it is what clears `connected`). Guarded by mu. */
     char (*late_closes)[HUB_AGENT_ID_MAX];
     size_t n_late, cap_late;
@@ -42,13 +77,15 @@ struct agent_glue {
     int64_t grace_ms;      /* backstop grace */
 };
 
-enum item_kind { ITEM_MESSAGE, ITEM_CLOSE };
+/* ITEM_REFUSED: in place of a message refused for lack of room, so that the agent is held
+ * (struct shard) in order, after what came before it. */
+enum item_kind { ITEM_MESSAGE, ITEM_CLOSE, ITEM_REFUSED };
 
-static void glue_run(void *arg);
+static void shard_run(void *arg);
 
 /* One unit of work for the glue thread; owns its copy of the message. */
 struct item {
-    struct agent_glue *g;
+    struct item *next;
     enum item_kind kind;
     char agent_id[HUB_AGENT_ID_MAX];
     size_t len;
@@ -86,27 +123,10 @@ static size_t shard_of(const char *agent_id)
     return h % GLUE_SHARDS;
 }
 
-static void submit(struct agent_glue *g, enum item_kind kind, const char *agent_id,
-                   const char *json, size_t len)
+/* A disconnect that could not be queued (out of memory): recorded by the sweeper instead, as a
+ * disconnect is never dropped (it is what clears `connected`). */
+static void close_later(struct agent_glue *g, const char *agent_id)
 {
-    struct item *it = malloc(sizeof(*it) + len);
-    if (!it) {
-        close_channel(g, agent_id, HUB_CLOSE_POLICY, "server out of memory");
-        return;
-    }
-    it->g = g;
-    it->kind = kind;
-    snprintf(it->agent_id, sizeof(it->agent_id), "%s", agent_id);
-    it->len = len;
-    if (len)
-        memcpy(it->json, json, len);
-    if (workers_submit(g->shards[shard_of(agent_id)], glue_run, it) == CP_OK)
-        return;
-    free(it);
-    if (kind == ITEM_MESSAGE) {
-        close_channel(g, agent_id, HUB_CLOSE_POLICY, "server busy");
-        return;
-    }
     pthread_mutex_lock(&g->mu);
     if (g->n_late == g->cap_late) {
         size_t cap = g->cap_late ? g->cap_late * 2 : 256;
@@ -121,6 +141,52 @@ static void submit(struct agent_glue *g, enum item_kind kind, const char *agent_
     else
         log_warnx("component=agents event=disconnect_lost agent=%s", agent_id);
     pthread_mutex_unlock(&g->mu);
+}
+
+/* Queues a message or a disconnect to the agent's shard. A disconnect is always queued; a
+ * message past GLUE_QUEUE_MAX is refused: its channel is closed and an ITEM_REFUSED takes its
+ * place in the queue. */
+static void submit(struct agent_glue *g, enum item_kind kind, const char *agent_id,
+                   const char *json, size_t len)
+{
+    struct shard *sh = &g->shards[shard_of(agent_id)];
+    pthread_mutex_lock(&sh->mu);
+    int full = kind == ITEM_MESSAGE && sh->n_queued >= GLUE_QUEUE_MAX;
+    pthread_mutex_unlock(&sh->mu);
+    if (full) {
+        kind = ITEM_REFUSED;
+        len = 0;
+    }
+    struct item *it = malloc(sizeof(*it) + len);
+    if (!it) {
+        if (kind == ITEM_CLOSE)
+            close_later(g, agent_id);
+        else
+            close_channel(g, agent_id, HUB_CLOSE_POLICY, "server out of memory");
+        return;
+    }
+    it->next = NULL;
+    it->kind = kind;
+    snprintf(it->agent_id, sizeof(it->agent_id), "%s", agent_id);
+    it->len = len;
+    if (len)
+        memcpy(it->json, json, len);
+    pthread_mutex_lock(&sh->mu);
+    if (sh->tail)
+        sh->tail->next = it;
+    else
+        sh->head = it;
+    sh->tail = it;
+    if (kind == ITEM_MESSAGE)
+        sh->n_queued++;
+    int schedule = !sh->scheduled;
+    sh->scheduled = 1;
+    pthread_mutex_unlock(&sh->mu);
+    /* At most one run per shard waits in its pool's queue, which therefore never fills. */
+    if (schedule && workers_submit(sh->w, shard_run, sh) != CP_OK)
+        log_warnx("component=agents event=shard_not_scheduled agent=%s", agent_id);
+    if (full)
+        close_channel(g, agent_id, HUB_CLOSE_POLICY, "server busy");
 }
 
 static void glue_on_open(void *ctx, const char *agent_id)
@@ -269,12 +335,13 @@ static enum cp_err reconcile(struct agent_glue *g, const char *agent_id,
     return err;
 }
 
-static void handle_hello(struct agent_glue *g, const char *agent_id, const struct proto_hello *h)
+/* Returns 1 when the agent was welcomed, 0 when its channel is being closed. */
+static int handle_hello(struct agent_glue *g, const char *agent_id, const struct proto_hello *h)
 {
     int version = proto_negotiate(h->protocols, h->n_protocols);
     if (version < 0) {
         close_channel(g, agent_id, PROTO_CLOSE_NO_PROTOCOL, "no common protocol version");
-        return;
+        return 0;
     }
     char *ifaces = interfaces_json(h);
     struct core_agent_hello rec = {h->agent_version, h->os, h->hostname, ifaces};
@@ -283,13 +350,13 @@ static void handle_hello(struct agent_glue *g, const char *agent_id, const struc
     free(ifaces);
     if (err == CP_EAUTH) {
         close_channel(g, agent_id, PROTO_CLOSE_REVOKED, "agent revoked");
-        return;
+        return 0;
     }
     if (err != CP_OK) {
         log_warnx("component=agents event=hello_refused agent=%s detail=\"%s\"", agent_id,
                   e.message);
         close_channel(g, agent_id, HUB_CLOSE_POLICY, "hello refused");
-        return;
+        return 0;
     }
     struct db_agent a;
     int64_t last = 0;
@@ -325,6 +392,7 @@ static void handle_hello(struct agent_glue *g, const char *agent_id, const struc
     free(r.sent);
     log_info("component=agents event=hello agent=%s version=\"%s\" host=\"%s\"", agent_id,
              h->agent_version, h->hostname);
+    return 1;
 }
 
 static void reply(struct agent_glue *g, const char *agent_id, int64_t seq, enum cp_err err,
@@ -344,79 +412,198 @@ static void reply(struct agent_glue *g, const char *agent_id, int64_t seq, enum 
     send_msg(g, agent_id, &r);
 }
 
-/* Applies one report through core (exactly once, by seq) and answers it. A report the server
- * could not store is not acknowledged as applied: the agent sends it again. */
-static void handle_report(struct agent_glue *g, const char *agent_id, const struct proto_msg *m,
-                          int64_t seq)
+/* --- the shard's thread --- */
+
+static int is_held(const struct shard *sh, const char *agent_id)
 {
-    struct cp_error e = {{0}, {0}, {0}};
-    enum cp_err err = CP_OK;
-    if (m->type == PROTO_ACK) {
-        const struct proto_ack *a = &m->ack;
-        err = core_capture_acked(g->core, agent_id, a->command_id, a->ok,
-                                 a->ok ? NULL : proto_pc_error_name(a->code), a->message, a->at,
-                                 seq, NULL, &e);
-    } else if (m->type == PROTO_COMPLETED) {
-        err = core_capture_ended(g->core, agent_id, m->completed.capture_id,
-                                 proto_stop_reason_name(m->completed.stop_reason), NULL, NULL, seq,
-                                 NULL, &e);
-    } else if (m->type == PROTO_ERROR) {
-        err =
-            core_capture_ended(g->core, agent_id, m->error.capture_id, NULL,
-                               proto_pc_error_name(m->error.code), m->error.message, seq, NULL, &e);
-    } else if (m->type == PROTO_PROGRESS) {
-        const struct proto_progress *p = &m->progress;
-        err = core_capture_progress(g->core, agent_id, p->capture_id, p->packets, p->bytes,
-                                    p->drops, p->files, p->first_packet_at, seq, &e);
-    }
-    if (err == CP_EFORBIDDEN)
-        log_warnx("component=agents event=report_refused agent=%s type=%s seq=%lld detail=\"%s\"",
-                  agent_id, proto_type_name(m->type), (long long)seq, e.message);
-    else if (err != CP_OK)
-        log_warnx("component=agents event=report_failed agent=%s type=%s seq=%lld", agent_id,
-                  proto_type_name(m->type), (long long)seq);
-    reply(g, agent_id, seq, err, &e);
+    for (size_t i = 0; i < sh->n_held; i++)
+        if (strcmp(sh->held[i], agent_id) == 0)
+            return 1;
+    return 0;
 }
 
-static void handle_message(struct agent_glue *g, const char *agent_id, const char *json, size_t len)
+static void hold(struct shard *sh, const char *agent_id)
 {
-    struct proto_msg m;
+    if (is_held(sh, agent_id))
+        return;
+    if (sh->n_held == sh->cap_held) {
+        size_t cap = sh->cap_held ? sh->cap_held * 2 : 16;
+        void *more = realloc(sh->held, cap * sizeof(*sh->held));
+        if (!more) {
+            log_warnx("component=agents event=hold_lost agent=%s", agent_id);
+            return;
+        }
+        sh->held = more;
+        sh->cap_held = cap;
+    }
+    snprintf(sh->held[sh->n_held++], HUB_AGENT_ID_MAX, "%s", agent_id);
+}
+
+static void release(struct shard *sh, const char *agent_id)
+{
+    for (size_t i = 0; i < sh->n_held; i++)
+        if (strcmp(sh->held[i], agent_id) == 0) {
+            memmove(sh->held[i], sh->held[--sh->n_held], HUB_AGENT_ID_MAX);
+            log_info("component=agents event=hold_released agent=%s", agent_id);
+            return;
+        }
+}
+
+/* The report m as core takes it; 0 when m is not a report. */
+static int to_report(const char *agent_id, const struct proto_msg *m, struct core_report *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->agent_id = agent_id;
+    r->seq = proto_msg_seq(m);
+    switch (m->type) {
+    case PROTO_ACK:
+        r->kind = CORE_REPORT_ACK;
+        r->id = m->ack.command_id;
+        r->ok = m->ack.ok;
+        r->code = m->ack.ok ? NULL : proto_pc_error_name(m->ack.code);
+        r->message = m->ack.message;
+        r->at_ms = m->ack.at;
+        break;
+    case PROTO_COMPLETED:
+        r->kind = CORE_REPORT_END;
+        r->id = m->completed.capture_id;
+        r->stop_reason = proto_stop_reason_name(m->completed.stop_reason);
+        break;
+    case PROTO_ERROR:
+        r->kind = CORE_REPORT_END;
+        r->id = m->error.capture_id;
+        r->code = proto_pc_error_name(m->error.code);
+        r->message = m->error.message;
+        break;
+    case PROTO_PROGRESS:
+        r->kind = CORE_REPORT_PROGRESS;
+        r->id = m->progress.capture_id;
+        r->packets = m->progress.packets;
+        r->bytes = m->progress.bytes;
+        r->drops = m->progress.drops;
+        r->files = m->progress.files;
+        r->first_packet_ms = m->progress.first_packet_at;
+        break;
+    default:
+        return 0;
+    }
+    return r->seq > 0;
+}
+
+/* Applies the batch in one write job and answers each report once it is durable. A report
+ * refused (not the agent's session) gets ok:false NotYourSession, as before. One the store
+ * failed to apply is not answered: the agent is held and its channel closed
+ * (PROTO_CLOSE_NOT_APPLIED); it sends the report again after its next welcome. */
+static void flush(struct shard *sh)
+{
+    struct agent_glue *g = sh->g;
+    if (!sh->n)
+        return;
+    if (core_reports_apply(g->core, sh->reps, sh->n) != CP_OK)
+        log_warnx("component=agents event=reports_failed count=%zu detail=\"%s\"", sh->n,
+                  sh->reps[0].e.message);
+    for (size_t i = 0; i < sh->n; i++) {
+        const struct core_report *r = &sh->reps[i];
+        const char *agent_id = sh->its[i]->agent_id;
+        if (r->err == CP_OK || r->err == CP_EFORBIDDEN) {
+            if (r->err == CP_EFORBIDDEN)
+                log_warnx("component=agents event=report_refused agent=%s type=%s seq=%lld"
+                          " detail=\"%s\"",
+                          agent_id, proto_type_name(sh->msgs[i].type), (long long)r->seq,
+                          r->e.message);
+            reply(g, agent_id, r->seq, r->err, &r->e);
+        } else if (!is_held(sh, agent_id)) {
+            log_warnx("component=agents event=report_failed agent=%s type=%s seq=%lld", agent_id,
+                      proto_type_name(sh->msgs[i].type), (long long)r->seq);
+            hold(sh, agent_id);
+            close_channel(g, agent_id, PROTO_CLOSE_NOT_APPLIED, "report not applied");
+        }
+        proto_msg_clear(&sh->msgs[i]);
+        free(sh->its[i]);
+    }
+    sh->n = 0;
+}
+
+static void handle_close(struct agent_glue *g, const char *agent_id)
+{
     struct cp_error e = {{0}, {0}, {0}};
-    enum cp_err err = proto_decode(json, len, &m, &e);
+    if (core_agent_disconnected(core_store(g->core), agent_id, &e) != CP_OK)
+        log_warnx("component=agents event=disconnect_not_recorded agent=%s detail=\"%s\"", agent_id,
+                  e.message);
+    core_agent_presence_changed(g->core, agent_id);
+    log_info("component=agents event=channel_closed agent=%s", agent_id);
+}
+
+/* One queued item, in order. Reports join the batch; anything else first flushes it, so an
+ * agent's messages take effect in the order they came. Returns 1 when it kept the item. */
+static int handle_item(struct shard *sh, struct item *it)
+{
+    struct agent_glue *g = sh->g;
+    if (it->kind != ITEM_MESSAGE) {
+        flush(sh);
+        if (it->kind == ITEM_CLOSE)
+            handle_close(g, it->agent_id);
+        else
+            hold(sh, it->agent_id); /* its channel was closed when the message was refused */
+        return 0;
+    }
+    struct proto_msg *m = &sh->msgs[sh->n]; /* n < GLUE_BATCH_MAX: flush keeps it so */
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = proto_decode(it->json, it->len, m, &e);
     if (err != CP_OK) {
-        log_warnx("component=agents event=bad_message agent=%s detail=\"%s\"", agent_id, e.message);
-        close_channel(g, agent_id,
+        flush(sh);
+        log_warnx("component=agents event=bad_message agent=%s detail=\"%s\"", it->agent_id,
+                  e.message);
+        close_channel(g, it->agent_id,
                       err == CP_ETOOBIG ? PROTO_CLOSE_TOO_BIG : PROTO_CLOSE_UNSUPPORTED,
                       "message refused");
-        return;
+        return 0;
     }
-    int64_t seq = proto_msg_seq(&m);
-    if (m.type == PROTO_HELLO) {
-        handle_hello(g, agent_id, &m.hello);
-    } else if (seq > 0) {
-        handle_report(g, agent_id, &m, seq);
+    if (to_report(it->agent_id, m, &sh->reps[sh->n])) {
+        if (is_held(sh, it->agent_id)) {
+            log_debug("component=agents event=report_held agent=%s seq=%lld", it->agent_id,
+                      (long long)proto_msg_seq(m));
+            proto_msg_clear(m);
+            return 0;
+        }
+        sh->its[sh->n++] = it;
+        if (sh->n == GLUE_BATCH_MAX)
+            flush(sh);
+        return 1;
+    }
+    /* Not a report: m is the slot past the batch, which flush leaves alone. */
+    flush(sh);
+    if (m->type == PROTO_HELLO) {
+        if (handle_hello(g, it->agent_id, &m->hello))
+            release(sh, it->agent_id);
     } else {
-        log_warnx("component=agents event=unexpected_message agent=%s type=%s", agent_id,
-                  proto_type_name(m.type));
+        log_warnx("component=agents event=unexpected_message agent=%s type=%s", it->agent_id,
+                  proto_type_name(m->type));
     }
-    proto_msg_clear(&m);
+    proto_msg_clear(m);
+    return 0;
 }
 
-static void glue_run(void *arg)
+static void shard_run(void *arg)
 {
-    struct item *it = arg;
-    struct agent_glue *g = it->g;
-    if (it->kind == ITEM_MESSAGE) {
-        handle_message(g, it->agent_id, it->json, it->len);
-    } else {
-        struct cp_error e = {{0}, {0}, {0}};
-        if (core_agent_disconnected(core_store(g->core), it->agent_id, &e) != CP_OK)
-            log_warnx("component=agents event=disconnect_not_recorded agent=%s detail=\"%s\"",
-                      it->agent_id, e.message);
-        core_agent_presence_changed(g->core, it->agent_id);
-        log_info("component=agents event=channel_closed agent=%s", it->agent_id);
+    struct shard *sh = arg;
+    pthread_mutex_lock(&sh->mu);
+    struct item *it = sh->head;
+    sh->head = sh->tail = NULL;
+    sh->scheduled = 0;
+    pthread_mutex_unlock(&sh->mu);
+    size_t messages = 0;
+    while (it) {
+        struct item *next = it->next;
+        messages += it->kind == ITEM_MESSAGE;
+        if (!handle_item(sh, it))
+            free(it);
+        it = next;
     }
-    free(it);
+    flush(sh);
+    pthread_mutex_lock(&sh->mu);
+    sh->n_queued -= messages;
+    pthread_mutex_unlock(&sh->mu);
 }
 
 static enum cp_err close_revoked(const struct db_agent *a, void *arg)
@@ -459,14 +646,14 @@ static void *sweeper_main(void *arg)
     return NULL;
 }
 
-enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out)
+enum cp_err agent_glue_new(struct agent_glue **out)
 {
     struct agent_glue *g = calloc(1, sizeof(*g));
     if (!g)
         return CP_ENOMEM;
     g->port = (struct core_agent_port){.ctx = g, .send = port_send};
     g->heartbeat_seconds = PROTO_HEARTBEAT_SECONDS;
-    g->deadline_ms = dispatch_deadline_ms > 0 ? dispatch_deadline_ms : AGENT_DISPATCH_DEADLINE_MS;
+    g->deadline_ms = AGENT_DISPATCH_DEADLINE_MS;
     g->grace_ms = AGENT_BACKSTOP_GRACE_MS;
     g->ops = (struct hub_ops){.ctx = g,
                               .authenticate = glue_authenticate,
@@ -476,7 +663,15 @@ enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     for (int i = 0; i < GLUE_SHARDS; i++) {
-        if (workers_start(1, &g->shards[i]) != CP_OK) {
+        struct shard *sh = &g->shards[i];
+        sh->g = g;
+        pthread_mutex_init(&sh->mu, NULL);
+        /* malloc, not calloc: an idle server keeps these pages untouched (not resident);
+         * every slot is written before it is read. */
+        sh->reps = malloc(GLUE_BATCH_MAX * sizeof(*sh->reps));
+        sh->msgs = malloc((GLUE_BATCH_MAX + 1) * sizeof(*sh->msgs)); /* + the one past a batch */
+        sh->its = malloc(GLUE_BATCH_MAX * sizeof(*sh->its));
+        if (!sh->reps || !sh->msgs || !sh->its || workers_start(1, &sh->w) != CP_OK) {
             agent_glue_free(g);
             return CP_ENOMEM;
         }
@@ -501,9 +696,12 @@ void agent_glue_set_timers(struct agent_glue *g, int heartbeat_seconds, int64_t 
                            int64_t grace_ms)
 {
     pthread_mutex_lock(&g->mu);
-    g->heartbeat_seconds = heartbeat_seconds;
-    g->deadline_ms = deadline_ms;
-    g->grace_ms = grace_ms;
+    if (heartbeat_seconds > 0)
+        g->heartbeat_seconds = heartbeat_seconds;
+    if (deadline_ms > 0)
+        g->deadline_ms = deadline_ms;
+    if (grace_ms > 0)
+        g->grace_ms = grace_ms;
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -542,8 +740,17 @@ void agent_glue_stop(struct agent_glue *g)
         g->sweeper_running = 0;
     }
     for (int i = 0; i < GLUE_SHARDS; i++) {
-        workers_stop(g->shards[i]);
-        g->shards[i] = NULL;
+        struct shard *sh = &g->shards[i];
+        workers_stop(sh->w);
+        sh->w = NULL;
+        /* Anything queued that no run took (its pool was stopping): done here, core lives. */
+        if (sh->head && g->core)
+            shard_run(sh);
+        for (struct item *it = sh->head, *next; it; it = next) {
+            next = it->next;
+            free(it);
+        }
+        sh->head = sh->tail = NULL;
     }
     /* Disconnects still waiting: recorded now, before core goes. */
     for (size_t i = 0; g->core && i < g->n_late; i++)
@@ -559,6 +766,15 @@ void agent_glue_free(struct agent_glue *g)
     if (!g)
         return;
     agent_glue_stop(g);
+    for (int i = 0; i < GLUE_SHARDS; i++) {
+        struct shard *sh = &g->shards[i];
+        if (sh->g)
+            pthread_mutex_destroy(&sh->mu);
+        free(sh->held);
+        free(sh->reps);
+        free(sh->msgs);
+        free(sh->its);
+    }
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     free(g);

@@ -7,8 +7,11 @@
  * It handles the channel's life (authentication, hello -> welcome, connected state, disconnect)
  * and the captures run by agents: the commands of the outbox (sent when core dispatches, and
  * sent again after every hello until settled), and the agent's reports (ack, progress,
- * completed, error), each applied exactly once by core and answered with a reply. A report
- * about a session that is not the agent's is refused (NotYourSession) and logged. A sweeper
+ * completed, error), each applied exactly once by core and answered with a reply once durable.
+ * A glue thread applies all the reports it has queued in one store write job, so they share a
+ * group commit. A report about a session that is not the agent's is refused (NotYourSession)
+ * and logged; one the store failed to apply closes the agent's channel (4003) and nothing more
+ * of that agent is applied until its next hello (docs/agent-protocol.md). A sweeper
  * thread runs the timers (dispatch deadline, backstop) and the revocation sweep.
  */
 #ifndef NW_SERVER_AGENT_GLUE_H
@@ -28,11 +31,12 @@ struct agent_glue;
 #define AGENT_DISPATCH_DEADLINE_MS 30000
 #define AGENT_BACKSTOP_GRACE_MS    120000
 
-/* The glue is made before core (core needs its port), then given core with set_core.
- * dispatch_deadline_ms: the dispatch deadline (AGENT_DISPATCH_DEADLINE_MS by default). */
-enum cp_err agent_glue_new(int64_t dispatch_deadline_ms, struct agent_glue **out) CP_MUST_USE;
+/* The glue is made before core (core needs its port), then given core with set_core. Its
+ * timers start at their defaults (PROTO_HEARTBEAT_SECONDS and the two above). */
+enum cp_err agent_glue_new(struct agent_glue **out) CP_MUST_USE;
 /* Overrides the timer defaults (server flags): heartbeat told to agents in welcome (seconds),
- * dispatch deadline and backstop grace (ms). Call before the hub starts. */
+ * dispatch deadline and backstop grace (ms); a value <= 0 keeps its default. Call before the
+ * hub starts. */
 void agent_glue_set_timers(struct agent_glue *g, int heartbeat_seconds, int64_t deadline_ms,
                            int64_t grace_ms);
 /* The port to give core_new(); valid while the glue lives. */

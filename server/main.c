@@ -193,7 +193,7 @@ static int serve(const struct config *cfg)
      * before core exists: core's dispatcher starts with the creates still waiting from before
      * a restart and hands them to the glue at once, which sends through the hub (to no one
      * yet: the hub is not serving; they go out again after each agent's hello). */
-    if (agent_glue_new(cfg->dispatch_deadline_seconds * 1000, &glue) != CP_OK)
+    if (agent_glue_new(&glue) != CP_OK)
         goto cleanup;
     agent_glue_set_timers(glue, (int)cfg->agent_heartbeat, cfg->dispatch_deadline_seconds * 1000LL,
                           cfg->backstop_grace * 1000LL);

@@ -84,9 +84,10 @@ for b in "$NWD" "$SEED" "$CAP"; do
 done
 command -v curl >/dev/null || die "curl not found"
 
-# One socket per agent in netwatchd, and in the simulator; plus the API clients and the rest.
-MAXCONN=$((N + 256))
-NWD_FDS=$((MAXCONN + 256))
+# One socket per agent in netwatchd (--max-agents), and in the simulator; plus the API
+# connections (--max-connections, 1,024 by default) and the rest.
+MAXAGENTS=$((N + 256))
+NWD_FDS=$((MAXAGENTS + 1024 + 256))
 HARD=$(ulimit -Hn)
 if [ "$HARD" != unlimited ] && [ "$HARD" -lt "$NWD_FDS" ]; then
     die "netwatchd needs $NWD_FDS descriptors and the hard limit is $HARD (ulimit -Hn)"
@@ -146,7 +147,7 @@ grep -v '^[[:space:]]*$' "$DIR/token.out" | tail -n 1 | tr -d '[:space:]' >"$DIR
 (
     ulimit -Sn "$NWD_FDS"
     exec "$NWD" --listen 127.0.0.1:0 --ready-file "$DIR/ready" --db "$DIR/nw.db" \
-        --token-file "$DIR/tokens" --log-level warn --max-connections "$MAXCONN"
+        --token-file "$DIR/tokens" --log-level warn --max-agents "$MAXAGENTS"
 ) >"$DIR/netwatchd.log" 2>&1 &
 NPID=$!
 PORT=""

@@ -14,14 +14,15 @@
 #                            read: past the server's 45 s silence timeout (a channel whose pongs
 #                            did not get through would be dropped), MHD's 30 s connection timeout,
 #                            and 4 heartbeats (15 s)
-#   BENCH_MARGIN=256         --max-connections is N + this (room for the API and CLI checks)
+#   BENCH_MARGIN=256         --max-agents is N + this
 #   BENCH_OPEN_TIMEOUT=300   seconds the simulator gives the N channels to be welcomed
 #   BENCH_RSS_TARGET_KB=204800  the target: 200 MiB
 #   BENCH_KEEP=1             keep the work dir (db, logs, simulator output) and print its path
 #   TMPDIR                   where the work dir (and so netwatchd's database) is made
 #
-# Descriptors: netwatchd needs one per channel plus its own (database, epoll, eventfds, log),
-# so it runs under `ulimit -n` N + BENCH_MARGIN + 256; the simulator under N + 64. The script
+# Descriptors: netwatchd needs one per channel, one per API connection (--max-connections, 1,024
+# by default) and its own (database, epoll, eventfds, log), so it runs under `ulimit -n`
+# N + BENCH_MARGIN + 1024 + 256; the simulator under N + 64. The script
 # stops with a clear message when the hard limit (ulimit -Hn) is lower.
 #
 # Exit status: 0 when every step ran, whatever PASS/FAIL says (this reports, it is not a test);
@@ -71,14 +72,14 @@ for b in "$NWD" "$SEED" "$SIM"; do
 done
 command -v curl >/dev/null || die "curl not found"
 
-MAXCONN=$((N + MARGIN))
-[ "$MAXCONN" -le 65536 ] || die "--max-connections $MAXCONN is over netwatchd's 65536"
-NWD_FDS=$((MAXCONN + 256))
+MAXAGENTS=$((N + MARGIN))
+[ "$MAXAGENTS" -le 1000000 ] || die "--max-agents $MAXAGENTS is over netwatchd's 1000000"
+NWD_FDS=$((MAXAGENTS + 1024 + 256))
 SIM_FDS=$((N + 64))
 HARD=$(ulimit -Hn)
 if [ "$HARD" != unlimited ]; then
     [ "$HARD" -ge "$NWD_FDS" ] ||
-        die "netwatchd needs $NWD_FDS descriptors (N + $MARGIN + 256) and the hard limit is $HARD (raise it: ulimit -Hn, or LimitNOFILE)"
+        die "netwatchd needs $NWD_FDS descriptors (N + $MARGIN + 1024 + 256) and the hard limit is $HARD (raise it: ulimit -Hn, or LimitNOFILE)"
 fi
 
 # ---- work dir, child processes, clean-up ------------------------------------------------------
@@ -185,7 +186,7 @@ cat "$DIR/seed.out"
 (
     ulimit -Sn "$NWD_FDS"
     exec "$NWD" --listen 127.0.0.1:0 --ready-file "$DIR/ready" --db "$DIR/nw.db" \
-        --token-file "$DIR/tokens" --log-level warn --max-connections "$MAXCONN"
+        --token-file "$DIR/tokens" --log-level warn --max-agents "$MAXAGENTS"
 ) >"$DIR/netwatchd.log" 2>&1 &
 NPID=$!
 PIDS+=("$NPID")
@@ -205,7 +206,7 @@ for ((i = 0; i < 50; i++)); do
     sleep 0.1
 done
 [ "$code" = 200 ] || die "netwatchd does not answer /healthz"
-echo "netwatchd: pid $NPID, port $PORT, --max-connections $MAXCONN, ulimit -n $(awk '/Max open files/ { print $4 }' "/proc/$NPID/limits")"
+echo "netwatchd: pid $NPID, port $PORT, --max-agents $MAXAGENTS, ulimit -n $(awk '/Max open files/ { print $4 }' "/proc/$NPID/limits")"
 sleep 1
 snap idle
 CONN[idle]=$(cli_connected)

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@
 #include "agent/dispatch.h"
 #include "agent/state.h"
 #include "common/log.h"
+#include "core/agents.h"
+#include "core/core.h"
+#include "server/agent_glue.h"
 #include "server/http.h"
 #include "server/hub.h"
 #include "server/metrics.h"
@@ -2162,6 +2166,174 @@ START_TEST(agent_state_persists)
 }
 END_TEST
 
+/* ---- the real glue: a report the store fails to apply ----------------------------------- */
+
+/* netwatchd's agent side as main.c puts it together: a store, core, the glue and the hub. */
+struct glue_srv {
+    struct db_store *store;
+    struct agent_glue *glue;
+    struct core *core;
+    struct srv s;
+};
+
+static void glue_srv_start(struct glue_srv *gs)
+{
+    memset(gs, 0, sizeof(*gs));
+    struct cp_error e = {{0}, {0}, {0}};
+    struct db_store_options o = {.path = ":memory:", .readers = 2, .busy_timeout_ms = 0};
+    ck_assert_int_eq(db_store_open(&o, &gs->store, NULL), CP_OK);
+    ck_assert_int_eq(agent_glue_new(&gs->glue), CP_OK);
+    ck_assert_int_eq(core_new(gs->store, agent_glue_port(gs->glue), &gs->core), CP_OK);
+    agent_glue_set_core(gs->glue, gs->core);
+    struct srv *s = &gs->s;
+    ck_assert_ptr_nonnull(s->metrics = metrics_new());
+    ck_assert_int_eq(hub_new(NULL, agent_glue_ops(gs->glue), &s->hub), CP_OK);
+    agent_glue_set_hub(gs->glue, s->hub);
+    ck_assert_int_eq(hub_start(s->hub), CP_OK);
+    ck_assert_int_eq(http_bind("127.0.0.1:0", &s->http, &e), CP_OK);
+    s->port = http_port(s->http);
+    s->api = (struct api_ctx){
+        .core = NULL, .public_url = "http://127.0.0.1", .auth = api_auth_ok, .auth_ctx = NULL};
+    struct http_options ho = {.threads = 2,
+                              .max_connections = 64,
+                              .max_agents = 64,
+                              .write_workers = 0,
+                              .api = &s->api,
+                              .metrics = s->metrics,
+                              .hub = s->hub};
+    ck_assert_int_eq(http_serve(s->http, &ho, &e), CP_OK);
+}
+
+static void glue_srv_stop(struct glue_srv *gs)
+{
+    hub_stop(gs->s.hub);
+    http_stop(gs->s.http, 2000);
+    agent_glue_stop(gs->glue);
+    core_free(gs->core);
+    hub_free(gs->s.hub);
+    agent_glue_free(gs->glue);
+    db_store_close(gs->store);
+    metrics_free(gs->s.metrics);
+}
+
+static enum cp_err sql_job(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)e;
+    return sqlite3_exec(db_conn_handle(c), arg, NULL, NULL, NULL) == SQLITE_OK ? CP_OK : CP_EIO;
+}
+
+#define GLUE_TOKEN   "nwa_5555555555555555555555555555555555555555555555555555555555555555"
+#define GLUE_SESSION "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+static void send_text(int fd, const char *text)
+{
+    send_frame(fd, 0x1, text, strlen(text));
+}
+
+/* A progress report about a session the server does not know: applied (seq raised) and no
+ * more, which is all this test needs of a report. */
+static void send_progress(int fd, int seq)
+{
+    char m[256];
+    snprintf(m, sizeof(m),
+             "{\"type\":\"progress\",\"seq\":%d,\"captureId\":\"" GLUE_SESSION "\","
+             "\"packets\":1,\"bytes\":1,\"drops\":0,\"files\":0}",
+             seq);
+    send_text(fd, m);
+}
+
+/* Sends a hello and returns the welcome's lastAppliedSeq. */
+static long long hello_welcome(int fd)
+{
+    send_text(fd, "{\"type\":\"hello\",\"protocols\":[1],\"agentVersion\":\"1\",\"hostname\":"
+                  "\"vm1\",\"os\":\"linux\",\"unackedFrom\":1,\"interfaces\":[]}");
+    char buf[1024];
+    ck_assert_int_gt(read_text(fd, buf, sizeof(buf)), 0);
+    json_t *w = json_loads(buf, 0, NULL);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_str_eq(json_string_value(json_object_get(w, "type")), "welcome");
+    long long last = json_integer_value(json_object_get(w, "lastAppliedSeq"));
+    json_decref(w);
+    return last;
+}
+
+/* Reads the next reply; asserts it is ok and for seq. */
+static void expect_reply_ok(int fd, int seq)
+{
+    char buf[1024];
+    ck_assert_int_gt(read_text(fd, buf, sizeof(buf)), 0);
+    json_t *r = json_loads(buf, 0, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "type")), "reply");
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "seq")), seq);
+    ck_assert(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+}
+
+/*
+ * The store fails to apply report 3 (a trigger put into the real database makes raising the
+ * agent's seq to 3 abort). Report 4, sent right behind it, must not be applied before it: with
+ * seqs a high-water mark, 3 would then count as applied and be lost. The server closes the
+ * channel with 4003 and answers neither; a report that comes on the next channel before its
+ * hello is not applied either; after the hello the agent resends 3 and 4 and both apply.
+ */
+START_TEST(glue_failed_report_holds_the_agent)
+{
+    struct glue_srv gs;
+    glue_srv_start(&gs);
+    struct db_agent a;
+    ck_assert_int_eq(core_agent_register(gs.store,
+                                         "/subscriptions/0b7c4a4e-1111-4a4a-8a8a-000000000001/"
+                                         "resourceGroups/rg1/providers/Microsoft.Compute/"
+                                         "virtualMachines/vm1",
+                                         NULL, GLUE_TOKEN, &a, NULL),
+                     CP_OK);
+    db_agent_clear(&a);
+
+    int fd = open_channel(gs.s.port, GLUE_TOKEN);
+    ck_assert_int_eq(hello_welcome(fd), 0);
+    send_progress(fd, 1);
+    expect_reply_ok(fd, 1);
+    send_progress(fd, 2);
+    expect_reply_ok(fd, 2);
+
+    ck_assert_int_eq(db_store_write(gs.store, sql_job,
+                                    "CREATE TRIGGER fail_seq_3 BEFORE UPDATE OF last_applied_seq"
+                                    " ON agents WHEN new.last_applied_seq = 3"
+                                    " BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+                                    NULL),
+                     CP_OK);
+    send_progress(fd, 3);
+    send_progress(fd, 4);
+    /* No reply comes: the next frame past any ping is the close. */
+    char buf[1024];
+    size_t len;
+    int op;
+    do
+        op = read_frame(fd, buf, sizeof(buf), &len);
+    while (op == 0x9); /* ping */
+    ck_assert_int_eq(op, 0x8);
+    ck_assert_uint_ge(len, 2);
+    ck_assert_int_eq(((unsigned char)buf[0] << 8) | (unsigned char)buf[1], PROTO_CLOSE_NOT_APPLIED);
+    close(fd);
+
+    ck_assert_int_eq(db_store_write(gs.store, sql_job, "DROP TRIGGER fail_seq_3", NULL), CP_OK);
+    /* The next channel: report 4 before the hello is held; the welcome says 2 (it is processed
+     * in order, before the hello). */
+    sleep_ms(100); /* the old channel's close reaches the glue first */
+    fd = open_channel(gs.s.port, GLUE_TOKEN);
+    send_progress(fd, 4);
+    ck_assert_int_eq(hello_welcome(fd), 2);
+    send_progress(fd, 3);
+    send_progress(fd, 4);
+    expect_reply_ok(fd, 3);
+    expect_reply_ok(fd, 4);
+    ck_assert_int_eq(hello_welcome(fd), 4); /* both applied, in order */
+    close(fd);
+    glue_srv_stop(&gs);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("channel");
@@ -2199,6 +2371,7 @@ static Suite *suite(void)
     tcase_add_test(ag, agent_tls_wrong_host);
     tcase_add_test(ag, agent_tls_untrusted);
     tcase_add_test(ag, agent_state_persists);
+    tcase_add_test(ag, glue_failed_report_holds_the_agent);
     suite_add_tcase(s, ag);
     return s;
 }

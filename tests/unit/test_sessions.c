@@ -701,6 +701,124 @@ START_TEST(migration_carries_agent_captures_over)
 }
 END_TEST
 
+/* The per-region count of unfinished captures (the capture_quota row of migration 0005, kept
+ * by db/) against a count of the rows themselves, in one snapshot. */
+struct quota {
+    int64_t kept, counted;
+};
+
+static enum cp_err quota_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)e;
+    struct quota *q = arg;
+    enum cp_err err = db_capture_count_unfinished(c, SUB, "westus", &q->kept);
+    sqlite3_stmt *st;
+    if (err != CP_OK ||
+        sqlite3_prepare_v2(db_conn_handle(c),
+                           "SELECT count(*) FROM packet_captures WHERE sub_key = '" SUB
+                           "' AND region = 'westus' AND unfinished = 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return CP_EIO;
+    q->counted = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return CP_OK;
+}
+
+static int64_t quota_exact(void)
+{
+    struct quota q = {-1, -2};
+    ck_assert_int_eq(db_store_read(store, quota_run, &q, NULL), CP_OK);
+    ck_assert_int_eq(q.kept, q.counted);
+    return q.kept;
+}
+
+START_TEST(unfinished_count_stays_exact)
+{
+    char op[40];
+    ck_assert_int_eq(quota_exact(), 0);
+    create("pc1", 0, NULL, 0, NULL, 0, 60000, op);
+    struct db_command start1 = *sent_to(agent_vm, "start");
+    create("pc2", 0, NULL, 0, NULL, 0, 60000, op);
+    struct db_command start2 = *sent_to(agent_vm, "start");
+    create("pc3", 0, NULL, 0, NULL, 0, 60000, op);
+    create("pc4", 1, NULL, 0, NULL, 0, 60000, op); /* scale set: one row, three sessions */
+    ck_assert_int_eq(quota_exact(), 4);
+    /* Running still counts; a session's end ends the capture. */
+    ck_assert_int_eq(core_capture_acked(core, agent_vm, start1.id, 1, NULL, NULL, 0, 1, NULL, NULL),
+                     CP_OK);
+    ck_assert_int_eq(quota_exact(), 4);
+    ck_assert_int_eq(
+        core_capture_ended(core, agent_vm, start1.session_id, "Manual", NULL, NULL, 2, NULL, NULL),
+        CP_OK);
+    ck_assert_int_eq(quota_exact(), 3);
+    /* The same end again (applied before): no change. A failed start ends it too. */
+    ck_assert_int_eq(
+        core_capture_ended(core, agent_vm, start1.session_id, "Manual", NULL, NULL, 2, NULL, NULL),
+        CP_OK);
+    ck_assert_int_eq(quota_exact(), 3);
+    ck_assert_int_eq(
+        core_capture_acked(core, agent_vm, start2.id, 0, "CaptureFailed", "x", 0, 3, NULL, NULL),
+        CP_OK);
+    ck_assert_int_eq(quota_exact(), 2);
+    /* Deleting a finished capture changes nothing; an unfinished one counts no more. */
+    struct db_operation o;
+    ck_assert_int_eq(core_capture_delete(core, &parent, "pc1", NULL, "2024-07-01", &o, NULL),
+                     CP_OK);
+    db_operation_clear(&o);
+    ck_assert_int_eq(quota_exact(), 2);
+    ck_assert_int_eq(core_capture_delete(core, &parent, "pc3", NULL, "2024-07-01", &o, NULL),
+                     CP_OK);
+    db_operation_clear(&o);
+    core_drain(core);
+    ck_assert_int_eq(quota_exact(), 1);
+    /* The watcher's delete cascades to its captures. */
+    create("pc5", 0, NULL, 0, NULL, 0, 60000, op);
+    ck_assert_int_eq(quota_exact(), 2);
+    ck_assert_int_eq(core_watcher_delete(core, &parent, NULL, "2024-07-01", &o, NULL), CP_OK);
+    db_operation_clear(&o);
+    core_drain(core);
+    ck_assert_int_eq(quota_exact(), 0);
+}
+END_TEST
+
+/* 0005 fills the counter from the captures already there. */
+START_TEST(migration_fills_unfinished_count)
+{
+    char dir[] = "/tmp/nwsessXXXXXX", path[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    struct db_store_options o = {.path = path, .readers = 1, .busy_timeout_ms = 0};
+    struct db_store *old;
+    ck_assert_int_eq(db_store_open_with(&o, db_migrations, 4, &old, NULL), CP_OK);
+    static char seed[] =
+        "INSERT INTO network_watchers VALUES (1, '" SUB "', 'rg', 'nw', 'rg', 'nw', '" SUB "',"
+        " 'westus', '{}', 'e', 1, 1, 1);"
+        "INSERT INTO network_watchers VALUES (2, '" SUB "', 'rg', 'nw2', 'rg', 'nw2', '" SUB "',"
+        " 'eastus', '{}', 'e', 1, 1, 1);"
+        "INSERT INTO packet_captures (id, watcher_id, name_key, name, sub_key, region, target,"
+        " properties_json, provisioning_state, capture_status, capture_errors_json, unfinished,"
+        " create_operation_id, created_ms, updated_ms) VALUES"
+        " (1, 1, 'a', 'a', '" SUB "', 'westus', 't', '{}', 'Updating', 'NotStarted', '[]', 1,"
+        " 'op-a', 1, 1),"
+        " (2, 1, 'b', 'b', '" SUB "', 'westus', 't', '{}', 'Succeeded', 'Running', '[]', 1,"
+        " 'op-b', 1, 1),"
+        " (3, 1, 'c', 'c', '" SUB "', 'westus', 't', '{}', 'Succeeded', 'Stopped', '[]', 0,"
+        " 'op-c', 1, 1),"
+        " (4, 2, 'd', 'd', '" SUB "', 'eastus', 't', '{}', 'Updating', 'NotStarted', '[]', 1,"
+        " 'op-d', 1, 1);";
+    ck_assert_int_eq(db_store_write(old, exec_job, seed, NULL), CP_OK);
+    db_store_close(old);
+    core_free(core);
+    db_store_close(store);
+    ck_assert_int_eq(db_store_open(&o, &store, NULL), CP_OK);
+    ck_assert_int_eq(core_new(store, &port, &core), CP_OK);
+    ck_assert_int_eq(quota_exact(), 2);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sessions");
@@ -720,6 +838,8 @@ int main(void)
     tcase_add_test(tc, migration_carries_agent_captures_over);
     tcase_add_test(tc, reconcile_on_hello);
     tcase_add_test(tc, operation_wait_answers_when_the_ack_lands);
+    tcase_add_test(tc, unfinished_count_stays_exact);
+    tcase_add_test(tc, migration_fills_unfinished_count);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

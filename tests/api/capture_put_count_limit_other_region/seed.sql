@@ -6,3 +6,7 @@ INSERT INTO packet_captures (watcher_id, name_key, name, sub_key, region, target
 SELECT w.id, 'seed' || n.i, 'seed' || n.i, w.sub_key, w.region, '/subscriptions/{sub}/resourceGroups/rg2/providers/Microsoft.Compute/virtualMachines/vm1', '{}',
     'Updating', 'NotStarted', NULL, '[]', 1, NULL, 'seed-op-' || n.i, 1700000000000, 1700000000000
 FROM n, network_watchers w WHERE w.name_key = 'nw1' AND w.region = 'westus';
+-- The counter the server keeps beside the rows it writes (migrations/0005_capture_quota.sql).
+INSERT INTO capture_quota (sub_key, region, unfinished)
+SELECT sub_key, region, count(*) FROM packet_captures WHERE unfinished = 1 GROUP BY sub_key, region
+ON CONFLICT (sub_key, region) DO UPDATE SET unfinished = excluded.unfinished;
