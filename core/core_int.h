@@ -47,6 +47,25 @@ struct core_cmd_ids {
 void core_cmd_ids_free(struct core_cmd_ids *l);
 /* Queues every id of l on the dispatcher (after the commit), then frees l. */
 void core_cmd_ids_send(struct core *core, struct core_cmd_ids *l);
+/* In a job: writes a command owed to agent_id about session_id (kind start or stop; reason:
+ * stops only), with id as its commandId (core_owe: a fresh GUID), and adds the id to out. */
+enum cp_err core_owe_as(struct db_conn *c, const char *id, const char *agent_id,
+                        const char *session_id, const char *kind, const char *reason, int64_t now,
+                        struct core_cmd_ids *out) CP_MUST_USE;
+enum cp_err core_owe(struct db_conn *c, const char *agent_id, const char *session_id,
+                     const char *kind, const char *reason, int64_t now,
+                     struct core_cmd_ids *out) CP_MUST_USE;
+
+/* Sessions gathered by core_collect_session (a db_session_each_fn; arg is the accumulator). */
+struct core_sessions_acc {
+    struct db_session *v; /* owned */
+    size_t n, cap;
+};
+enum cp_err core_collect_session(const struct db_session *s, void *arg);
+/* In a job: ends s (Stopped with reason, or Error with code and message when reason is NULL)
+ * and writes it. */
+enum cp_err core_end_session(struct db_conn *c, struct db_session *s, const char *reason,
+                             const char *code, const char *message, int64_t now) CP_MUST_USE;
 
 /* In a create job: a session and its start command for each machine that runs cap (just
  * inserted): the VM's active agent, or the active agents of the scale set's instances that

@@ -1,12 +1,11 @@
 /*
  * Captures run by agents: one session per machine (a VM, or each selected scale-set instance),
- * the commands owed to agents (the outbox), the agents' reports, the timers, and the rule that
- * turns a capture's sessions into the capture's own state (docs/api.md "Sessions").
+ * assigned in the create's job; the rule that turns a capture's sessions into the capture's own
+ * state (docs/api.md "Sessions"); and the stop or delete of a capture's sessions.
  *
- * Every report is applied in one store job together with the agent's report sequence number,
- * so a report repeated after a reconnect is applied once; a command is written in the job of
- * the request that owes it and settled in the job that applies its effect. The agent may speak
- * only for its own sessions and commands.
+ * The agents' reports are applied in core/reports.c, the outbox is core/outbox.c, the timers
+ * core/session_timers.c, a hello's reconciliation core/reconcile.c and what is shown while an
+ * agent is away core/presence.c.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,71 +20,7 @@
 #include "core/ids.h"
 #include "db/agent.h"
 
-#define SWEEP_BATCH     64                   /* sessions ended per timer pass */
-#define PRUNE_AFTER_MS  (24LL * 3600 * 1000) /* acked commands kept this long */
-#define PRUNE_BATCH     512
-#define ERRORS_DISTINCT 8
-
-/* --- owed commands --- */
-
-void core_cmd_ids_free(struct core_cmd_ids *l)
-{
-    free(l->ids);
-    memset(l, 0, sizeof(*l));
-}
-
-static enum cp_err cmd_ids_add(struct core_cmd_ids *l, const char *id)
-{
-    if (!l)
-        return CP_OK;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        void *more = realloc(l->ids, cap * sizeof(*l->ids));
-        if (!more)
-            return CP_ENOMEM;
-        l->ids = more;
-        l->cap = cap;
-    }
-    str_copy(l->ids[l->n++], DB_COMMAND_ID_MAX, id);
-    return CP_OK;
-}
-
-void core_cmd_ids_send(struct core *core, struct core_cmd_ids *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        core_dispatch_push_command(core->dispatch, l->ids[i]);
-    core_cmd_ids_free(l);
-}
-
-/* Writes a command owed to agent_id about session_id (reason: stops only), with id as its
- * commandId (NULL: a fresh GUID). */
-static enum cp_err owe_as(struct db_conn *c, const char *id, const char *agent_id,
-                          const char *session_id, const char *kind, const char *reason, int64_t now,
-                          struct core_cmd_ids *out)
-{
-    struct db_command cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    if (id)
-        str_copy(cmd.id, sizeof(cmd.id), id);
-    else
-        core_guid(cmd.id);
-    str_copy(cmd.agent_id, sizeof(cmd.agent_id), agent_id);
-    str_copy(cmd.session_id, sizeof(cmd.session_id), session_id);
-    str_copy(cmd.kind, sizeof(cmd.kind), kind);
-    str_copy(cmd.stop_reason, sizeof(cmd.stop_reason), reason ? reason : "");
-    str_copy(cmd.state, sizeof(cmd.state), "pending");
-    cmd.created_ms = now;
-    enum cp_err err = db_outbox_insert(c, &cmd);
-    if (err == CP_OK)
-        err = cmd_ids_add(out, cmd.id);
-    return err;
-}
-
-static enum cp_err owe(struct db_conn *c, const char *agent_id, const char *session_id,
-                       const char *kind, const char *reason, int64_t now, struct core_cmd_ids *out)
-{
-    return owe_as(c, NULL, agent_id, session_id, kind, reason, now, out);
-}
+#define ERRORS_DISTINCT 8 /* distinct packetCaptureError values kept */
 
 /* --- assignment (in the create's job) --- */
 
@@ -119,7 +54,7 @@ static enum cp_err add_session(struct db_conn *c, struct db_capture *cap, const 
     s.created_ms = now;
     enum cp_err err = db_session_insert(c, &s);
     if (err == CP_OK)
-        err = owe_as(c, vm ? s.id : NULL, agent_id, s.id, "start", NULL, now, NULL);
+        err = core_owe_as(c, vm ? s.id : NULL, agent_id, s.id, "start", NULL, now, NULL);
     if (err != CP_OK)
         return err;
     struct db_session *more = realloc(cap->sessions, (cap->n_sessions + 1) * sizeof(*more));
@@ -182,14 +117,9 @@ enum cp_err core_assign_sessions(struct db_conn *c, struct db_capture *cap,
 
 /* --- the capture's state from its sessions --- */
 
-struct sessions_acc {
-    struct db_session *v;
-    size_t n, cap;
-};
-
-static enum cp_err collect_session(const struct db_session *s, void *arg)
+enum cp_err core_collect_session(const struct db_session *s, void *arg)
 {
-    struct sessions_acc *acc = arg;
+    struct core_sessions_acc *acc = arg;
     if (acc->n == acc->cap) {
         size_t cap = acc->cap ? acc->cap * 2 : 4;
         void *more = realloc(acc->v, cap * sizeof(*acc->v));
@@ -204,8 +134,8 @@ static enum cp_err collect_session(const struct db_session *s, void *arg)
 
 enum cp_err core_attach_sessions(struct db_conn *c, struct db_capture *cap)
 {
-    struct sessions_acc acc = {NULL, 0, 0};
-    enum cp_err err = db_session_list_by_capture(c, cap->id, collect_session, &acc);
+    struct core_sessions_acc acc = {NULL, 0, 0};
+    enum cp_err err = db_session_list_by_capture(c, cap->id, core_collect_session, &acc);
     free(cap->sessions);
     cap->sessions = err == CP_OK ? acc.v : NULL;
     cap->n_sessions = err == CP_OK ? acc.n : 0;
@@ -382,8 +312,8 @@ out:
 
 /* --- stop and delete (in the request's job) --- */
 
-static enum cp_err end_session(struct db_conn *c, struct db_session *s, const char *reason,
-                               const char *code, const char *message, int64_t now)
+enum cp_err core_end_session(struct db_conn *c, struct db_session *s, const char *reason,
+                             const char *code, const char *message, int64_t now)
 {
     str_copy(s->status, sizeof(s->status), reason ? "Stopped" : "Error");
     str_copy(s->stop_reason, sizeof(s->stop_reason), reason ? reason : "");
@@ -398,9 +328,9 @@ enum cp_err core_sessions_stop(struct db_conn *c, const struct db_capture *cap, 
                                const char *op_id, int64_t now_ms, struct core_cmd_ids *owed,
                                int *running)
 {
-    struct sessions_acc acc = {NULL, 0, 0};
+    struct core_sessions_acc acc = {NULL, 0, 0};
     *running = 0;
-    enum cp_err err = db_session_list_by_capture(c, cap->id, collect_session, &acc);
+    enum cp_err err = db_session_list_by_capture(c, cap->id, core_collect_session, &acc);
     for (size_t i = 0; err == CP_OK && i < acc.n; i++) {
         struct db_session *s = &acc.v[i];
         int pending = strcmp(s->status, "NotStarted") == 0;
@@ -411,577 +341,13 @@ enum cp_err core_sessions_stop(struct db_conn *c, const struct db_capture *cap, 
         /* A VM's one stop is known by the operation's id (as before sessions existed). */
         int vm = acc.n == 1 && !s->instance_id[0];
         if (err == CP_OK && (!pending || s->dispatched_ms))
-            err = owe_as(c, vm ? op_id : NULL, s->agent_id, s->id, "stop",
-                         is_delete ? "SessionDeleted" : "Manual", now_ms, owed);
+            err = core_owe_as(c, vm ? op_id : NULL, s->agent_id, s->id, "stop",
+                              is_delete ? "SessionDeleted" : "Manual", now_ms, owed);
         if (err == CP_OK && pending && !is_delete)
-            err = end_session(c, s, "Manual", NULL, NULL, now_ms);
+            err = core_end_session(c, s, "Manual", NULL, NULL, now_ms);
         if (!pending)
             (*running)++;
     }
     free(acc.v);
     return err;
-}
-
-/* --- reports --- */
-
-static enum cp_err not_yours(struct cp_error *e, const char *what, const char *id)
-{
-    return cp_fail(e, CP_EFORBIDDEN, "NotYourSession", "",
-                   "%s %.40s is not assigned to this agent.", what, id);
-}
-
-/* Raises the agent's seq; *go = 0 when the report was applied before. */
-static enum cp_err advance(struct db_conn *c, struct core_report *job, int *go)
-{
-    *go = 1;
-    if (job->seq <= 0)
-        return CP_OK;
-    return db_agent_advance_seq(c, job->agent_id, job->seq, go);
-}
-
-static enum cp_err apply_ack(struct db_conn *c, struct core_report *job, int64_t now,
-                             struct cp_error *e)
-{
-    struct db_command cmd;
-    enum cp_err err = db_outbox_get(c, job->id, &cmd);
-    if (err == CP_OK && strcmp(cmd.agent_id, job->agent_id) != 0)
-        err = not_yours(e, "Command", job->id);
-    int go = 0;
-    if (err == CP_OK || err == CP_ENOTFOUND) {
-        /* An unknown command (pruned long ago) is acknowledged without effect. */
-        enum cp_err found = err;
-        err = advance(c, job, &go);
-        if (found == CP_ENOTFOUND)
-            go = 0;
-    }
-    /* A start is settled by its ack; a stop only by the session's end (an agent that acked it
-     * and then lost it, say by restarting, must get it again). */
-    if (err == CP_OK && go) {
-        job->applied = 1;
-        if (strcmp(cmd.kind, "start") == 0)
-            err = db_outbox_ack(c, cmd.id, now, NULL);
-    }
-    struct db_session s;
-    if (err == CP_OK && go && strcmp(cmd.kind, "start") == 0) {
-        err = db_session_get(c, cmd.session_id, &s);
-        if (err == CP_ENOTFOUND) {
-            err = CP_OK; /* deleted meanwhile: its stop is owed already */
-        } else if (err == CP_OK && strcmp(s.status, "NotStarted") == 0) {
-            if (job->ok) {
-                str_copy(s.status, sizeof(s.status), "Running");
-                s.started_ms = job->at_ms > 0 ? job->at_ms : now;
-                if (!s.dispatched_ms)
-                    s.dispatched_ms = now;
-                /* The backstop counts on the server's clock from when it learnt of the start. */
-                s.backstop_ms = now + s.time_limit_ms;
-                err = db_session_update_state(c, &s);
-            } else {
-                err = end_session(c, &s, NULL, job->code ? job->code : "CaptureFailed",
-                                  job->message && job->message[0]
-                                      ? job->message
-                                      : "The agent could not start the capture.",
-                                  now);
-            }
-            if (err == CP_OK)
-                err = core_capture_aggregate(c, s.capture_id, now, NULL, NULL, &job->watcher_id);
-        }
-    }
-    db_command_clear(&cmd);
-    return err;
-}
-
-static enum cp_err apply_session_report(struct db_conn *c, struct core_report *job, int64_t now,
-                                        struct cp_error *e)
-{
-    struct db_session s;
-    enum cp_err err = db_session_get(c, job->id, &s);
-    if (err == CP_OK && strcmp(s.agent_id, job->agent_id) != 0)
-        return not_yours(e, "Capture", job->id);
-    if (err != CP_OK && err != CP_ENOTFOUND)
-        return err;
-    int found = err == CP_OK, go = 0;
-    err = advance(c, job, &go);
-    if (err != CP_OK || !go)
-        return err;
-    job->applied = 1;
-    if (job->kind == CORE_REPORT_PROGRESS) {
-        if (!found)
-            return CP_OK;
-        job->watcher_id = s.watcher_id;
-        return db_session_set_progress(c, s.id, job->packets, job->bytes, job->drops, job->files,
-                                       job->first_packet_ms, now);
-    }
-    /* The session ended: nothing is owed for it any more (a capture deleted meanwhile too). */
-    err = db_outbox_ack_session(c, job->id, job->agent_id, NULL, now);
-    if (err != CP_OK || !found)
-        return err;
-    if (strcmp(s.status, "NotStarted") != 0 && strcmp(s.status, "Running") != 0)
-        return CP_OK; /* ended already (a timer, a stop before start) */
-    if (!s.started_ms)
-        s.started_ms = now; /* ended before its ack arrived: the start did happen */
-    err = end_session(c, &s, job->stop_reason, job->code, job->message, now);
-    if (err == CP_OK)
-        err = core_capture_aggregate(c, s.capture_id, now, NULL, NULL, &job->watcher_id);
-    return err;
-}
-
-struct report_batch {
-    struct core_report *r;
-    size_t n;
-};
-
-static enum cp_err report_run(struct db_conn *c, void *arg, struct cp_error *e)
-{
-    struct report_batch *b = arg;
-    int64_t now = timefmt_now_ms();
-    for (size_t i = 0; i < b->n; i++) {
-        struct core_report *r = &b->r[i];
-        r->applied = 0;
-        r->watcher_id = 0;
-        r->err = r->kind == CORE_REPORT_ACK ? apply_ack(c, r, now, &r->e)
-                                            : apply_session_report(c, r, now, &r->e);
-        /* A refusal is found before anything is written, so the others can go on. Any other
-         * failure may leave half a report written: the job fails and the store undoes it all. */
-        if (r->err != CP_OK && r->err != CP_EFORBIDDEN) {
-            if (e)
-                *e = r->e;
-            return r->err;
-        }
-    }
-    return CP_OK;
-}
-
-enum cp_err core_reports_apply(struct core *core, struct core_report *r, size_t n)
-{
-    struct report_batch b = {r, n};
-    struct cp_error e = {{0}, {0}, {0}};
-    for (size_t i = 0; i < n; i++)
-        memset(&r[i].e, 0, sizeof(r[i].e));
-    enum cp_err err = n ? db_store_write(core->store, report_run, &b, &e) : CP_OK;
-    for (size_t i = 0; i < n; i++) {
-        if (err != CP_OK) {
-            r[i].err = err;
-            r[i].e = e;
-            r[i].applied = 0;
-        } else if (r[i].err == CP_OK && r[i].watcher_id) {
-            core_cache_changed(core->cache, r[i].watcher_id);
-        }
-    }
-    return err;
-}
-
-static enum cp_err report(struct core *core, struct core_report *r, int *applied,
-                          struct cp_error *e)
-{
-    enum cp_err err = core_reports_apply(core, r, 1);
-    if (err == CP_OK)
-        err = r->err; /* committed, but this one may have been refused */
-    if (e && err != CP_OK)
-        *e = r->e;
-    if (applied)
-        *applied = err == CP_OK && r->applied;
-    return err;
-}
-
-enum cp_err core_capture_acked(struct core *core, const char *agent_id, const char *command_id,
-                               int ok, const char *code, const char *message, int64_t at_ms,
-                               int64_t seq, int *applied, struct cp_error *e)
-{
-    struct core_report r = {.agent_id = agent_id,
-                            .id = command_id,
-                            .kind = CORE_REPORT_ACK,
-                            .ok = ok,
-                            .code = code,
-                            .message = message,
-                            .at_ms = at_ms,
-                            .seq = seq};
-    return report(core, &r, applied, e);
-}
-
-enum cp_err core_capture_ended(struct core *core, const char *agent_id, const char *session_id,
-                               const char *stop_reason, const char *error_code, const char *message,
-                               int64_t seq, int *applied, struct cp_error *e)
-{
-    struct core_report r = {.agent_id = agent_id,
-                            .id = session_id,
-                            .kind = CORE_REPORT_END,
-                            .code = error_code,
-                            .message = message,
-                            .stop_reason = stop_reason,
-                            .seq = seq};
-    return report(core, &r, applied, e);
-}
-
-enum cp_err core_capture_progress(struct core *core, const char *agent_id, const char *session_id,
-                                  int64_t packets, int64_t bytes, int64_t drops, int64_t files,
-                                  int64_t first_packet_ms, int64_t seq, struct cp_error *e)
-{
-    struct core_report r = {.agent_id = agent_id,
-                            .id = session_id,
-                            .kind = CORE_REPORT_PROGRESS,
-                            .seq = seq,
-                            .packets = packets,
-                            .bytes = bytes,
-                            .drops = drops,
-                            .files = files,
-                            .first_packet_ms = first_packet_ms};
-    return report(core, &r, NULL, e);
-}
-
-/* --- the outbox, seen from the channel --- */
-
-struct owed_job {
-    const char *agent_id;
-    db_command_each_fn each;
-    void *arg;
-};
-
-static enum cp_err owed_run(struct db_conn *c, void *arg, struct cp_error *e)
-{
-    (void)e;
-    struct owed_job *job = arg;
-    return db_outbox_list_owed(c, job->agent_id, job->each, job->arg);
-}
-
-enum cp_err core_agent_owed(struct core *core, const char *agent_id, db_command_each_fn each,
-                            void *arg, struct cp_error *e)
-{
-    struct owed_job job = {agent_id, each, arg};
-    return db_store_read(core->store, owed_run, &job, e);
-}
-
-struct sent_job {
-    const char (*ids)[DB_COMMAND_ID_MAX];
-    size_t n;
-};
-
-static enum cp_err sent_run(struct db_conn *c, void *arg, struct cp_error *e)
-{
-    (void)e;
-    struct sent_job *job = arg;
-    int64_t now = timefmt_now_ms();
-    enum cp_err err = CP_OK;
-    for (size_t i = 0; err == CP_OK && i < job->n; i++) {
-        struct db_command cmd;
-        err = db_outbox_get(c, job->ids[i], &cmd);
-        if (err == CP_ENOTFOUND) {
-            err = CP_OK;
-            continue;
-        }
-        if (err == CP_OK)
-            err = db_outbox_mark_sent(c, cmd.id, now);
-        if (err == CP_OK && strcmp(cmd.kind, "start") == 0)
-            err = db_session_set_dispatched(c, cmd.session_id, now);
-        db_command_clear(&cmd);
-    }
-    return err;
-}
-
-enum cp_err core_commands_sent(struct core *core, const char (*ids)[DB_COMMAND_ID_MAX], size_t n,
-                               struct cp_error *e)
-{
-    if (n == 0)
-        return CP_OK;
-    struct sent_job job = {ids, n};
-    return db_store_write(core->store, sent_run, &job, e);
-}
-
-/* --- timers --- */
-
-struct sweep_job {
-    int64_t now, deadline_ms, grace_ms;
-    struct db_session rows[SWEEP_BATCH];
-    int n;
-    int64_t watchers[2 * SWEEP_BATCH];
-    int n_watchers;
-    struct core_cmd_ids owed;
-};
-
-/* Collects first and updates after the walk: a table should not change under its own SELECT. */
-static enum cp_err sweep_collect(const struct db_session *s, void *arg)
-{
-    struct sweep_job *job = arg;
-    if (job->n < SWEEP_BATCH)
-        job->rows[job->n++] = *s;
-    return CP_OK;
-}
-
-static enum cp_err sweep_end(struct db_conn *c, struct sweep_job *job, struct db_session *s,
-                             const char *message, const char *fail_code, const char *fail_msg)
-{
-    /* Its start may have reached the agent (or it runs there, silent): owe a stop. */
-    enum cp_err err = db_outbox_ack_session(c, s->id, NULL, "start", job->now);
-    if (err == CP_OK && (s->dispatched_ms || s->started_ms))
-        err = owe(c, s->agent_id, s->id, "stop", "AgentStopped", job->now, &job->owed);
-    if (err == CP_OK)
-        err = end_session(c, s, NULL, "AgentStopped", message, job->now);
-    int64_t w = 0;
-    if (err == CP_OK)
-        err = core_capture_aggregate(c, s->capture_id, job->now, fail_code, fail_msg, &w);
-    if (err == CP_OK && w && job->n_watchers < (int)(sizeof(job->watchers) / sizeof(w)))
-        job->watchers[job->n_watchers++] = w;
-    return err;
-}
-
-static enum cp_err sweep_run(struct db_conn *c, void *arg, struct cp_error *e)
-{
-    (void)e;
-    struct sweep_job *job = arg;
-    job->n = 0;
-    enum cp_err err = db_session_list_start_due(c, job->now - job->deadline_ms, sweep_collect, job);
-    for (int i = 0; err == CP_OK && i < job->n; i++) {
-        char msg[CP_ERROR_MESSAGE_MAX];
-        snprintf(msg, sizeof(msg),
-                 "The agent did not start the capture within %lld s (not connected, or not "
-                 "answering).",
-                 (long long)(job->deadline_ms / 1000));
-        struct db_capture cap;
-        char fail[CP_ERROR_MESSAGE_MAX] = "";
-        if (db_capture_get_by_id(c, job->rows[i].capture_id, &cap) == CP_OK)
-            snprintf(fail, sizeof(fail),
-                     "The agent serving target '%.300s' did not start the capture within %lld s "
-                     "(not connected, or not answering).",
-                     cap.target, (long long)(job->deadline_ms / 1000));
-        db_capture_clear(&cap);
-        err = sweep_end(c, job, &job->rows[i], msg, "AgentNotConnected", fail[0] ? fail : msg);
-    }
-    job->n = 0;
-    if (err == CP_OK)
-        err = db_session_list_backstop_due(c, job->now - job->grace_ms, sweep_collect, job);
-    for (int i = 0; err == CP_OK && i < job->n; i++) {
-        char msg[CP_ERROR_MESSAGE_MAX];
-        snprintf(msg, sizeof(msg),
-                 "The agent reported no end within the session's time limit plus %lld s; the "
-                 "server ended the session (the agent no longer answers for it).",
-                 (long long)(job->grace_ms / 1000));
-        log_info("component=sessions event=backstop session=%s agent=%s", job->rows[i].id,
-                 job->rows[i].agent_id);
-        err = sweep_end(c, job, &job->rows[i], msg, NULL, NULL);
-    }
-    int pruned = 0;
-    if (err == CP_OK)
-        err = db_outbox_prune(c, job->now - PRUNE_AFTER_MS, PRUNE_BATCH, &pruned);
-    return err;
-}
-
-enum cp_err core_sessions_sweep(struct core *core, int64_t deadline_ms, int64_t grace_ms,
-                                struct cp_error *e)
-{
-    struct sweep_job *job = calloc(1, sizeof(*job));
-    if (!job)
-        return CP_ENOMEM;
-    job->now = timefmt_now_ms();
-    job->deadline_ms = deadline_ms;
-    job->grace_ms = grace_ms;
-    enum cp_err err = db_store_write(core->store, sweep_run, job, e);
-    if (err == CP_OK) {
-        for (int i = 0; i < job->n_watchers; i++)
-            core_cache_changed(core->cache, job->watchers[i]);
-        core_cmd_ids_send(core, &job->owed);
-    }
-    core_cmd_ids_free(&job->owed);
-    free(job);
-    return err;
-}
-
-/* --- reconciliation --- */
-
-struct reconcile_job {
-    const char *agent_id;
-    const char **held; /* running + finished, sorted */
-    size_t n_held;
-    const char *const *running;
-    size_t n_running;
-    char (*stop)[DB_SESSION_ID_MAX];
-    size_t n_max, n_stop;
-    struct sessions_acc live; /* the agent's sessions not ended */
-    struct db_command *owed;  /* stops owed to it (no spec) */
-    size_t n_owed, cap_owed;
-    int64_t watchers[64];
-    int n_watchers, all_watchers;
-};
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static int held(const struct reconcile_job *job, const char *id)
-{
-    return job->n_held && bsearch(&id, job->held, job->n_held, sizeof(*job->held), cmp_str) != NULL;
-}
-
-static enum cp_err collect_owed_stop(const struct db_command *cmd, void *arg)
-{
-    struct reconcile_job *job = arg;
-    if (strcmp(cmd->kind, "stop") != 0)
-        return CP_OK;
-    if (job->n_owed == job->cap_owed) {
-        size_t cap = job->cap_owed ? job->cap_owed * 2 : 8;
-        void *more = realloc(job->owed, cap * sizeof(*job->owed));
-        if (!more)
-            return CP_ENOMEM;
-        job->owed = more;
-        job->cap_owed = cap;
-    }
-    job->owed[job->n_owed] = *cmd;
-    job->owed[job->n_owed++].spec_json = NULL;
-    return CP_OK;
-}
-
-static void note_watcher(struct reconcile_job *job, int64_t w)
-{
-    for (int i = 0; i < job->n_watchers; i++)
-        if (job->watchers[i] == w)
-            return;
-    if (job->n_watchers < (int)(sizeof(job->watchers) / sizeof(w)))
-        job->watchers[job->n_watchers++] = w;
-    else
-        job->all_watchers = 1;
-}
-
-static enum cp_err reconcile_run(struct db_conn *c, void *arg, struct cp_error *e)
-{
-    (void)e;
-    struct reconcile_job *job = arg;
-    int64_t now = timefmt_now_ms();
-    job->live.n = 0;
-    job->n_owed = 0;
-    job->n_stop = 0;
-    job->n_watchers = 0;
-    enum cp_err err = db_session_list_live_by_agent(c, job->agent_id, collect_session, &job->live);
-    if (err == CP_OK)
-        err = db_outbox_list_owed(c, job->agent_id, collect_owed_stop, job);
-    /* Running here, unknown there: the agent lost it (restarted without its state, say). */
-    for (size_t i = 0; err == CP_OK && i < job->live.n; i++) {
-        struct db_session *s = &job->live.v[i];
-        if (strcmp(s->status, "Running") != 0 || held(job, s->id))
-            continue;
-        log_info("component=sessions event=reconciled_lost session=%s agent=%s", s->id,
-                 job->agent_id);
-        err = db_outbox_ack_session(c, s->id, job->agent_id, NULL, now);
-        if (err == CP_OK)
-            err = end_session(c, s, NULL, "AgentStopped",
-                              "The agent no longer holds this session: it did not list it when it "
-                              "reconnected (restarted without its state?).",
-                              now);
-        int64_t w = 0;
-        if (err == CP_OK)
-            err = core_capture_aggregate(c, s->capture_id, now, NULL, NULL, &w);
-        if (w)
-            note_watcher(job, w);
-    }
-    /* A stop for what the agent does not hold has nothing left to do. */
-    for (size_t i = 0; err == CP_OK && i < job->n_owed; i++)
-        if (!held(job, job->owed[i].session_id))
-            err = db_outbox_ack(c, job->owed[i].id, now, NULL);
-    /* Running there, not here: stopped, deleted or never known here. */
-    for (size_t i = 0; err == CP_OK && i < job->n_running; i++) {
-        struct db_session s;
-        enum cp_err found = db_session_get(c, job->running[i], &s);
-        if (found != CP_OK && found != CP_ENOTFOUND) {
-            err = found;
-            break;
-        }
-        int alive = found == CP_OK && strcmp(s.agent_id, job->agent_id) == 0 &&
-                    (strcmp(s.status, "Running") == 0 || strcmp(s.status, "NotStarted") == 0);
-        if (!alive && job->n_stop < job->n_max)
-            str_copy(job->stop[job->n_stop++], DB_SESSION_ID_MAX, job->running[i]);
-    }
-    return err;
-}
-
-enum cp_err core_agent_reconcile(struct core *core, const char *agent_id,
-                                 const char *const *running, size_t n_running,
-                                 const char *const *finished, size_t n_finished,
-                                 char (*stop)[DB_SESSION_ID_MAX], size_t n_max, size_t *n_stop,
-                                 struct cp_error *e)
-{
-    *n_stop = 0;
-    struct reconcile_job job;
-    memset(&job, 0, sizeof(job));
-    job.agent_id = agent_id;
-    job.running = running;
-    job.n_running = n_running;
-    job.stop = stop;
-    job.n_max = n_max;
-    job.held = malloc((n_running + n_finished + 1) * sizeof(*job.held));
-    if (!job.held)
-        return CP_ENOMEM;
-    for (size_t i = 0; i < n_running; i++)
-        job.held[job.n_held++] = running[i];
-    for (size_t i = 0; i < n_finished; i++)
-        job.held[job.n_held++] = finished[i];
-    qsort(job.held, job.n_held, sizeof(*job.held), cmp_str);
-    enum cp_err err = db_store_write(core->store, reconcile_run, &job, e);
-    if (err == CP_OK) {
-        *n_stop = job.n_stop;
-        for (int i = 0; i < job.n_watchers; i++)
-            core_cache_changed(core->cache, job.watchers[i]);
-        if (job.all_watchers)
-            for (int64_t slot = 0; slot < CORE_CACHE_SLOTS; slot++)
-                core_cache_changed(core->cache, slot);
-    }
-    free(job.held);
-    free(job.live.v);
-    free(job.owed);
-    return err;
-}
-
-/* --- presence --- */
-
-const char *core_session_shown_status(const struct db_session *s)
-{
-    return strcmp(s->status, "Running") == 0 && !s->agent_connected ? "Unknown" : s->status;
-}
-
-const char *core_capture_shown_status(const struct db_capture *cap)
-{
-    if (strcmp(cap->capture_status, "Running") != 0 || cap->n_sessions == 0)
-        return cap->capture_status;
-    for (size_t i = 0; i < cap->n_sessions; i++)
-        if (strcmp(cap->sessions[i].status, "Running") == 0 && cap->sessions[i].agent_connected)
-            return "Running";
-    return "Unknown";
-}
-
-struct presence_job {
-    const char *agent_id;
-    int64_t watchers[64];
-    int n;
-    int all; /* too many to list: drop every cached entry's validity */
-};
-
-static enum cp_err presence_collect(const struct db_session *s, void *arg)
-{
-    struct presence_job *job = arg;
-    for (int i = 0; i < job->n; i++)
-        if (job->watchers[i] == s->watcher_id)
-            return CP_OK;
-    if (job->n < (int)(sizeof(job->watchers) / sizeof(job->watchers[0])))
-        job->watchers[job->n++] = s->watcher_id;
-    else
-        job->all = 1;
-    return CP_OK;
-}
-
-static enum cp_err presence_run(struct db_conn *c, void *arg, struct cp_error *e)
-{
-    (void)e;
-    struct presence_job *job = arg;
-    return db_session_list_live_by_agent(c, job->agent_id, presence_collect, job);
-}
-
-void core_agent_presence_changed(struct core *core, const char *agent_id)
-{
-    struct presence_job job;
-    memset(&job, 0, sizeof(job));
-    job.agent_id = agent_id;
-    if (db_store_read(core->store, presence_run, &job, NULL) != CP_OK)
-        job.all = 1;
-    for (int i = 0; i < job.n; i++)
-        core_cache_changed(core->cache, job.watchers[i]);
-    if (job.all)
-        for (int64_t slot = 0; slot < CORE_CACHE_SLOTS; slot++)
-            core_cache_changed(core->cache, slot);
 }
