@@ -152,3 +152,31 @@ enum cp_err core_capture_counts(struct core *core, db_capture_count_fn each, voi
     struct count_job job = {each, arg};
     return db_store_read(core->store, count_job_run, &job, NULL);
 }
+
+struct stats_job {
+    enum core_agent_stat which;
+    db_stats_fn each;
+    void *arg;
+};
+
+static enum cp_err stats_job_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)e;
+    struct stats_job *job = arg;
+    switch (job->which) {
+    case CORE_STAT_SESSIONS:
+        return db_stats_live_sessions(c, job->each, job->arg);
+    case CORE_STAT_COMMANDS:
+        return db_stats_owed_commands(c, job->each, job->arg);
+    case CORE_STAT_AGENTS:
+        return db_stats_agents(c, job->each, job->arg);
+    }
+    return CP_EINVAL;
+}
+
+enum cp_err core_agent_stats(struct core *core, enum core_agent_stat which, db_stats_fn each,
+                             void *arg)
+{
+    struct stats_job job = {which, each, arg};
+    return db_store_read(core->store, stats_job_run, &job, NULL);
+}

@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "db/capture.h"
+#include "db/stats.h"
 #include "db/operation.h"
 #include "db/outbox.h"
 #include "db/store.h"
@@ -250,5 +251,11 @@ void core_agent_presence_changed(struct core *core, const char *agent_id);
 
 /* Calls each() with (provisioningState, packetCaptureStatus, count) groups, for metrics. */
 enum cp_err core_capture_counts(struct core *core, db_capture_count_fn each, void *arg) CP_MUST_USE;
+
+/* For metrics (db/stats.h): live sessions by status, commands owed to agents by kind and
+ * state, or active agents by connection. */
+enum core_agent_stat { CORE_STAT_SESSIONS, CORE_STAT_COMMANDS, CORE_STAT_AGENTS };
+enum cp_err core_agent_stats(struct core *core, enum core_agent_stat which, db_stats_fn each,
+                             void *arg) CP_MUST_USE;
 
 #endif

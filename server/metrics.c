@@ -127,6 +127,52 @@ static void put_capture_count(const char *prov, const char *status, int64_t coun
         (long long)count);
 }
 
+static void put_session_count(const char *status, const char *unused, int64_t count, void *arg)
+{
+    (void)unused;
+    put(arg, "netwatch_sessions{status=\"%s\"} %lld\n", status, (long long)count);
+}
+
+static void put_command_count(const char *kind, const char *state, int64_t count, void *arg)
+{
+    put(arg, "netwatch_agent_commands_owed{kind=\"%s\",state=\"%s\"} %lld\n", kind, state,
+        (long long)count);
+}
+
+static void put_agent_count(const char *state, const char *unused, int64_t count, void *arg)
+{
+    (void)unused;
+    put(arg, "netwatch_agents{state=\"%s\"} %lld\n", state, (long long)count);
+}
+
+/* The agent side's gauges, one family (HELP, TYPE, samples) per read. */
+static void put_agent_side(struct text *t, struct core *core)
+{
+    static const struct {
+        enum core_agent_stat which;
+        const char *head;
+        db_stats_fn each;
+    } families[] = {
+        {CORE_STAT_SESSIONS,
+         "# HELP netwatch_sessions Capture sessions on agents not ended yet, by status.\n"
+         "# TYPE netwatch_sessions gauge\n",
+         put_session_count},
+        {CORE_STAT_COMMANDS,
+         "# HELP netwatch_agent_commands_owed Commands to agents not acknowledged yet.\n"
+         "# TYPE netwatch_agent_commands_owed gauge\n",
+         put_command_count},
+        {CORE_STAT_AGENTS,
+         "# HELP netwatch_agents Registered agents that are not revoked, by connection.\n"
+         "# TYPE netwatch_agents gauge\n",
+         put_agent_count},
+    };
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        put(t, "%s", families[i].head);
+        if (core_agent_stats(core, families[i].which, families[i].each, t) != CP_OK)
+            t->failed = 1;
+    }
+}
+
 char *metrics_render(struct metrics *m, struct core *core)
 {
     struct text t = {malloc(16384), 0, 16384, 0};
@@ -172,6 +218,7 @@ char *metrics_render(struct metrics *m, struct core *core)
             "# TYPE netwatch_captures gauge\n");
     if (core_capture_counts(core, put_capture_count, &t) != CP_OK)
         t.failed = 1;
+    put_agent_side(&t, core);
     if (t.failed) {
         free(t.s);
         return NULL;

@@ -69,6 +69,20 @@ static int wait_connected(const char *id, int want)
     return nw_agent_wait_connected(&srv, id, want, WAIT_MS);
 }
 
+/* 1 when GET /metrics has the line `line` exactly (a whole sample line). */
+static int metrics_has(const char *line)
+{
+    struct nw_response r;
+    int found = 0;
+    if (nw_server_request(&srv, "GET", "/metrics", NULL, NULL, &r) == 0 && r.status == 200) {
+        size_t n = strlen(line);
+        for (const char *p = strstr(r.body, line); p && !found; p = strstr(p + 1, line))
+            found = (p == r.body || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0');
+    }
+    nw_response_free(&r);
+    return found;
+}
+
 /* One capture run for real by the agent on the loopback interface: create -> the agent acks ->
  * Succeeded/Running; UDP traffic; stop -> the agent's completed report ends the stop (Location
  * 200 null); Stopped/Manual; the pcap file is under the agent's capture root. */
@@ -91,6 +105,8 @@ static void capture_lifecycle(void)
     NW_CHECK(nw_capture_query(&srv, nw, "lc", pcs, why, start, sizeof(pcs)) == 200, "qs");
     NW_CHECK(strcmp(pcs, "Running") == 0, "status %s, want Running", pcs);
     NW_CHECK(start[0], "no captureStartTime");
+    NW_CHECK(metrics_has("netwatch_sessions{status=\"Running\"} 1"),
+             "/metrics does not count the running session");
 
     /* Traffic the filter matches (UDP to the local port), on the loopback interface. */
     nw_send_udp(port, "lc", 5);
@@ -102,6 +118,8 @@ static void capture_lifecycle(void)
     NW_CHECK(nw_capture_query(&srv, nw, "lc", pcs, why, NULL, sizeof(pcs)) == 200, "qs2");
     NW_CHECK(strcmp(pcs, "Stopped") == 0, "status %s, want Stopped", pcs);
     NW_CHECK(strcmp(why, "Manual") == 0, "stopReason %s, want Manual", why);
+    NW_CHECK(metrics_has("netwatch_sessions{status=\"Running\"} 0"),
+             "/metrics still counts a running session after the stop");
     /* The agent's progress timer (10 s) never fired: the counters are the totals it sends as the
      * capture completes. */
     char qs[700];
