@@ -18,12 +18,15 @@ static enum cp_err each_group(sqlite3_stmt *st, int has_label2, db_stats_fn each
 
 enum cp_err db_stats_live_sessions(struct db_conn *c, db_stats_fn each, void *arg)
 {
-    /* Two counts, each served by its partial index (capture_sessions_start_due and
-     * capture_sessions_backstop_due hold exactly these rows). */
-    sqlite3_stmt *st = db_conn_stmt(
-        c, "SELECT 'NotStarted', count(*) FROM capture_sessions WHERE status = 'NotStarted'"
-           " UNION ALL"
-           " SELECT 'Running', count(*) FROM capture_sessions WHERE status = 'Running'");
+    /* Two counts, each a range over its partial index (capture_sessions_start_due and
+     * capture_sessions_backstop_due hold exactly these rows): without the range the planner
+     * scans capture_sessions_by_agent, every session ever. Every NotStarted session has a
+     * created_ms and every Running one a backstop_ms (the backstop sweep relies on it too). */
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT 'NotStarted', count(*) FROM capture_sessions"
+                                       " WHERE status = 'NotStarted' AND created_ms >= 0"
+                                       " UNION ALL"
+                                       " SELECT 'Running', count(*) FROM capture_sessions"
+                                       " WHERE status = 'Running' AND backstop_ms >= 0");
     if (!st)
         return CP_EIO;
     return each_group(st, 0, each, arg);
