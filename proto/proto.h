@@ -32,7 +32,11 @@
  *                    interfaces?:[{name:name(64), addresses?:[IPv4|IPv6 text]
  *                    (PROTO_MAX_ADDRESSES)}] (PROTO_MAX_INTERFACES),
  *                    sessions?:{running?:[uuid], finished?:[uuid]} (PROTO_MAX_SESSIONS in
- *                    all), unackedFrom:seq
+ *                    all), unackedFrom:seq,
+ *                    identity?:{resourceId:armId(PROTO_RESOURCE_ID_MAX),
+ *                    instanceId?:ARM resource name (1..80)}: the machine the agent was told
+ *                    it runs on; instanceId is required with a scale-set id, refused with a
+ *                    VM id (absent: not stated, nothing is checked)
  *   welcome    S->A  protocol:int>=1, heartbeatSeconds:int 1..PROTO_HEARTBEAT_MAX,
  *                    lastAppliedSeq:int>=0, stop?:[uuid] (PROTO_MAX_SESSIONS)
  *   start      S->A  commandId:uuid, captureId:uuid, name:ARM resource name (1..80),
@@ -49,6 +53,8 @@
  *   reply      S->A  seq, ok:bool, and only when ok is false: code:1..64 ASCII letters/digits,
  *                    message?:text(1024)
  *
+ *   armId:      /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/
+ *               virtualMachines/{name} or .../virtualMachineScaleSets/{name} (common/armid.h)
  *   stopReason: Manual | TimeExceeded | SessionBytesExceeded | SessionDeleted | AgentStopped
  *   PcError:    InternalError | AgentStopped | CaptureFailed | LocalFileFailed | StorageFailed
  *
@@ -58,7 +64,8 @@
  * that only inform (hello.interfaces, completed.files) may be trimmed by the sender to fit.
  *
  * Sequence. hello first (the server closes with 4002 when proto_negotiate finds no version in
- * common), welcome back; then commands (start, stop) and reports (ack, progress, completed,
+ * common, and with 4004 when hello.identity is not the machine the token was registered for),
+ * welcome back; then commands (start, stop) and reports (ack, progress, completed,
  * error) in any order. Every report gets a reply with its seq once it is durable on the server
  * (or was applied before). Commands are repeated after a reconnect until acked; an agent answers
  * a commandId it has seen with the same ack.
@@ -109,6 +116,8 @@
 #define PROTO_SHA256_HEX        64
 #define PROTO_CODE_MAX          64
 #define PROTO_MESSAGE_MAX       1024
+#define PROTO_RESOURCE_ID_MAX   512 /* hello.identity.resourceId (ARMID_MAX_LEN) */
+#define PROTO_INSTANCE_ID_MAX   80  /* hello.identity.instanceId: an ARM resource name */
 
 /* reply.code the server sends for a report about a session the agent does not own. */
 #define PROTO_REPLY_NOT_YOUR_SESSION "NotYourSession"
@@ -120,6 +129,9 @@ enum proto_close_code {
     PROTO_CLOSE_REVOKED = 4001,     /* the agent's credential was revoked */
     PROTO_CLOSE_NO_PROTOCOL = 4002, /* hello offered no version this server speaks */
     PROTO_CLOSE_NOT_APPLIED = 4003, /* a report could not be stored: send it again after hello */
+    /* hello.identity is not the machine the agent's token was registered for (a token copied to
+     * another machine, or a wrong --resource-id): fix the setting or the token, then retry. */
+    PROTO_CLOSE_WRONG_IDENTITY = 4004,
 };
 
 /* ---- enums and their wire names ---- */
@@ -195,6 +207,12 @@ struct proto_session {
     enum proto_session_state state;
 };
 
+/* What the agent was told about the machine it runs on (hello.identity). */
+struct proto_identity {
+    char resource_id[PROTO_RESOURCE_ID_MAX + 1]; /* VM or scale-set id; "" = not stated */
+    char instance_id[PROTO_INSTANCE_ID_MAX + 1]; /* scale-set instance; "" for a VM */
+};
+
 struct proto_hello {
     int protocols[PROTO_MAX_PROTOCOLS]; /* versions the agent speaks, as offered */
     size_t n_protocols;                 /* 1..PROTO_MAX_PROTOCOLS */
@@ -205,7 +223,8 @@ struct proto_hello {
     size_t n_interfaces;
     struct proto_session *sessions; /* n_sessions (NULL when 0); decoded: running first */
     size_t n_sessions;
-    int64_t unacked_from; /* first seq the agent has not seen replied to */
+    int64_t unacked_from;           /* first seq the agent has not seen replied to */
+    struct proto_identity identity; /* resource_id "" when the hello states none */
 };
 
 struct proto_welcome {

@@ -14,6 +14,8 @@
 #include "common/armid.h"
 
 _Static_assert(PROTO_NAME_MAX + 1 == ARMID_NAME_MAX, "a capture name is an ARM resource name");
+_Static_assert(PROTO_INSTANCE_ID_MAX + 1 == ARMID_NAME_MAX, "an instance id is a resource name");
+_Static_assert(PROTO_RESOURCE_ID_MAX == ARMID_MAX_LEN, "hello.identity takes what armid reads");
 
 static enum cp_err no_memory(struct cp_error *e)
 {
@@ -162,6 +164,40 @@ static enum cp_err rd_sessions(const struct proto_rd *rd, const json_t *o, struc
     return CP_OK;
 }
 
+/* identity: {"resourceId": VM or scale-set id, "instanceId": instance (scale sets only)}.
+ * Absent leaves h->identity empty (not stated). */
+static enum cp_err rd_identity(const struct proto_rd *rd, const json_t *o, struct proto_hello *h)
+{
+    const json_t *obj = json_object_get(o, "identity");
+    struct proto_identity *id = &h->identity;
+    struct armid parsed;
+    struct cp_error ae = {{0}, {0}, {0}};
+    enum cp_err err;
+    if (!obj)
+        return CP_OK;
+    if (!json_is_object(obj))
+        return proto_rd_fail(rd, "identity", "must be an object");
+    if ((err = proto_rd_str(rd, obj, "identity", "resourceId", PROTO_F_REQUIRED | PROTO_F_NAME,
+                            id->resource_id, sizeof(id->resource_id))) ||
+        (err = proto_rd_str(rd, obj, "identity", "instanceId", PROTO_F_NAME, id->instance_id,
+                            sizeof(id->instance_id))))
+        return err;
+    if (armid_parse(id->resource_id, &parsed, &ae, "identity.resourceId") != CP_OK)
+        return proto_rd_fail(rd, "identity.resourceId",
+                             "must be a virtual machine or scale set resource id (%s)", ae.message);
+    if (parsed.kind != ARMID_VM && parsed.kind != ARMID_VMSS)
+        return proto_rd_fail(rd, "identity.resourceId",
+                             "must be a virtual machine or a scale set id");
+    if (parsed.kind == ARMID_VM && id->instance_id[0])
+        return proto_rd_fail(rd, "identity.instanceId", "is only for a scale set id");
+    if (parsed.kind == ARMID_VMSS && !id->instance_id[0])
+        return proto_rd_fail(rd, "identity.instanceId", "is required with a scale set id");
+    if (id->instance_id[0] && !armid_valid_resource_name(id->instance_id))
+        return proto_rd_fail(rd, "identity.instanceId",
+                             "must be 1-80 letters, digits, '_', '-' or '.' (a resource name)");
+    return CP_OK;
+}
+
 static enum cp_err rd_hello(const struct proto_rd *rd, const json_t *o, struct proto_hello *h)
 {
     const json_t *ifs;
@@ -187,7 +223,9 @@ static enum cp_err rd_hello(const struct proto_rd *rd, const json_t *o, struct p
         if ((err = rd_iface(rd, json_array_get(ifs, i), p, &h->interfaces[i])))
             return err;
     }
-    return rd_sessions(rd, o, h);
+    if ((err = rd_sessions(rd, o, h)))
+        return err;
+    return rd_identity(rd, o, h);
 }
 
 /* ---- server -> agent ---- */

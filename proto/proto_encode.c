@@ -99,6 +99,20 @@ static void enc_hello(struct bld *b, json_t *o, const struct proto_hello *h)
     }
     put(b, o, "sessions", ses);
     put(b, o, "unackedFrom", json_integer(h->unacked_from));
+
+    /* identity only when stated; an instance without a resource id is not a message. */
+    const struct proto_identity *id = &h->identity;
+    if (!id->resource_id[0] && id->instance_id[0]) {
+        b->failed = 1;
+    } else if (id->resource_id[0]) {
+        json_t *io = json_object();
+        if (io) {
+            put(b, io, "resourceId", FSTR(id->resource_id));
+            if (id->instance_id[0])
+                put(b, io, "instanceId", FSTR(id->instance_id));
+        }
+        put(b, o, "identity", io);
+    }
 }
 
 static void enc_welcome(struct bld *b, json_t *o, const struct proto_welcome *w)

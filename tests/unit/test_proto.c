@@ -358,6 +358,60 @@ START_TEST(round_trip_hello)
 }
 END_TEST
 
+#define VM_ID                                                                                      \
+    "/subscriptions/" ID1 "/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1"
+#define VMSS_ID                                                                                    \
+    "/subscriptions/" ID1 "/resourceGroups/rg1/providers/Microsoft.Compute/"                       \
+    "virtualMachineScaleSets/ss1"
+
+/* hello.identity: a VM id alone, a scale-set id with its instance, and none (not on the wire). */
+START_TEST(round_trip_hello_identity)
+{
+    struct proto_msg m, b;
+    make_hello(&m);
+    copy(m.hello.identity.resource_id, sizeof(m.hello.identity.resource_id), VM_ID);
+    char *s = round_trip(&m, &b);
+    ck_assert_str_eq(b.hello.identity.resource_id, VM_ID);
+    ck_assert_str_eq(b.hello.identity.instance_id, "");
+    ck_assert_ptr_nonnull(strstr(s, ",\"identity\":{\"resourceId\":\"" VM_ID "\"}"));
+    free(s);
+    proto_msg_clear(&b);
+
+    copy(m.hello.identity.resource_id, sizeof(m.hello.identity.resource_id), VMSS_ID);
+    copy(m.hello.identity.instance_id, sizeof(m.hello.identity.instance_id), "7");
+    s = round_trip(&m, &b);
+    ck_assert_str_eq(b.hello.identity.resource_id, VMSS_ID);
+    ck_assert_str_eq(b.hello.identity.instance_id, "7");
+    ck_assert_ptr_nonnull(
+        strstr(s, "\"identity\":{\"resourceId\":\"" VMSS_ID "\",\"instanceId\":\"7\"}"));
+    free(s);
+    proto_msg_clear(&b);
+
+    /* the casing is the agent's: ARM ids compare case-insensitively, the server does that */
+    decode_ok(
+        "{\"type\":\"hello\",\"protocols\":[1],\"agentVersion\":\"1\",\"hostname\":\"h\","
+        "\"os\":\"linux\",\"unackedFrom\":1,\"identity\":{\"resourceId\":\"/SUBSCRIPTIONS/" ID1
+        "/resourcegroups/RG1/providers/microsoft.compute/VIRTUALMACHINES/VM1/\","
+        "\"future\":1}}",
+        &b);
+    ck_assert_str_eq(b.hello.identity.resource_id,
+                     "/SUBSCRIPTIONS/" ID1 "/resourcegroups/RG1/providers/microsoft.compute/"
+                     "VIRTUALMACHINES/VM1/");
+    proto_msg_clear(&b);
+
+    /* an instance without a resource id is not a message */
+    m.hello.identity.resource_id[0] = '\0';
+    ck_assert_ptr_null(proto_encode(&m));
+    m.hello.identity.instance_id[0] = '\0';
+    s = round_trip(&m, &b);
+    ck_assert_ptr_null(strstr(s, "identity"));
+    ck_assert_str_eq(b.hello.identity.resource_id, "");
+    free(s);
+    proto_msg_clear(&b);
+    proto_msg_clear(&m);
+}
+END_TEST
+
 START_TEST(round_trip_welcome)
 {
     struct proto_msg m, b;
@@ -602,6 +656,11 @@ static const char *const doc_examples[] = {
     "\"os\":\"linux\",\n \"interfaces\":[{\"name\":\"eth0\",\"addresses\":[\"10.0.0.4\","
     "\"fe80::1\"]}],\n \"sessions\":{\"running\":[\"" ID1 "\"]},\n"
     " \"unackedFrom\":17}",
+    "{\"type\":\"hello\",\"protocols\":[1],\"agentVersion\":\"0.2.0\",\"hostname\":\"vm1\","
+    "\"os\":\"linux\",\n \"interfaces\":[{\"name\":\"eth0\",\"addresses\":[\"10.0.0.4\","
+    "\"fe80::1\"]}],\n \"sessions\":{\"running\":[\"" ID1 "\"]},\n"
+    " \"unackedFrom\":17,\n \"identity\":{\"resourceId\":\"/subscriptions/" ID2
+    "/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1\"}}",
     "{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15,\"lastAppliedSeq\":16,\n"
     " \"stop\":[\"" ID2 "\"]}",
     "{\"type\":\"start\",\"commandId\":\"" ID1 "\",\"captureId\":\"" ID2 "\",\"name\":\"pc1\",\n"
@@ -895,6 +954,30 @@ static const struct refusal refusals[] = {
     {HELLO_OK ",\"sessions\":{\"running\":[\"" ID2 "\"],\"finished\":[\"" ID1
               "\",\"not-a-guid\"]}}",
      "sessions.finished[1]", "hello: sessions.finished[1] must be a lower-case GUID"},
+    /* hello.identity */
+    {HELLO_OK ",\"identity\":\"" VM_ID "\"}", "identity", "hello: identity must be an object"},
+    {HELLO_OK ",\"identity\":null}", "identity", "must be an object"},
+    {HELLO_OK ",\"identity\":{}}", "identity.resourceId", "is required"},
+    {HELLO_OK ",\"identity\":{\"instanceId\":\"0\"}}", "identity.resourceId", "is required"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"\"}}", "identity.resourceId", "must not be empty"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":5}}", "identity.resourceId", "must be a string"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"vm1\"}}", "identity.resourceId",
+     "must be a virtual machine or scale set resource id"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"/subscriptions/" ID1
+              "/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/sa1\"}}",
+     "identity.resourceId", "must be a virtual machine or a scale set id"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"" VM_ID "/extra\"}}", "identity.resourceId",
+     "not a valid resource id"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"" VM_ID "\",\"instanceId\":\"0\"}}",
+     "identity.instanceId", "is only for a scale set id"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"" VMSS_ID "\"}}", "identity.instanceId",
+     "is required with a scale set id"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"" VMSS_ID "\",\"instanceId\":\"\"}}",
+     "identity.instanceId", "must not be empty"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"" VMSS_ID "\",\"instanceId\":\"a/b\"}}",
+     "identity.instanceId", "a resource name"},
+    {HELLO_OK ",\"identity\":{\"resourceId\":\"" VMSS_ID "\",\"instanceId\":7}}",
+     "identity.instanceId", "must be a string"},
 };
 
 START_TEST(refused)
@@ -1232,6 +1315,8 @@ START_TEST(string_limits)
         {REPLY_HEAD ",\"ok\":false,\"code\":\"", "\"}", "code", PROTO_CODE_MAX},
         {DONE_HEAD ",\"stopReason\":\"Manual\",\"files\":[{\"bytes\":1,\"path\":\"", "\"}]}",
          "files[0].path", PROTO_PATH_MAX},
+        {HELLO_OK ",\"identity\":{\"resourceId\":\"" VMSS_ID "\",\"instanceId\":\"", "\"}}",
+         "identity.instanceId", PROTO_INSTANCE_ID_MAX},
     };
     for (size_t i = 0; i < COUNT(cases); i++) {
         for (size_t extra = 0; extra <= 1; extra++) {
@@ -1582,6 +1667,7 @@ static Suite *proto_suite(void)
 
     TCase *tr = tcase_create("round_trip");
     tcase_add_test(tr, round_trip_hello);
+    tcase_add_test(tr, round_trip_hello_identity);
     tcase_add_test(tr, round_trip_welcome);
     tcase_add_test(tr, round_trip_start_keeps_spec);
     tcase_add_test(tr, start_spec_is_compacted);
