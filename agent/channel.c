@@ -352,8 +352,10 @@ static json_t *sessions_json(const struct channel_handler *hd)
     return o;
 }
 
-char *channel_hello_json(const struct agent_state *st, const struct channel_handler *hd)
+char *channel_hello_json(const struct channel_options *opt)
 {
+    const struct agent_state *st = opt->state;
+    const struct channel_handler *hd = opt->handler;
     char host[256];
     if (gethostname(host, sizeof(host)) != 0)
         host[0] = '\0';
@@ -371,6 +373,18 @@ char *channel_hello_json(const struct agent_state *st, const struct channel_hand
                           "unackedFrom", (json_int_t)agent_state_unacked_from(st));
     if (!o)
         return NULL;
+    if (opt->resource_id && opt->resource_id[0]) {
+        json_t *id = json_pack("{s:s}", "resourceId", opt->resource_id);
+        if (id && opt->instance_id && opt->instance_id[0] &&
+            json_object_set_new(id, "instanceId", json_string(opt->instance_id)) != 0) {
+            json_decref(id);
+            id = NULL;
+        }
+        if (!id || json_object_set_new(o, "identity", id) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -535,7 +549,7 @@ static enum session_end serve(struct channel *ch)
 {
     const struct channel_options *o = ch->opt;
     ch->last_rx_ms = now_ms();
-    char *hello = channel_hello_json(o->state, o->handler);
+    char *hello = channel_hello_json(o);
     if (!hello || channel_send(ch, hello, strlen(hello)) != CP_OK) {
         free(hello);
         ch->ending = "cannot build the hello";
@@ -675,6 +689,13 @@ static enum session_end session(const struct channel_options *o, struct agent_tl
                  (unsigned)wslay_event_get_status_code_sent(ch->ws),
                  (unsigned)wslay_event_get_status_code_received(ch->ws));
         *welcomed = ch->welcomed;
+        if (wslay_event_get_status_code_received(ch->ws) == PROTO_CLOSE_WRONG_IDENTITY)
+            log_error("event=channel_wrong_identity resource_id=\"%s\" instance_id=\"%s\" "
+                      "detail=\"the server registered this agent's token for another machine: "
+                      "set --resource-id/--instance-id (NETWATCH_AGENT_RESOURCE_ID, "
+                      "NETWATCH_AGENT_INSTANCE_ID) to the machine the token was made for, or "
+                      "give this machine its own token (netwatchd agent add); retrying\"",
+                      o->resource_id ? o->resource_id : "", o->instance_id ? o->instance_id : "");
     }
     agent_tls_shutdown(ch->tls); /* after the close frames; best effort */
     agent_tls_conn_free(ch->tls);

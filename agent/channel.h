@@ -8,7 +8,8 @@
  * pings (wslay does), hands every other message to a dispatcher (struct channel_handler), and drops
  * a server silent for 3 x heartbeatSeconds. On any failure or close it reconnects after an
  * exponential backoff with full jitter (0.5 s doubling to 30 s; reset once a welcome arrives),
- * until told to stop; then it closes with 1000.
+ * until told to stop; then it closes with 1000. A close with 4004 (the hello's identity is not
+ * the token's machine) is logged as an error saying what to fix, then retried the same way.
  *
  * A certificate that does not verify fails that attempt like any other failure (logged with the
  * reason, retried after the backoff): the token only ever goes to a verified server.
@@ -69,6 +70,10 @@ struct channel_options {
     unsigned backoff_max_ms;     /* 0 = 30000 */
     unsigned connect_timeout_ms; /* TCP connect plus handshake; 0 = 10000 */
     unsigned silence_ms;         /* before a welcome says otherwise; 0 = 45000 */
+    /* Borrowed; hello.identity: the machine the agent was configured for (validated by
+     * agent_config_load). NULL or "" resource_id: the hello states none. */
+    const char *resource_id;
+    const char *instance_id; /* scale-set instance; NULL or "" for a VM */
 };
 
 /* Runs until stop_fd is readable: connect, hello, serve, reconnect. Returns CP_OK after a stop,
@@ -81,8 +86,8 @@ enum cp_err channel_run(const struct channel_options *opt) CP_MUST_USE;
 enum cp_err channel_send(struct channel *ch, const char *json, size_t len) CP_MUST_USE;
 
 /* The hello this agent sends now (hostname, interfaces and addresses from getifaddrs, the
- * sessions hd (may be NULL) holds, unackedFrom); caller frees with free(). NULL when out of
- * memory. */
-char *channel_hello_json(const struct agent_state *st, const struct channel_handler *hd);
+ * sessions o->handler (may be NULL) holds, unackedFrom from o->state, identity from
+ * o->resource_id and o->instance_id); caller frees with free(). NULL when out of memory. */
+char *channel_hello_json(const struct channel_options *o);
 
 #endif

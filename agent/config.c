@@ -7,8 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/armid.h"
 #include "common/log.h"
 #include "common/settings.h"
+#include "proto/proto.h"
+
+_Static_assert(AGENT_RESOURCE_ID_SIZE == PROTO_RESOURCE_ID_MAX + 1, "hello.identity.resourceId");
+_Static_assert(AGENT_INSTANCE_ID_SIZE == PROTO_INSTANCE_ID_MAX + 1, "hello.identity.instanceId");
 
 #define STR(field, name, env, def, help)                                                           \
     SETTINGS_STR(struct agent_config, field, name, env, def, help)
@@ -29,6 +34,13 @@ static const struct settings_entry settings[] = {
     STR(interfaces, "interfaces", "NETWATCH_AGENT_INTERFACES", "",
         "comma-separated interfaces to capture on (\"lo\" included only if named); empty: every "
         "up interface but loopback"),
+    STR(resource_id, "resource-id", "NETWATCH_AGENT_RESOURCE_ID", "",
+        "the VM resource id this agent runs on, or its scale set's id (with --instance-id); the "
+        "server refuses the agent (close 4004) when its token was registered for another "
+        "machine; empty: not checked"),
+    STR(instance_id, "instance-id", "NETWATCH_AGENT_INSTANCE_ID", "",
+        "the scale-set instance this agent runs on (with a scale-set --resource-id); empty for "
+        "a VM"),
     SETTINGS_NUM(struct agent_config, progress_interval, "progress-interval",
                  "NETWATCH_AGENT_PROGRESS_INTERVAL", "10", 0, 3600,
                  "seconds between progress reports of running captures; 0: none"),
@@ -81,6 +93,33 @@ enum cp_err agent_parse_server_url(const char *url, char *host, size_t hostsz, u
     return CP_OK;
 }
 
+/* resource-id and instance-id: the rules proto_decode applies to hello.identity. */
+static enum cp_err check_identity(const struct agent_config *c, struct cp_error *e)
+{
+    struct armid id;
+    if (!c->resource_id[0]) {
+        if (c->instance_id[0])
+            return cp_fail(e, CP_EINVAL, "", "instance-id",
+                           "instance-id goes with a scale-set resource-id, and none is set");
+        return CP_OK;
+    }
+    if (armid_parse(c->resource_id, &id, e, "resource-id") != CP_OK)
+        return CP_EINVAL;
+    if (id.kind != ARMID_VM && id.kind != ARMID_VMSS)
+        return cp_fail(e, CP_EINVAL, "", "resource-id",
+                       "resource-id must be a virtual machine or a scale set id");
+    if (id.kind == ARMID_VM && c->instance_id[0])
+        return cp_fail(e, CP_EINVAL, "", "instance-id",
+                       "instance-id is only for a scale set; resource-id is a virtual machine");
+    if (id.kind == ARMID_VMSS && !c->instance_id[0])
+        return cp_fail(e, CP_EINVAL, "", "instance-id",
+                       "resource-id is a scale set: give the instance with instance-id");
+    if (c->instance_id[0] && !armid_valid_resource_name(c->instance_id))
+        return cp_fail(e, CP_EINVAL, "", "instance-id",
+                       "instance-id: 1-80 letters, digits, '_', '-' or '.' (a resource name)");
+    return CP_OK;
+}
+
 enum cp_err agent_config_load(struct agent_config *c, int argc, char **argv, int first,
                               struct cp_error *e)
 {
@@ -98,6 +137,8 @@ enum cp_err agent_config_load(struct agent_config *c, int argc, char **argv, int
         return cp_fail(e, CP_EINVAL, "", "token-file", "--token-file and --state-dir are required");
     if (c->capture_root[0] != '/')
         return cp_fail(e, CP_EINVAL, "", "capture-root", "capture-root must be an absolute path");
+    if (check_identity(c, e) != CP_OK)
+        return CP_EINVAL;
     enum cp_err uerr =
         agent_parse_server_url(c->server, c->host, sizeof(c->host), &c->port, &c->tls, e);
     if (uerr != CP_OK)

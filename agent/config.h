@@ -5,6 +5,9 @@
  *
  * --server takes http://host:port (plain WebSocket) or https://host:port (wss: the server's
  * certificate is verified against the system store, or --ca-file alone, and its host name).
+ *
+ * --resource-id (a VM id, or a scale-set id with --instance-id) is checked at start-up the way
+ * the server checks hello.identity, so a typo stops the agent here instead of at every hello.
  */
 #ifndef NW_AGENT_CONFIG_H
 #define NW_AGENT_CONFIG_H
@@ -13,8 +16,11 @@
 
 #include "common/err.h"
 
-#define AGENT_PATH_MAX 1024
-#define AGENT_HOST_MAX 256
+#define AGENT_PATH_MAX         1024
+#define AGENT_HOST_MAX         256
+#define AGENT_RESOURCE_ID_SIZE 513 /* an ARM id of at most 512 characters (PROTO_RESOURCE_ID_MAX)  \
+                                    */
+#define AGENT_INSTANCE_ID_SIZE 81  /* a scale-set instance: an ARM resource name */
 
 struct agent_config {
     char server[512];                  /* http(s)://host:port of netwatchd */
@@ -23,8 +29,12 @@ struct agent_config {
     char capture_root[AGENT_PATH_MAX]; /* capture files only under here */
     char ca_file[AGENT_PATH_MAX];      /* https: PEM CAs trusted instead of the system's; "" */
     char interfaces[1024];             /* "eth0,eth1": capture on these; "" = engine's default */
-    char log_level[16];                /* debug | info | warn | error */
-    long progress_interval;            /* seconds between progress reports; 0 = none */
+    /* The machine this agent runs on, checked by the server against the token's registration
+     * (hello.identity); "" = not stated. instance_id only with a scale-set resource_id. */
+    char resource_id[AGENT_RESOURCE_ID_SIZE];
+    char instance_id[AGENT_INSTANCE_ID_SIZE];
+    char log_level[16];     /* debug | info | warn | error */
+    long progress_interval; /* seconds between progress reports; 0 = none */
     int help;
     /* Derived from server by agent_config_load. */
     char host[AGENT_HOST_MAX]; /* name or address, without IPv6 brackets */

@@ -60,9 +60,11 @@ int main(int argc, char **argv)
         return 1;
     }
     log_info("event=agent_starting version=%s server=%s:%u state_dir=\"%s\" capture_root=\"%s\" "
-             "interfaces=\"%s\" progress_interval_s=%ld next_seq=%llu",
+             "interfaces=\"%s\" progress_interval_s=%ld next_seq=%llu resource_id=\"%s\" "
+             "instance_id=\"%s\"",
              AGENT_VERSION, cfg.host, cfg.port, cfg.state_dir, cfg.capture_root, cfg.interfaces,
-             cfg.progress_interval, (unsigned long long)state.next_seq);
+             cfg.progress_interval, (unsigned long long)state.next_seq, cfg.resource_id,
+             cfg.instance_id);
 
     struct dispatch *disp = NULL;
     struct dispatch_options dopt = {.capture_root = cfg.capture_root,
@@ -84,7 +86,9 @@ int main(int argc, char **argv)
                                 .token = token,
                                 .state = &state,
                                 .handler = &handler,
-                                .stop_fd = sfd};
+                                .stop_fd = sfd,
+                                .resource_id = cfg.resource_id,
+                                .instance_id = cfg.instance_id};
     enum cp_err err = channel_run(&o);
     struct signalfd_siginfo si;
     ssize_t r = read(sfd, &si, sizeof(si));

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "common/armid.h"
 #include "common/log.h"
 #include "core/agents.h"
 #include "proto/proto.h"
@@ -335,6 +337,51 @@ static enum cp_err reconcile(struct agent_glue *g, const char *agent_id,
     return err;
 }
 
+/* 1 when resource ids a and b name the same machine. ARM compares ids case-insensitively, and
+ * armid_parse tolerates a trailing '/', so parsed parts are compared; an id that does not parse
+ * (the registry only holds parsed ones) is compared as text. */
+static int same_resource(const char *a, const char *b)
+{
+    struct armid pa, pb;
+    if (armid_parse(a, &pa, NULL, NULL) != CP_OK || armid_parse(b, &pb, NULL, NULL) != CP_OK)
+        return strcasecmp(a, b) == 0;
+    return pa.kind == pb.kind && strcasecmp(pa.sub, pb.sub) == 0 && strcasecmp(pa.rg, pb.rg) == 0 &&
+           strcasecmp(pa.name, pb.name) == 0;
+}
+
+/*
+ * A hello that states an identity must name the machine the agent's token was registered for:
+ * a token copied to another machine (or a wrong --resource-id) would otherwise capture there
+ * under this agent's name. Returns 1 to go on (matching, or nothing stated), 0 when the channel
+ * is being closed (4004, or 1008 when the registration could not be read).
+ */
+static int check_identity(struct agent_glue *g, const char *agent_id, const struct proto_hello *h)
+{
+    const struct proto_identity *id = &h->identity;
+    if (!id->resource_id[0])
+        return 1;
+    struct db_agent a;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (core_agent_get(core_store(g->core), NULL, agent_id, &a, &e) != CP_OK) {
+        log_warnx("component=agents event=hello_refused agent=%s detail=\"%s\"", agent_id,
+                  e.message);
+        close_channel(g, agent_id, HUB_CLOSE_POLICY, "hello refused");
+        return 0;
+    }
+    int same = same_resource(id->resource_id, a.resource_id) &&
+               strcasecmp(id->instance_id, a.instance_id) == 0;
+    if (!same) {
+        log_warnx("component=agents event=wrong_identity agent=%s registered=\"%s\" "
+                  "registered_instance=\"%s\" stated=\"%s\" stated_instance=\"%s\" "
+                  "detail=\"the agent's token was registered for another machine\"",
+                  agent_id, a.resource_id, a.instance_id, id->resource_id, id->instance_id);
+        close_channel(g, agent_id, PROTO_CLOSE_WRONG_IDENTITY,
+                      "hello.identity is not the machine this token was registered for");
+    }
+    db_agent_clear(&a);
+    return same;
+}
+
 /* Returns 1 when the agent was welcomed, 0 when its channel is being closed. */
 static int handle_hello(struct agent_glue *g, const char *agent_id, const struct proto_hello *h)
 {
@@ -343,6 +390,9 @@ static int handle_hello(struct agent_glue *g, const char *agent_id, const struct
         close_channel(g, agent_id, PROTO_CLOSE_NO_PROTOCOL, "no common protocol version");
         return 0;
     }
+    /* Before core_agent_hello: a machine that is not the token's never shows connected. */
+    if (!check_identity(g, agent_id, h))
+        return 0;
     char *ifaces = interfaces_json(h);
     struct core_agent_hello rec = {h->agent_version, h->os, h->hostname, ifaces};
     struct cp_error e = {{0}, {0}, {0}};

@@ -5,7 +5,9 @@
  * it stops; revoking a connected agent drops its channel and its token is refused from then on;
  * an agent with a bad token is refused; and one capture runs for real: created through the API,
  * started by the agent on the loopback interface, stopped through the API, Stopped/Manual, with
- * the packets in a pcap file under the agent's capture root.
+ * the packets in a pcap file under the agent's capture root. An agent whose --resource-id is not
+ * the machine its token was registered for is refused (close 4004, logged by both sides, retried
+ * with backoff, never connected); the right id, in any casing, connects.
  *
  *   it_agents NETWATCHD NETWATCH_AGENT
  */
@@ -145,6 +147,52 @@ out:
     stop_agent(agent);
 }
 
+/* hello.identity: a token copied to the wrong machine is caught, not used. */
+static void identity_check(void)
+{
+    char id[64] = "";
+    if (add_agent("vm4", id, sizeof(id)) != 0)
+        return;
+    char wrong[512], right[512], want[128];
+    snprintf(wrong, sizeof(wrong),
+             "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm5",
+             srv.sub);
+    const char *const bad[] = {"--resource-id", wrong, NULL};
+    pid_t a = nw_agent_start_argv(&srv, agent_bin, "vm4", bad);
+    NW_CHECK(nw_agent_wait_log(&srv, "vm4", "code_received=4004", 1, WAIT_MS),
+             "the agent with the wrong --resource-id did not get close 4004");
+    NW_CHECK(nw_agent_log_count(&srv, "vm4", "event=channel_wrong_identity") >= 1,
+             "the agent did not log what to fix");
+    snprintf(want, sizeof(want), "event=wrong_identity agent=%s", id);
+    NW_CHECK(nw_file_count_lines(srv.log_file, want) >= 1, "the server did not log '%s'", want);
+    snprintf(want, sizeof(want), "event=close agent=%s code=4004", id);
+    NW_CHECK(nw_file_count_lines(srv.log_file, want) >= 1, "the server did not log '%s'", want);
+    /* It keeps trying, with backoff (0.5 s doubling): a few attempts in 3 s, not a spin. */
+    nw_sleep_ms(3000);
+    int tries = nw_agent_log_count(&srv, "vm4", "code_received=4004");
+    NW_CHECK(tries >= 2 && tries <= 12, "%d refused attempts in about 3 s, want 2..12", tries);
+    NW_CHECK(connected(id, NULL) == 0, "an agent with the wrong identity shows connected");
+    snprintf(want, sizeof(want), "event=hello agent=%s", id);
+    NW_CHECK(nw_file_count_lines(srv.log_file, want) == 0, "a refused hello was welcomed");
+    stop_agent(a);
+
+    /* The right machine, in other casing and with a trailing '/': ARM ids compare that way. */
+    snprintf(right, sizeof(right),
+             "/SUBSCRIPTIONS/%s/resourcegroups/RG1/providers/microsoft.compute/VIRTUALMACHINES/"
+             "VM4/",
+             srv.sub);
+    for (char *p = right + strlen("/SUBSCRIPTIONS/"); *p && *p != '/'; p++)
+        if (*p >= 'a' && *p <= 'f')
+            *p = (char)(*p - 'a' + 'A');
+    const char *const good[] = {"--resource-id", right, NULL};
+    a = nw_agent_start_argv(&srv, agent_bin, "vm4", good);
+    NW_CHECK(wait_connected(id, 1), "the agent with the right --resource-id never connected");
+    NW_CHECK(nw_agent_log_count(&srv, "vm4", "event=channel_welcome") == 1,
+             "the agent with the right identity was not welcomed once");
+    NW_CHECK(nw_file_count_lines(srv.log_file, want) == 1, "no '%s' in the server log", want);
+    stop_agent(a);
+}
+
 int main(int argc, char **argv)
 {
     int rc = nw_agent_test_begin(argc, argv, &srv, &agent_bin);
@@ -207,6 +255,7 @@ int main(int argc, char **argv)
         NW_CHECK(connected(id2, NULL) == 0, "an agent with an unknown token connected");
         stop_agent(a2);
     }
+    identity_check();
     capture_lifecycle();
     return nw_agent_test_end(&srv, "agents");
 }
