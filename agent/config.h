@@ -18,8 +18,7 @@
 
 #define AGENT_PATH_MAX         1024
 #define AGENT_HOST_MAX         256
-#define AGENT_RESOURCE_ID_SIZE 513 /* an ARM id of at most 512 characters (PROTO_RESOURCE_ID_MAX)  \
-                                    */
+#define AGENT_RESOURCE_ID_SIZE 513 /* an ARM id, at most PROTO_RESOURCE_ID_MAX characters */
 #define AGENT_INSTANCE_ID_SIZE 81  /* a scale-set instance: an ARM resource name */
 
 struct agent_config {
