@@ -35,8 +35,10 @@ stop() {
 }
 trap stop INT TERM EXIT
 sleep 0.5
+# --resource-id: the VM the token was registered for, so a stale var/agent-token (made for
+# another host name) is refused with 4004 rather than used.
 "$agent" --server http://127.0.0.1:8080 --token-file var/agent-token --state-dir var/agent \
-    --capture-root "$(pwd)/var/captures" &
+    --capture-root "$(pwd)/var/captures" --resource-id "$vm" &
 agent_pid=$!
 
 cat <<MSG
