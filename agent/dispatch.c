@@ -76,6 +76,33 @@ static char *encode(struct proto_msg *m)
     return json;
 }
 
+struct dispatch_report *dispatch_report_new(uint64_t seq, const struct proto_msg *m, char *json)
+{
+    struct dispatch_report *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->seq = seq;
+    r->type = m->type;
+    r->json = json;
+    if (m->type == PROTO_ACK)
+        snprintf(r->command_id, sizeof(r->command_id), "%s", m->ack.command_id);
+    else if (m->type == PROTO_COMPLETED)
+        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->completed.capture_id);
+    else if (m->type == PROTO_ERROR)
+        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->error.capture_id);
+    return r;
+}
+
+void dispatch_report_append(struct dispatch *d, struct dispatch_report *r)
+{
+    if (d->last_report)
+        d->last_report->next = r;
+    else
+        d->reports = r;
+    d->last_report = r;
+    d->n_reports++;
+}
+
 uint64_t dispatch_report(struct dispatch *d, struct channel *ch, struct proto_msg *m, char **copy)
 {
     uint64_t seq;
@@ -91,33 +118,18 @@ uint64_t dispatch_report(struct dispatch *d, struct channel *ch, struct proto_ms
     char *json = encode(m);
     if (files)
         m->completed.files = files; /* the caller frees what it allocated */
-    struct dispatch_report *r = calloc(1, sizeof(*r));
-    if (!r || !json) {
+    struct dispatch_report *r = json ? dispatch_report_new(seq, m, json) : NULL;
+    if (!r) {
         log_error("event=report_unencodable type=%s seq=%" PRIu64, proto_type_name(m->type), seq);
-        free(r);
         free(json);
         return 0;
     }
-    r->seq = seq;
-    r->type = m->type;
-    r->json = json;
-    if (m->type == PROTO_ACK)
-        snprintf(r->command_id, sizeof(r->command_id), "%s", m->ack.command_id);
-    else if (m->type == PROTO_COMPLETED)
-        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->completed.capture_id);
-    else if (m->type == PROTO_ERROR)
-        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->error.capture_id);
     /* Durable before it is sent: a restart sends it again rather than losing it. A spool that
      * cannot be written (disk full) does not stop the report: it is still sent and kept in
      * memory until answered. */
     if (spool_report_save(d->spool, seq, json, strlen(json), &e) != CP_OK)
         log_error("event=report_not_saved seq=%" PRIu64 " detail=\"%s\"", seq, e.message);
-    if (d->last_report)
-        d->last_report->next = r;
-    else
-        d->reports = r;
-    d->last_report = r;
-    d->n_reports++;
+    dispatch_report_append(d, r);
     send_text(ch, seq, json);
     if (copy)
         *copy = strdup(json);

@@ -60,6 +60,11 @@ struct dispatch {
  * the next welcome does). *copy (may be NULL) gets a malloc'ed copy of the text. Returns the
  * seq, or 0 when no seq could be taken or m would not encode (logged; nothing sent). */
 uint64_t dispatch_report(struct dispatch *d, struct channel *ch, struct proto_msg *m, char **copy);
+/* A kept report for m (ack: its commandId; completed, error: its captureId) owning json;
+ * NULL when out of memory (json is then still the caller's). */
+struct dispatch_report *dispatch_report_new(uint64_t seq, const struct proto_msg *m, char *json);
+/* Appends r to the reports kept until answered (in seq order: the caller appends in order). */
+void dispatch_report_append(struct dispatch *d, struct dispatch_report *r);
 
 /* Ends s for good: a completed (reason, every file of the session) or, when code is set, an
  * error (code, message); the session is FINISHED and saved. */

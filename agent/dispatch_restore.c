@@ -37,27 +37,13 @@ static void on_session(void *arg, struct spool_session *rec)
 static void on_report(void *arg, uint64_t seq, const struct proto_msg *m, char *json)
 {
     struct dispatch *d = arg;
-    struct dispatch_report *r = calloc(1, sizeof(*r));
+    struct dispatch_report *r = dispatch_report_new(seq, m, json);
     if (!r) {
         log_error("event=report_not_restored seq=%" PRIu64 " reason=\"out of memory\"", seq);
         free(json);
         return;
     }
-    r->seq = seq;
-    r->type = m->type;
-    r->json = json;
-    if (m->type == PROTO_ACK)
-        snprintf(r->command_id, sizeof(r->command_id), "%s", m->ack.command_id);
-    else if (m->type == PROTO_COMPLETED)
-        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->completed.capture_id);
-    else
-        snprintf(r->capture_id, sizeof(r->capture_id), "%s", m->error.capture_id);
-    if (d->last_report)
-        d->last_report->next = r;
-    else
-        d->reports = r;
-    d->last_report = r;
-    d->n_reports++;
+    dispatch_report_append(d, r);
 }
 
 /* Ties each kept report to its session: the answers to repeat, and which sessions ended. */
