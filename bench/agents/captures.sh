@@ -93,39 +93,9 @@ if [ "$HARD" != unlimited ] && [ "$HARD" -lt "$NWD_FDS" ]; then
     die "netwatchd needs $NWD_FDS descriptors and the hard limit is $HARD (ulimit -Hn)"
 fi
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/nw-bench-captures.XXXXXX")
-NPID=""
-
-# shellcheck disable=SC2317 # the EXIT trap
-cleanup()
-{
-    local rc=$? i log
-    trap - EXIT INT TERM
-    if [ -n "$NPID" ] && kill -TERM "$NPID" 2>/dev/null; then
-        for ((i = 0; i < 150; i++)); do
-            kill -0 "$NPID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$NPID" 2>/dev/null || true
-        wait "$NPID" 2>/dev/null || true
-    fi
-    if [ "$rc" -ne 0 ]; then
-        for log in "$DIR"/*.log; do
-            [ -s "$log" ] || continue
-            echo "---- last lines of $(basename "$log") ----" >&2
-            tail -n 20 "$log" >&2
-        done
-    fi
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then
-        echo "work dir kept: $DIR" >&2
-    else
-        rm -rf "$DIR"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/workdir.sh
+source "$HERE/../workdir.sh"
+bench_workdir nw-bench-captures
 
 TICK=$(getconf CLK_TCK)
 cpu_s()
@@ -150,6 +120,7 @@ grep -v '^[[:space:]]*$' "$DIR/token.out" | tail -n 1 | tr -d '[:space:]' >"$DIR
         --token-file "$DIR/tokens" --log-level warn --max-agents "$MAXAGENTS"
 ) >"$DIR/netwatchd.log" 2>&1 &
 NPID=$!
+PIDS+=("$NPID")
 PORT=""
 for ((i = 0; i < 100; i++)); do
     kill -0 "$NPID" 2>/dev/null || die "netwatchd died at start-up"

@@ -47,7 +47,6 @@ WRK_THREADS=${BENCH_THREADS:-2}
 WRK_CONNS=${BENCH_CONNS:-32}
 RESPONDER_THREADS=${BENCH_RESPONDER_THREADS:-2}
 ONLY=${BENCH_ONLY:-all}
-KEEP=${BENCH_KEEP:-0}
 
 usage()
 {
@@ -100,47 +99,9 @@ fi
 
 # ---- work dir, child processes, clean-up ------------------------------------------------------
 
-DIR=$(mktemp -d "${TMPDIR:-/tmp}/nw-bench.XXXXXX")
-PIDS=()
-
-# shellcheck disable=SC2317 # called from the EXIT trap
-stop_pid()
-{
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-# shellcheck disable=SC2317 # the EXIT trap
-cleanup()
-{
-    local rc=$? pid log
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        stop_pid "$pid"
-    done
-    if [ "$rc" -ne 0 ]; then
-        for log in "$DIR"/*.log; do
-            [ -s "$log" ] || continue
-            echo "---- last lines of $(basename "$log") ----" >&2
-            tail -n 20 "$log" >&2
-        done
-    fi
-    if [ "$KEEP" = 1 ]; then
-        echo "work dir kept: $DIR" >&2
-    else
-        rm -rf "$DIR"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/workdir.sh
+source "$HERE/../workdir.sh"
+bench_workdir nw-bench 50
 
 # Waits for a server's ready file, then for it to answer HTTP; prints the port.
 # $1 pid, $2 ready file, $3 name for messages, $4 path to probe.
