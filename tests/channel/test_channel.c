@@ -120,28 +120,28 @@ static enum cp_err fake_authenticate(void *ctx, const char *token, char agent_id
     return cp_fail(e, CP_EAUTH, "", "", "unknown token");
 }
 
+/* Counts an open or close and, for agent a1, appends its letter to f->events. */
+static void fake_event(struct fake *f, const char *agent_id, int *count, char letter)
+{
+    pthread_mutex_lock(&f->mu);
+    (*count)++;
+    size_t n = strlen(f->events);
+    if (strcmp(agent_id, "a1") == 0 && n + 1 < sizeof(f->events))
+        f->events[n] = letter;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
 static void fake_on_open(void *ctx, const char *agent_id)
 {
     struct fake *f = ctx;
-    pthread_mutex_lock(&f->mu);
-    f->opens++;
-    size_t n = strlen(f->events);
-    if (strcmp(agent_id, "a1") == 0 && n + 1 < sizeof(f->events))
-        f->events[n] = 'o';
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    fake_event(f, agent_id, &f->opens, 'o');
 }
 
 static void fake_on_close(void *ctx, const char *agent_id)
 {
     struct fake *f = ctx;
-    pthread_mutex_lock(&f->mu);
-    f->closes++;
-    size_t n = strlen(f->events);
-    if (strcmp(agent_id, "a1") == 0 && n + 1 < sizeof(f->events))
-        f->events[n] = 'c';
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    fake_event(f, agent_id, &f->closes, 'c');
 }
 
 static void fake_on_message(void *ctx, const char *agent_id, const char *json, size_t len)
