@@ -29,8 +29,6 @@
 #define CHANNEL_RESPONSE_MAX 8192 /* the server's 101 and its headers */
 #define CHANNEL_REQUEST_MAX  2048
 #define CHANNEL_STOP_WAIT_MS 2000 /* after our close 1000, how long the server gets to answer */
-#define HELLO_MAX_IFACES     64
-#define HELLO_MAX_ADDRS      32
 
 /* One connection's state (one at a time). */
 struct channel {
@@ -290,103 +288,77 @@ static int handshake(struct channel *ch, int64_t deadline, const char **why)
 
 /* ---- hello ------------------------------------------------------------------------------- */
 
-static json_t *interfaces_json(void)
+/* Fills at most max interfaces (PROTO_MAX_ADDRESSES addresses each) from getifaddrs(); returns
+ * how many. */
+static size_t list_interfaces(struct proto_iface *out, size_t max)
 {
-    json_t *list = json_array();
     struct ifaddrs *ifs = NULL;
-    if (!list || getifaddrs(&ifs) != 0)
-        return list;
+    size_t n = 0;
+    if (getifaddrs(&ifs) != 0)
+        return 0;
     for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
-        if (!i->ifa_name)
+        if (!i->ifa_name || strlen(i->ifa_name) > PROTO_IFNAME_MAX)
             continue;
-        json_t *entry = NULL;
-        size_t idx;
-        json_t *v;
-        json_array_foreach(list, idx, v)
-        {
-            if (strcmp(json_string_value(json_object_get(v, "name")), i->ifa_name) == 0)
-                entry = v;
-        }
-        if (!entry) {
-            if (json_array_size(list) >= HELLO_MAX_IFACES)
+        struct proto_iface *f = NULL;
+        for (size_t k = 0; k < n && !f; k++)
+            if (strcmp(out[k].name, i->ifa_name) == 0)
+                f = &out[k];
+        if (!f) {
+            if (n == max)
                 continue;
-            entry = json_pack("{s:s, s:[]}", "name", i->ifa_name, "addresses");
-            if (!entry || json_array_append_new(list, entry) != 0)
-                continue;
+            f = &out[n++];
+            snprintf(f->name, sizeof(f->name), "%s", i->ifa_name);
         }
-        if (!i->ifa_addr)
+        if (!i->ifa_addr || f->n_addresses == PROTO_MAX_ADDRESSES)
             continue;
-        char text[INET6_ADDRSTRLEN];
         const void *a = NULL;
         if (i->ifa_addr->sa_family == AF_INET)
             a = &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr;
         else if (i->ifa_addr->sa_family == AF_INET6)
             a = &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr;
-        json_t *addrs = json_object_get(entry, "addresses");
-        if (a && json_array_size(addrs) < HELLO_MAX_ADDRS &&
-            inet_ntop(i->ifa_addr->sa_family, a, text, sizeof(text)))
-            json_array_append_new(addrs, json_string(text));
+        if (a && inet_ntop(i->ifa_addr->sa_family, a, f->addresses[f->n_addresses],
+                           sizeof(f->addresses[0])))
+            f->n_addresses++;
     }
     freeifaddrs(ifs);
-    return list;
-}
-
-/* {"running":[...],"finished":[...]}: what the dispatcher holds (PROTO_MAX_SESSIONS at most). */
-static json_t *sessions_json(const struct channel_handler *hd)
-{
-    json_t *o = json_pack("{s:[], s:[]}", "running", "finished");
-    if (!o || !hd || !hd->hello_sessions)
-        return o;
-    struct proto_session *list = calloc(PROTO_MAX_SESSIONS, sizeof(*list));
-    if (!list) {
-        json_decref(o);
-        return NULL;
-    }
-    size_t n = hd->hello_sessions(hd->ctx, list, PROTO_MAX_SESSIONS);
-    for (size_t i = 0; i < n && i < PROTO_MAX_SESSIONS; i++) {
-        const char *key = proto_session_state_name(list[i].state);
-        if (key)
-            json_array_append_new(json_object_get(o, key), json_string(list[i].capture_id));
-    }
-    free(list);
-    return o;
+    return n;
 }
 
 char *channel_hello_json(const struct channel_options *opt)
 {
-    const struct agent_state *st = opt->state;
     const struct channel_handler *hd = opt->handler;
-    char host[256];
-    if (gethostname(host, sizeof(host)) != 0)
-        host[0] = '\0';
-    host[sizeof(host) - 1] = '\0';
-    json_t *ifaces = interfaces_json();
-    json_t *sessions = sessions_json(hd);
-    if (!ifaces || !sessions) {
-        json_decref(ifaces);
-        json_decref(sessions);
-        return NULL;
-    }
-    json_t *o = json_pack("{s:s, s:[i], s:s, s:s, s:s, s:o, s:o, s:I}", "type", "hello",
-                          "protocols", CHANNEL_PROTOCOL, "agentVersion", AGENT_VERSION, "hostname",
-                          host, "os", "linux", "interfaces", ifaces, "sessions", sessions,
-                          "unackedFrom", (json_int_t)agent_state_unacked_from(st));
-    if (!o)
-        return NULL;
+    struct proto_msg m = {.type = PROTO_HELLO};
+    struct proto_hello *h = &m.hello;
+    h->protocols[0] = CHANNEL_PROTOCOL;
+    h->n_protocols = 1;
+    snprintf(h->agent_version, sizeof(h->agent_version), "%s", AGENT_VERSION);
+    snprintf(h->os, sizeof(h->os), "linux");
+    if (gethostname(h->hostname, sizeof(h->hostname)) != 0 || !h->hostname[0])
+        snprintf(h->hostname, sizeof(h->hostname), "unknown"); /* the protocol needs a name */
+    h->hostname[sizeof(h->hostname) - 1] = '\0';
+    h->unacked_from = (int64_t)agent_state_unacked_from(opt->state);
     if (opt->resource_id && opt->resource_id[0]) {
-        json_t *id = json_pack("{s:s}", "resourceId", opt->resource_id);
-        if (id && opt->instance_id && opt->instance_id[0] &&
-            json_object_set_new(id, "instanceId", json_string(opt->instance_id)) != 0) {
-            json_decref(id);
-            id = NULL;
-        }
-        if (!id || json_object_set_new(o, "identity", id) != 0) {
-            json_decref(o);
-            return NULL;
+        snprintf(h->identity.resource_id, sizeof(h->identity.resource_id), "%s", opt->resource_id);
+        snprintf(h->identity.instance_id, sizeof(h->identity.instance_id), "%s",
+                 opt->instance_id ? opt->instance_id : "");
+    }
+    h->interfaces = calloc(PROTO_MAX_INTERFACES, sizeof(*h->interfaces));
+    h->sessions = calloc(PROTO_MAX_SESSIONS, sizeof(*h->sessions));
+    char *text = NULL;
+    if (h->interfaces && h->sessions) {
+        h->n_interfaces = list_interfaces(h->interfaces, PROTO_MAX_INTERFACES);
+        if (hd && hd->hello_sessions)
+            h->n_sessions = hd->hello_sessions(hd->ctx, h->sessions, PROTO_MAX_SESSIONS);
+        text = proto_encode(&m);
+        /* The interfaces only inform: a machine with too many to fit the message says none
+         * rather than not saying hello. */
+        if (!text && h->n_interfaces) {
+            h->n_interfaces = 0;
+            text = proto_encode(&m);
         }
     }
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
+    free(h->interfaces);
+    free(h->sessions);
     return text;
 }
 

@@ -87,7 +87,8 @@ enum cp_err channel_send(struct channel *ch, const char *json, size_t len) CP_MU
 
 /* The hello this agent sends now (hostname, interfaces and addresses from getifaddrs, the
  * sessions o->handler (may be NULL) holds, unackedFrom from o->state, identity from
- * o->resource_id and o->instance_id); caller frees with free(). NULL when out of memory. */
+ * o->resource_id and o->instance_id), encoded by proto_encode; caller frees with free(). NULL
+ * when out of memory or when it would not encode. */
 char *channel_hello_json(const struct channel_options *o);
 
 #endif
