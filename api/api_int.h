@@ -72,8 +72,14 @@ void api_agent_get(const struct api_ctx *, const struct api_request *,
                    const struct api_route_args *, struct api_response *);
 
 /* Validates a PacketCapture PUT body (the whole object) and builds the normalised
- * PacketCaptureParameters with every default filled (new reference in *out). */
+ * PacketCaptureParameters with every default filled (new reference in *out), except
+ * storageLocation.storagePath when a storageId is given: that needs the registered account's
+ * endpoint (api_capture_storage_path). */
 enum cp_err api_capture_params(json_t *body, json_t **out, struct cp_error *e) CP_MUST_USE;
+/* Sets out's storageLocation.storagePath (out from api_capture_params, which has a storageId)
+ * to the capture's blob URL under blob_endpoint (borrowed; no trailing '/'). */
+enum cp_err api_capture_storage_path(json_t *out, const char *blob_endpoint,
+                                     struct cp_error *e) CP_MUST_USE;
 /* The instance id of a validated scope entry ("3", or ".../virtualMachines/3"); borrowed from
  * entry. */
 const char *api_scope_instance(const char *entry);

@@ -16,6 +16,7 @@
 #include "common/armid.h"
 #include "common/capture_path.h"
 #include "common/netfilter.h"
+#include "core/storage_accounts.h"
 
 #define MAX_FILTERS       100
 #define MAX_SCOPE_ENTRIES 1000
@@ -386,25 +387,24 @@ static void lower(const char *s, char *out, size_t n)
 }
 
 /*
- * With a storage account, storagePath is the server's: the blob URL in Azure's layout,
- * container network-watcher-logs, under the target's lower-cased resource path and the UTC
- * creation time (packetcapture_HH_mm_ss_fff.cap). A scale set gets the folder-style prefix
- * its instances write under, or, when scope.include names exactly one instance, the file path
- * under .../virtualmachines/{instance} (the reference's single-instance form).
+ * With a storage account, storagePath is the server's: the blob URL in Azure's layout, under the
+ * registered account's blob endpoint, container network-watcher-logs, the target's lower-cased
+ * resource path and the UTC creation time (packetcapture_HH_mm_ss_fff.cap). A scale set gets the
+ * folder-style prefix its instances write under, or, when scope.include names exactly one
+ * instance, the file path under .../virtualmachines/{instance} (the reference's
+ * single-instance form).
  */
-static enum cp_err fill_storage_path(json_t *out, struct cp_error *e)
+enum cp_err api_capture_storage_path(json_t *out, const char *blob_endpoint, struct cp_error *e)
 {
     json_t *sl = json_object_get(out, "storageLocation");
     const char *sid = json_string_value(json_object_get(sl, "storageId"));
     if (!sid)
         return CP_OK;
-    struct armid account, target;
-    if (armid_parse(sid, &account, e, "properties.storageLocation.storageId") ||
-        armid_parse(json_string_value(json_object_get(out, "target")), &target, e,
+    struct armid target;
+    if (armid_parse(json_string_value(json_object_get(out, "target")), &target, e,
                     "properties.target"))
         return CP_EINVAL;
-    char acc[81], sub[64], rg[91], name[81];
-    lower(account.name, acc, sizeof(acc));
+    char sub[64], rg[91], name[81];
     lower(target.sub, sub, sizeof(sub));
     lower(target.rg, rg, sizeof(rg));
     lower(target.name, name, sizeof(name));
@@ -421,13 +421,13 @@ static enum cp_err fill_storage_path(json_t *out, struct cp_error *e)
         lower(api_scope_instance(json_string_value(json_array_get(inc, 0))), id, sizeof(id));
         snprintf(inst, sizeof(inst), "/virtualmachines/%s", id);
     }
-    char url[1200];
+    char url[1600];
     snprintf(url, sizeof(url),
-             "https://%s.blob.core.windows.net/network-watcher-logs/subscriptions/%s/"
+             "%s/" CORE_STORAGE_CONTAINER "/subscriptions/%s/"
              "resourcegroups/%s/providers/microsoft.compute/%s/%s%s/%04d/%02d/%02d/"
              "packetcapture_%02d_%02d_%02d_%03ld%s",
-             acc, sub, rg, vmss ? "virtualmachinescalesets" : "virtualmachines", name, inst,
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             blob_endpoint, sub, rg, vmss ? "virtualmachinescalesets" : "virtualmachines", name,
+             inst, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              ts.tv_nsec / 1000000L, vmss && !inst[0] ? "" : ".cap");
     json_object_set_new(sl, "storagePath", json_string(url));
     return CP_OK;
@@ -463,8 +463,6 @@ static enum cp_err check_properties(json_t *p, json_t *out, struct cp_error *e)
         json_object_set_new(out, "timeLimitInSeconds", json_integer(seconds));
     }
     if ((err = check_storage(p, continuous, out, e)) || (err = check_filters(p, out, e)))
-        return err;
-    if ((err = fill_storage_path(out, e)))
         return err;
     if (continuous)
         json_object_set(out, "continuousCapture", cc);

@@ -6,6 +6,7 @@
 #include "api/api_int.h"
 #include "common/dynbuf.h"
 #include "common/timefmt.h"
+#include "core/storage_accounts.h"
 
 static struct core_watcher_ref parent_of(const struct api_route_args *a)
 {
@@ -187,6 +188,20 @@ static const char **session_params(json_t *props, struct core_capture_run *spec)
     return ids;
 }
 
+/* A storageId must name a registered account; storagePath is then the blob URL under its
+ * endpoint. Checked after the body's own validation: a malformed body is refused first. */
+static enum cp_err resolve_storage(const struct api_ctx *ctx, json_t *props, struct cp_error *e)
+{
+    const char *sid =
+        json_string_value(json_object_get(json_object_get(props, "storageLocation"), "storageId"));
+    if (!sid)
+        return CP_OK;
+    struct db_storage_account acct;
+    enum cp_err err = core_storage_account_find(core_store(ctx->core), sid,
+                                                "properties.storageLocation.storageId", &acct, e);
+    return err != CP_OK ? err : api_capture_storage_path(props, acct.blob_endpoint, e);
+}
+
 void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
                      const struct api_route_args *a, struct api_response *res)
 {
@@ -198,6 +213,8 @@ void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
     struct cp_error e = {{0}, {0}, {0}};
     enum cp_err err = api_capture_params(body, &props, &e);
     json_decref(body);
+    if (err == CP_OK)
+        err = resolve_storage(ctx, props, &e);
     if (err != CP_OK) {
         api_set_cp_error(res, err, &e);
         return;

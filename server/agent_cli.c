@@ -6,11 +6,10 @@
 #include <string.h>
 
 #include "common/armid.h"
-#include "common/log.h"
 #include "common/timefmt.h"
 #include "core/agents.h"
 #include "db/store.h"
-#include "server/config.h"
+#include "server/cli_store.h"
 
 struct cli_args {
     const char *cmd;      /* add | revoke | list */
@@ -161,25 +160,11 @@ int agent_cli_main(int argc, char **argv)
         agent_cli_usage(stderr);
         return 2;
     }
-    /* The server's own default and NETWATCH_DB, from the one settings table. */
-    struct config cfg;
-    struct cp_error e = {{0}, {0}, {0}};
-    if (!a.db) {
-        if (config_load(&cfg, argc, argv, argc, &e) != CP_OK) {
-            fprintf(stderr, "netwatchd agent %s: %s\n", a.cmd, e.message);
-            return 2;
-        }
-        a.db = cfg.db;
-    }
-    /* Only problems reach stderr: it carries the command's own result lines. */
-    log_level = LOG_LEVEL_WARN;
-    struct db_store_options so = {.path = a.db, .readers = 1, .busy_timeout_ms = 5000};
-    struct db_store *s = NULL;
-    if (db_store_open(&so, &s, &e) != CP_OK) {
-        fprintf(stderr, "netwatchd agent %s: cannot open the database %s: %s\n", a.cmd, a.db,
-                e.message);
+    char what[16];
+    snprintf(what, sizeof(what), "agent %s", a.cmd);
+    struct db_store *s = cli_store_open(what, a.db, argc, argv);
+    if (!s)
         return 1;
-    }
     int rc;
     if (strcmp(a.cmd, "add") == 0)
         rc = cmd_add(s, &a);

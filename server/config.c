@@ -95,6 +95,10 @@ void config_usage(FILE *out)
                  "       netwatchd agent revoke <agent-id | resource-id [--instance ID]> "
                  "[--db PATH]\n"
                  "       netwatchd agent list [--db PATH]\n"
+                 "       netwatchd storage add <storage-id> --key-file PATH|- [--account NAME] "
+                 "[--endpoint URL] [--db PATH]\n"
+                 "       netwatchd storage remove <storage-id> [--db PATH]\n"
+                 "       netwatchd storage list [--db PATH]\n"
                  "\noptions (environment variable, default):\n");
     settings_usage(settings, NSETTINGS, out);
 }

@@ -2,7 +2,7 @@
  * netwatchd: the packet-capture control plane. Wires config, store, core, auth, API and HTTP;
  * serves until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish and closes
  * the store. `netwatchd token add` manages API tokens, `netwatchd agent ...` the agent registry
- * (server/agent_cli.c).
+ * (server/agent_cli.c), `netwatchd storage ...` the storage accounts (server/storage_cli.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +19,7 @@
 #include "core/core.h"
 #include "db/store.h"
 #include "server/agent_cli.h"
+#include "server/storage_cli.h"
 #include "core/agents.h"
 #include "server/agent_glue.h"
 #include "server/auth.h"
@@ -294,6 +295,8 @@ int main(int argc, char **argv)
         return token_add(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "agent") == 0)
         return agent_cli_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "storage") == 0)
+        return storage_cli_main(argc, argv);
     struct config cfg;
     struct cp_error e = {{0}, {0}, {0}};
     if (config_load(&cfg, argc, argv, 1, &e) != CP_OK) {

@@ -1,0 +1,29 @@
+/* Opening the store for an operator command (see server/cli_store.h). */
+#include "server/cli_store.h"
+
+#include <stdio.h>
+
+#include "common/log.h"
+#include "server/config.h"
+
+struct db_store *cli_store_open(const char *what, const char *db, int argc, char **argv)
+{
+    struct config cfg;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (!db) {
+        /* Only the defaults and the environment: the command's own flags are not the server's. */
+        if (config_load(&cfg, argc, argv, argc, &e) != CP_OK) {
+            fprintf(stderr, "netwatchd %s: %s\n", what, e.message);
+            return NULL;
+        }
+        db = cfg.db;
+    }
+    log_level = LOG_LEVEL_WARN;
+    struct db_store_options so = {.path = db, .readers = 1, .busy_timeout_ms = 5000};
+    struct db_store *s = NULL;
+    if (db_store_open(&so, &s, &e) != CP_OK) {
+        fprintf(stderr, "netwatchd %s: cannot open the database %s: %s\n", what, db, e.message);
+        return NULL;
+    }
+    return s;
+}

@@ -1,0 +1,179 @@
+/* `netwatchd storage add|remove|list` (see storage_cli.h): arguments, the key file, output. */
+#include "server/storage_cli.h"
+
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "common/timefmt.h"
+#include "core/storage_accounts.h"
+#include "server/cli_store.h"
+
+struct cli_args {
+    const char *cmd;      /* add | remove | list */
+    const char *target;   /* the storage id, or NULL */
+    const char *key_file; /* --key-file, "-" = stdin */
+    const char *account;  /* --account */
+    const char *endpoint; /* --endpoint */
+    const char *db;       /* --db */
+};
+
+void storage_cli_usage(FILE *out)
+{
+    fprintf(out, "usage: netwatchd storage add <storage-id> --key-file PATH|- [--account NAME] "
+                 "[--endpoint URL] [--db PATH]\n"
+                 "       netwatchd storage remove <storage-id> [--db PATH]\n"
+                 "       netwatchd storage list [--db PATH]\n");
+}
+
+static int take(const char **slot, const char *v)
+{
+    if (*slot || !v)
+        return -1;
+    *slot = v;
+    return 0;
+}
+
+/* Fills a from argv[3..]; -1 on anything unexpected. */
+static int parse_args(int argc, char **argv, struct cli_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->cmd = argv[2];
+    for (int i = 3; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int rc;
+        if (strcmp(argv[i], "--key-file") == 0)
+            rc = take(&a->key_file, v), i++;
+        else if (strcmp(argv[i], "--account") == 0)
+            rc = take(&a->account, v), i++;
+        else if (strcmp(argv[i], "--endpoint") == 0)
+            rc = take(&a->endpoint, v), i++;
+        else if (strcmp(argv[i], "--db") == 0)
+            rc = take(&a->db, v), i++;
+        else if (argv[i][0] != '-')
+            rc = take(&a->target, argv[i]);
+        else
+            rc = -1;
+        if (rc != 0)
+            return -1;
+    }
+    int add = strcmp(a->cmd, "add") == 0;
+    if (!add && (a->key_file || a->account || a->endpoint))
+        return -1;
+    if (strcmp(a->cmd, "list") == 0)
+        return a->target ? -1 : 0;
+    if (!add && strcmp(a->cmd, "remove") != 0)
+        return -1;
+    return a->target && (!add || a->key_file) ? 0 : -1;
+}
+
+/* Reads the key (one line; surrounding whitespace dropped) into key. 0, or -1 said on stderr. */
+static int read_key(const char *path, char key[DB_STORAGE_KEY_MAX])
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "netwatchd storage add: cannot read the key file %s\n", path);
+        return -1;
+    }
+    char buf[DB_STORAGE_KEY_MAX + 2];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    int bad = ferror(f) || !feof(f);
+    if (f != stdin)
+        fclose(f);
+    buf[n] = '\0';
+    char *p = buf;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    size_t len = strlen(p);
+    while (len &&
+           (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\n' || p[len - 1] == '\r'))
+        len--;
+    p[len] = '\0';
+    int rc = -1;
+    if (bad || len == 0 || len >= DB_STORAGE_KEY_MAX)
+        fprintf(stderr, "netwatchd storage add: the key file must hold one base64 key\n");
+    else
+        rc = (memcpy(key, p, len + 1), 0);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return rc;
+}
+
+static int failed(const char *cmd, enum cp_err err, const struct cp_error *e)
+{
+    fprintf(stderr, "netwatchd storage %s: %s\n", cmd,
+            e->message[0] ? e->message : cp_err_name(err));
+    return 1;
+}
+
+static int cmd_add(struct db_store *s, const struct cli_args *a)
+{
+    char key[DB_STORAGE_KEY_MAX];
+    if (read_key(a->key_file, key) != 0)
+        return 1;
+    struct core_storage_account_new n = {a->target, a->account, a->endpoint, key};
+    struct db_storage_account acct;
+    int replaced = 0;
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = core_storage_account_add(s, &n, &acct, &replaced, &e);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (err != CP_OK)
+        return failed("add", err, &e);
+    fprintf(stderr, "storage account %s %s: account %s at %s\n", acct.resource_id,
+            replaced ? "updated" : "registered", acct.account_name, acct.blob_endpoint);
+    return 0;
+}
+
+static int cmd_remove(struct db_store *s, const struct cli_args *a)
+{
+    struct cp_error e = {{0}, {0}, {0}};
+    enum cp_err err = core_storage_account_remove(s, a->target, &e);
+    if (err != CP_OK)
+        return failed("remove", err, &e);
+    fprintf(stderr, "storage account %s removed\n", a->target);
+    return 0;
+}
+
+static enum cp_err print_account(const struct db_storage_account *a, void *arg)
+{
+    (void)arg;
+    char created[TIMEFMT_RFC3339_LEN];
+    timefmt_rfc3339(a->created_ms, created, sizeof(created));
+    printf("%s\t%s\t%s\t%s\n", a->resource_id, a->account_name, a->blob_endpoint, created);
+    return CP_OK;
+}
+
+static int cmd_list(struct db_store *s)
+{
+    struct cp_error e = {{0}, {0}, {0}};
+    printf("STORAGE_ID\tACCOUNT\tBLOB_ENDPOINT\tREGISTERED\n");
+    enum cp_err err = core_storage_account_list(s, print_account, NULL, &e);
+    if (err != CP_OK)
+        return failed("list", err, &e);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int storage_cli_main(int argc, char **argv)
+{
+    struct cli_args a;
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "help") == 0)) {
+        storage_cli_usage(stdout);
+        return 0;
+    }
+    if (argc < 3 || parse_args(argc, argv, &a) != 0) {
+        storage_cli_usage(stderr);
+        return 2;
+    }
+    char what[24];
+    snprintf(what, sizeof(what), "storage %s", a.cmd);
+    struct db_store *s = cli_store_open(what, a.db, argc, argv);
+    if (!s)
+        return 1;
+    int rc;
+    if (strcmp(a.cmd, "add") == 0)
+        rc = cmd_add(s, &a);
+    else if (strcmp(a.cmd, "remove") == 0)
+        rc = cmd_remove(s, &a);
+    else
+        rc = cmd_list(s);
+    db_store_close(s);
+    return rc;
+}
