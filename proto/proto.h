@@ -52,6 +52,9 @@
  *   error      A->S  seq, captureId:uuid, code:PcError, message?:text(1024)
  *   reply      S->A  seq, ok:bool, and only when ok is false: code:1..64 ASCII letters/digits,
  *                    message?:text(1024)
+ *   blobRequest A->S id:int>=1, captureId:uuid, file:int 0..PROTO_FILE_INDEX_MAX
+ *   blobGrant  S->A  id:int>=1, ok:bool, and when ok: url:http(s) URL(4096), expiresAt:int>=0;
+ *                    when not ok: code:name(64), message?:text(1024)
  *
  *   armId:      /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/
  *               virtualMachines/{name} or .../virtualMachineScaleSets/{name} (common/armid.h)
@@ -116,8 +119,10 @@
 #define PROTO_SHA256_HEX        64
 #define PROTO_CODE_MAX          64
 #define PROTO_MESSAGE_MAX       1024
-#define PROTO_RESOURCE_ID_MAX   512 /* hello.identity.resourceId (ARMID_MAX_LEN) */
-#define PROTO_INSTANCE_ID_MAX   80  /* hello.identity.instanceId: an ARM resource name */
+#define PROTO_RESOURCE_ID_MAX   512        /* hello.identity.resourceId (ARMID_MAX_LEN) */
+#define PROTO_INSTANCE_ID_MAX   80         /* hello.identity.instanceId: an ARM resource name */
+#define PROTO_URL_MAX           4096       /* blobGrant.url: a blob URL with its SAS query */
+#define PROTO_FILE_INDEX_MAX    1000000000 /* blobRequest.file */
 
 /* reply.code the server sends for a report about a session the agent does not own. */
 #define PROTO_REPLY_NOT_YOUR_SESSION "NotYourSession"
@@ -147,6 +152,8 @@ enum proto_type {
     PROTO_COMPLETED,
     PROTO_ERROR,
     PROTO_REPLY,
+    PROTO_BLOB_REQUEST, /* agent asks for a write-only SAS URL for one file of a session */
+    PROTO_BLOB_GRANT,   /* the server's answer to one blobRequest */
 };
 
 /* stopReason: why a capture ended (also stop.reason). */
@@ -292,12 +299,36 @@ struct proto_reply {
     char message[PROTO_MESSAGE_MAX + 1]; /* ok == 0 only; "" = none */
 };
 
+/* blobRequest: agent -> server, not a report (no seq, never spooled): a request the agent
+ * repeats after a reconnect if it got no grant. */
+struct proto_blob_request {
+    int64_t id;                     /* the agent's request number, 1.. (echoed by the grant) */
+    char capture_id[PROTO_ID_SIZE]; /* a session of this agent's */
+    int64_t file;                   /* which of the session's files: 0 the first, in order */
+};
+
+/* blobGrant: server -> agent, the answer to the blobRequest with the same id. */
+struct proto_blob_grant {
+    int64_t id;
+    int ok;
+    char *url;          /* ok only: the blob's URL with a SAS allowing create+write of that blob
+                         * only, 1..PROTO_URL_MAX bytes; owned when decoded */
+    int64_t expires_at; /* ok only: epoch ms the SAS expires (ask again after) */
+    char code[PROTO_CODE_MAX + 1];       /* ok == 0 only: PROTO_GRANT_* */
+    char message[PROTO_MESSAGE_MAX + 1]; /* ok == 0 only; "" = none */
+};
+
+/* blobGrant codes when ok is false. */
+#define PROTO_GRANT_NOT_YOUR_SESSION "NotYourSession" /* no such session of this agent */
+#define PROTO_GRANT_NO_STORAGE       "NoStorage"      /* the capture names no storage account */
+#define PROTO_GRANT_STORAGE_FAILED   "StorageFailed"  /* the account is gone or cannot sign */
+
 /*
  * One message. A zeroed struct (`struct proto_msg m = {0};`) is empty (PROTO_NONE).
  * Pointer members (hello.interfaces, hello.sessions, welcome.stop, start.spec,
- * completed.files and each files[i].path) are owned by the struct when proto_decode filled it;
- * a struct built by hand for proto_encode may point them anywhere, and then must not be given
- * to proto_msg_clear.
+ * completed.files and each files[i].path, blob_grant.url) are owned by the struct when proto_decode
+ * filled it; a struct built by hand for proto_encode may point them anywhere, and then must not be
+ * given to proto_msg_clear.
  */
 struct proto_msg {
     enum proto_type type; /* selects the union member */
@@ -311,6 +342,8 @@ struct proto_msg {
         struct proto_completed completed;
         struct proto_error error;
         struct proto_reply reply;
+        struct proto_blob_request blob_request;
+        struct proto_blob_grant blob_grant;
     };
 };
 

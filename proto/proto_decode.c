@@ -302,7 +302,58 @@ static enum cp_err rd_reply(const struct proto_rd *rd, const json_t *o, struct p
     return CP_OK;
 }
 
+/* A blob URL: an http(s) URL of 1..PROTO_URL_MAX printable ASCII bytes, copied. */
+static enum cp_err rd_url(const struct proto_rd *rd, const json_t *o, char **out)
+{
+    const json_t *v = json_object_get(o, "url");
+    if (!json_is_string(v))
+        return proto_rd_fail(rd, "url", v ? "must be a string" : "is required");
+    const char *u = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0 || n > PROTO_URL_MAX || strlen(u) != n)
+        return proto_rd_fail(rd, "url", "must be 1-%d bytes", PROTO_URL_MAX);
+    if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0)
+        return proto_rd_fail(rd, "url", "must be an http(s) URL");
+    for (size_t i = 0; i < n; i++)
+        if (u[i] <= ' ' || u[i] >= 0x7f)
+            return proto_rd_fail(rd, "url", "must be printable ASCII without spaces");
+    if (!(*out = strdup(u)))
+        return no_memory(rd->e);
+    return CP_OK;
+}
+
+static enum cp_err rd_blob_grant(const struct proto_rd *rd, const json_t *o,
+                                 struct proto_blob_grant *g)
+{
+    enum cp_err err;
+    if ((err = proto_rd_int(rd, o, "", "id", 1, 1, INT64_MAX, &g->id)) ||
+        (err = proto_rd_bool(rd, o, "", "ok", &g->ok)))
+        return err;
+    if (g->ok) {
+        if ((err = rd_no_failure_detail(rd, o)) ||
+            (err = proto_rd_int(rd, o, "", "expiresAt", 1, 0, INT64_MAX, &g->expires_at)))
+            return err;
+        return rd_url(rd, o, &g->url);
+    }
+    if (json_object_get(o, "url") || json_object_get(o, "expiresAt"))
+        return proto_rd_fail(rd, "url", "and expiresAt are only allowed when ok is true");
+    if ((err = proto_rd_str(rd, o, "", "code", PROTO_F_REQUIRED | PROTO_F_NAME, g->code,
+                            sizeof(g->code))))
+        return err;
+    return proto_rd_str(rd, o, "", "message", 0, g->message, sizeof(g->message));
+}
+
 /* ---- agent -> server reports ---- */
+
+static enum cp_err rd_blob_request(const struct proto_rd *rd, const json_t *o,
+                                   struct proto_blob_request *r)
+{
+    enum cp_err err;
+    if ((err = proto_rd_int(rd, o, "", "id", 1, 1, INT64_MAX, &r->id)) ||
+        (err = proto_rd_id(rd, o, "", "captureId", r->capture_id)))
+        return err;
+    return proto_rd_int(rd, o, "", "file", 1, 0, PROTO_FILE_INDEX_MAX, &r->file);
+}
 
 static enum cp_err rd_ack(const struct proto_rd *rd, const json_t *o, struct proto_ack *a)
 {
@@ -439,6 +490,12 @@ enum cp_err proto_from_json(const json_t *root, struct proto_msg *out, struct cp
         break;
     case PROTO_REPLY:
         err = rd_reply(&rd, root, &m.reply);
+        break;
+    case PROTO_BLOB_REQUEST:
+        err = rd_blob_request(&rd, root, &m.blob_request);
+        break;
+    case PROTO_BLOB_GRANT:
+        err = rd_blob_grant(&rd, root, &m.blob_grant);
         break;
     case PROTO_NONE:
     default:

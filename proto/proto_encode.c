@@ -214,6 +214,26 @@ static void enc_reply(struct bld *b, json_t *o, const struct proto_reply *r)
     }
 }
 
+static void enc_blob_request(struct bld *b, json_t *o, const struct proto_blob_request *r)
+{
+    put(b, o, "id", json_integer(r->id));
+    put(b, o, "captureId", FSTR(r->capture_id));
+    put(b, o, "file", json_integer(r->file));
+}
+
+static void enc_blob_grant(struct bld *b, json_t *o, const struct proto_blob_grant *g)
+{
+    put(b, o, "id", json_integer(g->id));
+    put(b, o, "ok", json_boolean(g->ok));
+    if (g->ok) {
+        put(b, o, "url", g->url ? json_string(g->url) : NULL);
+        put(b, o, "expiresAt", json_integer(g->expires_at));
+    } else {
+        put(b, o, "code", FSTR(g->code));
+        put_message(b, o, g->message, sizeof(g->message));
+    }
+}
+
 char *proto_encode(const struct proto_msg *m)
 {
     struct bld b = {0};
@@ -252,6 +272,12 @@ char *proto_encode(const struct proto_msg *m)
         break;
     case PROTO_REPLY:
         enc_reply(&b, o, &m->reply);
+        break;
+    case PROTO_BLOB_REQUEST:
+        enc_blob_request(&b, o, &m->blob_request);
+        break;
+    case PROTO_BLOB_GRANT:
+        enc_blob_grant(&b, o, &m->blob_grant);
         break;
     case PROTO_NONE:
     default:

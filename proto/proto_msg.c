@@ -24,6 +24,9 @@ void proto_msg_clear(struct proto_msg *m)
             free(m->completed.files[i].path);
         free(m->completed.files);
         break;
+    case PROTO_BLOB_GRANT:
+        free(m->blob_grant.url);
+        break;
     default:
         break; /* the other types own nothing */
     }

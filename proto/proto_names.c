@@ -6,9 +6,17 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const type_names[] = {
-    [PROTO_HELLO] = "hello",         [PROTO_WELCOME] = "welcome", [PROTO_START] = "start",
-    [PROTO_STOP] = "stop",           [PROTO_ACK] = "ack",         [PROTO_PROGRESS] = "progress",
-    [PROTO_COMPLETED] = "completed", [PROTO_ERROR] = "error",     [PROTO_REPLY] = "reply",
+    [PROTO_HELLO] = "hello",
+    [PROTO_WELCOME] = "welcome",
+    [PROTO_START] = "start",
+    [PROTO_STOP] = "stop",
+    [PROTO_ACK] = "ack",
+    [PROTO_PROGRESS] = "progress",
+    [PROTO_COMPLETED] = "completed",
+    [PROTO_ERROR] = "error",
+    [PROTO_REPLY] = "reply",
+    [PROTO_BLOB_REQUEST] = "blobRequest",
+    [PROTO_BLOB_GRANT] = "blobGrant",
 };
 
 static const char *const stop_reason_names[] = {

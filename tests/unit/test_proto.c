@@ -238,7 +238,7 @@ static void (*const makers[])(struct proto_msg *) = {
 
 START_TEST(names_round_trip)
 {
-    for (int t = PROTO_HELLO; t <= PROTO_REPLY; t++) {
+    for (int t = PROTO_HELLO; t <= PROTO_BLOB_GRANT; t++) {
         enum proto_type back = PROTO_NONE;
         ck_assert_ptr_nonnull(proto_type_name((enum proto_type)t));
         ck_assert_int_eq(proto_type_parse(proto_type_name((enum proto_type)t), &back), 0);
@@ -271,6 +271,8 @@ START_TEST(names_are_the_documented_ones)
     ck_assert_str_eq(proto_type_name(PROTO_HELLO), "hello");
     ck_assert_str_eq(proto_type_name(PROTO_COMPLETED), "completed");
     ck_assert_str_eq(proto_type_name(PROTO_REPLY), "reply");
+    ck_assert_str_eq(proto_type_name(PROTO_BLOB_REQUEST), "blobRequest");
+    ck_assert_str_eq(proto_type_name(PROTO_BLOB_GRANT), "blobGrant");
     ck_assert_str_eq(proto_stop_reason_name(PROTO_STOP_MANUAL), "Manual");
     ck_assert_str_eq(proto_stop_reason_name(PROTO_STOP_TIME_EXCEEDED), "TimeExceeded");
     ck_assert_str_eq(proto_stop_reason_name(PROTO_STOP_SESSION_BYTES_EXCEEDED),
@@ -592,6 +594,58 @@ START_TEST(round_trip_reply)
 }
 END_TEST
 
+START_TEST(round_trip_blob_request_and_grant)
+{
+    struct proto_msg m, b;
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_BLOB_REQUEST;
+    m.blob_request.id = 7;
+    copy(m.blob_request.capture_id, PROTO_ID_SIZE, ID1);
+    m.blob_request.file = 3;
+    char *s = round_trip(&m, &b);
+    ck_assert_str_eq(s, "{\"type\":\"blobRequest\",\"id\":7,\"captureId\":\"" ID1 "\",\"file\":3}");
+    ck_assert_int_eq(b.blob_request.file, 3);
+    ck_assert_int_eq(proto_msg_seq(&b), 0); /* not a report */
+    free(s);
+    proto_msg_clear(&b);
+
+    char url[] = "http://127.0.0.1:10000/devstoreaccount1/network-watcher-logs/a.cap?sv=x&sig=y";
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_BLOB_GRANT;
+    m.blob_grant.id = 7;
+    m.blob_grant.ok = 1;
+    m.blob_grant.url = url;
+    m.blob_grant.expires_at = 1773718655429;
+    s = round_trip(&m, &b);
+    ck_assert_str_eq(b.blob_grant.url, url);
+    ck_assert_ptr_ne(b.blob_grant.url, url); /* decoded: owned */
+    ck_assert_int_eq(b.blob_grant.expires_at, 1773718655429);
+    free(s);
+    proto_msg_clear(&b);
+
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_BLOB_GRANT;
+    m.blob_grant.id = 8;
+    copy(m.blob_grant.code, sizeof(m.blob_grant.code), PROTO_GRANT_NO_STORAGE);
+    copy(m.blob_grant.message, sizeof(m.blob_grant.message), "no storage account");
+    s = round_trip(&m, &b);
+    ck_assert_int_eq(b.blob_grant.ok, 0);
+    ck_assert_ptr_null(b.blob_grant.url);
+    ck_assert_str_eq(b.blob_grant.code, "NoStorage");
+    free(s);
+    proto_msg_clear(&b);
+
+    /* A grant without its URL, or with a URL that is not http(s), is never sent. */
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_BLOB_GRANT;
+    m.blob_grant.id = 9;
+    m.blob_grant.ok = 1;
+    ck_assert_ptr_null(proto_encode(&m));
+    m.blob_grant.url = (char *)(uintptr_t) "file:///etc/passwd";
+    ck_assert_ptr_null(proto_encode(&m));
+}
+END_TEST
+
 START_TEST(round_trip_empty_arrays_and_bounds)
 {
     /* the smallest and the largest values every bound allows */
@@ -678,6 +732,13 @@ static const char *const doc_examples[] = {
     "\"message\":\"disk full\"}",
     "{\"type\":\"reply\",\"seq\":20,\"ok\":true}",
     "{\"type\":\"reply\",\"seq\":21,\"ok\":false,\"code\":\"NotYourSession\",\"message\":\"no\"}",
+    "{\"type\":\"blobRequest\",\"id\":4,\"captureId\":\"" ID1 "\",\"file\":0}",
+    "{\"type\":\"blobGrant\",\"id\":4,\"ok\":true,\n"
+    " \"url\":\"https://acct.blob.core.windows.net/network-watcher-logs/.../"
+    "packetcapture_16_39_41_077.cap?sv=2021-08-06&sr=b&sp=cw&se=...&sig=...\",\n"
+    " \"expiresAt\":1773722255429}",
+    "{\"type\":\"blobGrant\",\"id\":5,\"ok\":false,\"code\":\"NoStorage\","
+    "\"message\":\"...\"}",
 };
 
 START_TEST(doc_examples_decode)
@@ -754,8 +815,24 @@ struct refusal {
 #define WELC_HEAD  "{\"type\":\"welcome\",\"protocol\":1,\"heartbeatSeconds\":15"
 #define REPLY_HEAD "{\"type\":\"reply\",\"seq\":3"
 #define ERR_HEAD   "{\"type\":\"error\",\"seq\":3,\"captureId\":\"" ID1 "\""
+#define BREQ_HEAD  "{\"type\":\"blobRequest\",\"captureId\":\"" ID1 "\""
+#define GRANT_HEAD "{\"type\":\"blobGrant\",\"id\":2"
 
 static const struct refusal refusals[] = {
+    /* blobRequest and blobGrant */
+    {BREQ_HEAD ",\"file\":0}", "id", "required"},
+    {BREQ_HEAD ",\"id\":0,\"file\":0}", "id", ""},
+    {BREQ_HEAD ",\"id\":1,\"file\":-1}", "file", ""},
+    {BREQ_HEAD ",\"id\":1,\"file\":1000000001}", "file", ""},
+    {BREQ_HEAD ",\"id\":1}", "file", "required"},
+    {GRANT_HEAD ",\"ok\":true,\"expiresAt\":1}", "url", "required"},
+    {GRANT_HEAD ",\"ok\":true,\"url\":\"http://h/b\"}", "expiresAt", "required"},
+    {GRANT_HEAD ",\"ok\":true,\"expiresAt\":1,\"url\":\"ftp://h/b\"}", "url", "http"},
+    {GRANT_HEAD ",\"ok\":true,\"expiresAt\":1,\"url\":\"http://h/a b\"}", "url", "spaces"},
+    {GRANT_HEAD ",\"ok\":true,\"expiresAt\":1,\"url\":\"http://h/b\",\"code\":\"X\"}", "code",
+     "only"},
+    {GRANT_HEAD ",\"ok\":false,\"code\":\"NoStorage\",\"url\":\"http://h/b\"}", "url", "only"},
+    {GRANT_HEAD ",\"ok\":false}", "code", "required"},
     /* not a message at all */
     {"[]", "", "JSON object"},
     {"[{\"type\":\"reply\",\"seq\":1,\"ok\":true}]", "", "JSON object"},
@@ -1677,6 +1754,7 @@ static Suite *proto_suite(void)
     tcase_add_test(tr, round_trip_completed);
     tcase_add_test(tr, round_trip_error);
     tcase_add_test(tr, round_trip_reply);
+    tcase_add_test(tr, round_trip_blob_request_and_grant);
     tcase_add_test(tr, round_trip_empty_arrays_and_bounds);
     tcase_add_loop_test(tr, doc_examples_decode, 0, (int)COUNT(doc_examples));
     tcase_add_test(tr, unknown_members_are_ignored);
