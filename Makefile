@@ -21,9 +21,11 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCP_ASAN=ON -DCP_UBSAN=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
-# The contract linter, reply validator and the official Azure SDK test (pinned in the lock).
+# The contract linter, reply validator and the official Azure SDK test (pinned in the lock);
+# Azurite, the Azure Storage emulator the storage tests run (tests/azurite, pinned likewise).
 node-deps: deps
 	@cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	@cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error
 
 # Every test, then the C suites once more under the sanitizers.
 test: build build-asan node-deps

@@ -1,0 +1,4 @@
+# Check suites for storage/ (the SAS signer), linked against nw_storage.
+if(TARGET nw_storage)
+    nw_unit_test(test_storage_sas nw_storage)
+endif()
