@@ -195,6 +195,12 @@ enum cp_err core_capture_progress(struct core *core, const char *agent_id, const
                                   int64_t packets, int64_t bytes, int64_t drops, int64_t files,
                                   int64_t first_packet_ms, int64_t seq,
                                   struct cp_error *e) CP_MUST_USE;
+/* The session session_id (lower-case GUID) of agent agent_id and its capture (cap: caller
+ * clears with db_capture_clear; its sessions are not attached), in any state. CP_EFORBIDDEN
+ * ("NotYourSession") when there is no such session or it is another agent's. */
+enum cp_err core_session_of_agent(struct core *core, const char *agent_id, const char *session_id,
+                                  struct db_session *s, struct db_capture *cap,
+                                  struct cp_error *e) CP_MUST_USE;
 /* One agent report, for core_reports_apply (strings borrowed). */
 enum core_report_kind { CORE_REPORT_ACK, CORE_REPORT_END, CORE_REPORT_PROGRESS };
 struct core_report {

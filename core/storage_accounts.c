@@ -87,45 +87,57 @@ static enum cp_err put_run(struct db_conn *c, void *arg, struct cp_error *e)
     return db_storage_account_put(c, job->key_id, job->a, job->shared_key, &job->replaced);
 }
 
-enum cp_err core_storage_account_add(struct db_store *s, const struct core_storage_account_new *a,
-                                     struct db_storage_account *out, int *replaced,
-                                     struct cp_error *e)
+enum cp_err core_storage_account_check(const struct core_storage_account_new *a,
+                                       struct db_storage_account *row, struct cp_error *e)
 {
     struct armid id;
     char key_id[DB_STORAGE_ID_MAX];
     if (storage_key(a->resource_id, "storageId", &id, key_id, e) != CP_OK)
         return CP_EINVAL;
-    struct db_storage_account row;
-    memset(&row, 0, sizeof(row));
-    str_copy(row.resource_id, sizeof(row.resource_id), a->resource_id);
+    memset(row, 0, sizeof(*row));
+    str_copy(row->resource_id, sizeof(row->resource_id), a->resource_id);
     /* A trailing '/' that armid_parse tolerated is not part of the id shown back. */
-    size_t n = strlen(row.resource_id);
-    if (n && row.resource_id[n - 1] == '/')
-        row.resource_id[n - 1] = '\0';
+    size_t n = strlen(row->resource_id);
+    if (n && row->resource_id[n - 1] == '/')
+        row->resource_id[n - 1] = '\0';
     if (a->account_name && a->account_name[0]) {
-        if (str_copy(row.account_name, sizeof(row.account_name), a->account_name) != 0 ||
-            !valid_account_name(row.account_name))
+        if (str_copy(row->account_name, sizeof(row->account_name), a->account_name) != 0 ||
+            !valid_account_name(row->account_name))
             return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "accountName",
                            "The account name must be 3-64 lower-case letters and digits.");
-    } else if (str_lower_copy(row.account_name, sizeof(row.account_name), id.name) != 0 ||
-               !valid_account_name(row.account_name)) {
+    } else if (str_lower_copy(row->account_name, sizeof(row->account_name), id.name) != 0 ||
+               !valid_account_name(row->account_name)) {
         return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "accountName",
                        "The id's name is not a storage account name (3-64 letters and digits); "
                        "give the account name.");
     }
     if (a->blob_endpoint && a->blob_endpoint[0]) {
-        if (!copy_endpoint(a->blob_endpoint, row.blob_endpoint))
+        if (!copy_endpoint(a->blob_endpoint, row->blob_endpoint))
             return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "blobEndpoint",
                            "The blob endpoint must be an http:// or https:// URL with a host and "
                            "no query, fragment or spaces.");
     } else {
-        snprintf(row.blob_endpoint, sizeof(row.blob_endpoint), "https://%s.blob.core.windows.net",
-                 row.account_name);
+        snprintf(row->blob_endpoint, sizeof(row->blob_endpoint), "https://%s.blob.core.windows.net",
+                 row->account_name);
     }
     if (!valid_key(a->shared_key))
         return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "sharedKey",
                        "The shared key must be the account key in base64, as the portal shows "
                        "it.");
+    return CP_OK;
+}
+
+enum cp_err core_storage_account_add(struct db_store *s, const struct core_storage_account_new *a,
+                                     struct db_storage_account *out, int *replaced,
+                                     struct cp_error *e)
+{
+    struct db_storage_account row;
+    if (core_storage_account_check(a, &row, e) != CP_OK)
+        return CP_EINVAL;
+    struct armid id;
+    char key_id[DB_STORAGE_ID_MAX];
+    if (storage_key(a->resource_id, "storageId", &id, key_id, e) != CP_OK)
+        return CP_EINVAL;
     row.created_ms = timefmt_now_ms();
     struct put_job job = {key_id, &row, a->shared_key, 0};
     enum cp_err err = db_store_write(s, put_run, &job, e);

@@ -39,6 +39,15 @@ struct core_storage_account_new {
 };
 
 /*
+ * Validates a and fills *row with what would be stored (defaults applied; created_ms 0), without
+ * touching the store: the CLI proves the endpoint and key work (storage/container.h) before it
+ * registers anything. Errors as core_storage_account_add's CP_EINVAL.
+ */
+enum cp_err core_storage_account_check(const struct core_storage_account_new *a,
+                                       struct db_storage_account *row,
+                                       struct cp_error *e) CP_MUST_USE;
+
+/*
  * Registers the account, or replaces the registration of the same id (*replaced = 1; may be
  * NULL). out (may be NULL) is the account as stored. Durable before it returns.
  * Errors: CP_EINVAL ("InvalidPropertyValue": not a storage-account id, a bad name, endpoint or

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "core/agents.h"
 #include "proto/proto.h"
+#include "server/blob_grant.h"
 #include "server/workers.h"
 
 /* How often the server looks for agents revoked (by `netwatchd agent revoke`, another
@@ -626,6 +627,11 @@ static int handle_item(struct shard *sh, struct item *it)
     if (m->type == PROTO_HELLO) {
         if (handle_hello(g, it->agent_id, &m->hello))
             release(sh, it->agent_id);
+    } else if (m->type == PROTO_BLOB_REQUEST && g->core) {
+        struct proto_msg grant;
+        blob_grant_answer(g->core, it->agent_id, &m->blob_request, &grant);
+        send_msg(g, it->agent_id, &grant);
+        free(grant.blob_grant.url);
     } else {
         log_warnx("component=agents event=unexpected_message agent=%s type=%s", it->agent_id,
                   proto_type_name(m->type));

@@ -96,7 +96,7 @@ void config_usage(FILE *out)
                  "[--db PATH]\n"
                  "       netwatchd agent list [--db PATH]\n"
                  "       netwatchd storage add <storage-id> --key-file PATH|- [--account NAME] "
-                 "[--endpoint URL] [--db PATH]\n"
+                 "[--endpoint URL] [--no-verify] [--db PATH]\n"
                  "       netwatchd storage remove <storage-id> [--db PATH]\n"
                  "       netwatchd storage list [--db PATH]\n"
                  "\noptions (environment variable, default):\n");

@@ -7,6 +7,7 @@
 #include "common/timefmt.h"
 #include "core/storage_accounts.h"
 #include "server/cli_store.h"
+#include "storage/container.h"
 
 struct cli_args {
     const char *cmd;      /* add | remove | list */
@@ -15,12 +16,13 @@ struct cli_args {
     const char *account;  /* --account */
     const char *endpoint; /* --endpoint */
     const char *db;       /* --db */
+    int no_verify;        /* --no-verify: register without creating the container */
 };
 
 void storage_cli_usage(FILE *out)
 {
     fprintf(out, "usage: netwatchd storage add <storage-id> --key-file PATH|- [--account NAME] "
-                 "[--endpoint URL] [--db PATH]\n"
+                 "[--endpoint URL] [--no-verify] [--db PATH]\n"
                  "       netwatchd storage remove <storage-id> [--db PATH]\n"
                  "       netwatchd storage list [--db PATH]\n");
 }
@@ -49,6 +51,8 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
             rc = take(&a->endpoint, v), i++;
         else if (strcmp(argv[i], "--db") == 0)
             rc = take(&a->db, v), i++;
+        else if (strcmp(argv[i], "--no-verify") == 0)
+            rc = a->no_verify++ ? -1 : 0;
         else if (argv[i][0] != '-')
             rc = take(&a->target, argv[i]);
         else
@@ -57,7 +61,7 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
             return -1;
     }
     int add = strcmp(a->cmd, "add") == 0;
-    if (!add && (a->key_file || a->account || a->endpoint))
+    if (!add && (a->key_file || a->account || a->endpoint || a->no_verify))
         return -1;
     if (strcmp(a->cmd, "list") == 0)
         return a->target ? -1 : 0;
@@ -113,12 +117,22 @@ static int cmd_add(struct db_store *s, const struct cli_args *a)
     struct db_storage_account acct;
     int replaced = 0;
     struct cp_error e = {{0}, {0}, {0}};
-    enum cp_err err = core_storage_account_add(s, &n, &acct, &replaced, &e);
+    enum storage_container_state made = STORAGE_CONTAINER_EXISTED;
+    /* Proven before stored: a wrong key or endpoint is refused now, not at the first upload. */
+    enum cp_err err = core_storage_account_check(&n, &acct, &e);
+    if (err == CP_OK && !a->no_verify)
+        err = storage_container_ensure(acct.blob_endpoint, acct.account_name, key,
+                                       CORE_STORAGE_CONTAINER, NULL, &made, &e);
+    if (err == CP_OK)
+        err = core_storage_account_add(s, &n, &acct, &replaced, &e);
     OPENSSL_cleanse(key, sizeof(key));
     if (err != CP_OK)
         return failed("add", err, &e);
-    fprintf(stderr, "storage account %s %s: account %s at %s\n", acct.resource_id,
-            replaced ? "updated" : "registered", acct.account_name, acct.blob_endpoint);
+    fprintf(stderr, "storage account %s %s: account %s at %s%s\n", acct.resource_id,
+            replaced ? "updated" : "registered", acct.account_name, acct.blob_endpoint,
+            a->no_verify                        ? " (not verified)"
+            : made == STORAGE_CONTAINER_CREATED ? "; container " CORE_STORAGE_CONTAINER " created"
+                                                : "");
     return 0;
 }
 

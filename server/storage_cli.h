@@ -3,10 +3,13 @@
  * (core/storage_accounts.h).
  *
  *   netwatchd storage add <storage-id> --key-file PATH|- [--account NAME] [--endpoint URL]
- *                                       [--db PATH]
+ *                                       [--no-verify] [--db PATH]
  *   netwatchd storage remove <storage-id> [--db PATH]
  *   netwatchd storage list [--db PATH]
  *
+ * add first proves the endpoint, account name and key by creating the captures' container
+ * (network-watcher-logs) if it is missing (storage/container.h); --no-verify skips that, for an
+ * account not reachable from the server (the container must then exist before uploads).
  * The key is read from a file or standard input ("-"), never from the command line, where
  * other users could read it in the process list. It is never printed. A running netwatchd sees
  * a change at its next create (accounts are read from the store, not cached).

@@ -106,9 +106,17 @@ static void registry_commands(void)
     NW_CHECK(STORAGE(NULL, out, "add", id_pcstore, "--key-file", key_file, "--endpoint",
                      "ftp://example.test") != 0,
              "add with an ftp endpoint succeeded");
+    /* Verified by default: an endpoint that does not answer is refused, and nothing is stored
+     * (the list below would show it). */
+    NW_CHECK(STORAGE(NULL, out, "add", id_other, "--key-file", key_file, "--endpoint",
+                     "http://127.0.0.1:1/unverified") != 0,
+             "add with an endpoint that does not answer succeeded without --no-verify");
+    NW_CHECK(file_contains(log, "No answer from http://127.0.0.1:1/unverified"),
+             "the refused add did not say the endpoint did not answer");
     /* First a wrong endpoint, then the same id in other casing, key on stdin: an update. */
     NW_CHECK(STORAGE(NULL, out, "add", id_pcstore, "--key-file", key_file, "--endpoint",
-                     "http://127.0.0.1:1/wrong", "--account", "devstoreaccount1") == 0,
+                     "http://127.0.0.1:1/wrong", "--account", "devstoreaccount1",
+                     "--no-verify") == 0,
              "add failed");
     char upper[256];
     snprintf(upper, sizeof(upper), "%s", id_pcstore);
@@ -116,18 +124,20 @@ static void registry_commands(void)
         if (*p >= 'a' && *p <= 'z')
             *p = (char)(*p - 'a' + 'A');
     NW_CHECK(STORAGE(key_file, out, "add", upper, "--key-file", "-", "--endpoint",
-                     "http://127.0.0.1:10000/devstoreaccount1/", "--account",
-                     "devstoreaccount1") == 0,
+                     "http://127.0.0.1:10000/devstoreaccount1/", "--account", "devstoreaccount1",
+                     "--no-verify") == 0,
              "add again (other casing, key on stdin) failed");
     NW_CHECK(file_contains(log, "updated"), "the second add did not say it updated the account");
 
-    NW_CHECK(STORAGE(NULL, out, "add", id_other, "--key-file", key_file) == 0, "add other failed");
+    NW_CHECK(STORAGE(NULL, out, "add", id_other, "--key-file", key_file, "--no-verify") == 0,
+             "add other failed");
     NW_CHECK(STORAGE(NULL, out, "list") == 0, "list failed");
     NW_CHECK(strstr(out, "http://127.0.0.1:10000/devstoreaccount1\t") != NULL,
              "list does not show the updated endpoint without its '/': %s", out);
     NW_CHECK(strstr(out, "https://other1.blob.core.windows.net") != NULL,
              "list does not show the default endpoint: %s", out);
     NW_CHECK(strstr(out, "127.0.0.1:1/wrong") == NULL, "list still shows the replaced endpoint");
+    NW_CHECK(strstr(out, "unverified") == NULL, "list shows the refused registration");
     NW_CHECK(strstr(out, "a2tra2tr") == NULL, "list printed the key");
 
     NW_CHECK(STORAGE(NULL, out, "remove", id_other) == 0, "remove failed");
