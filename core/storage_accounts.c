@@ -32,11 +32,12 @@ static enum cp_err storage_key(const char *resource_id, const char *target, stru
                          "The storage account id is too long.");
 }
 
-/* Azure account names are 3-24 lower-case letters and digits; emulators use longer ones. */
+/* Azure account names are 3-24 lower-case letters and digits (Azurite's devstoreaccount1 too);
+ * the SAS signer (storage/sas.h) holds to the same bound. */
 static int valid_account_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 3 || n >= DB_STORAGE_ACCOUNT_MAX)
+    if (n < 3 || n > 24)
         return 0;
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
@@ -104,12 +105,13 @@ enum cp_err core_storage_account_check(const struct core_storage_account_new *a,
         if (str_copy(row->account_name, sizeof(row->account_name), a->account_name) != 0 ||
             !valid_account_name(row->account_name))
             return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "accountName",
-                           "The account name must be 3-64 lower-case letters and digits.");
+                           "The account name must be 3-24 lower-case letters and digits.");
     } else if (str_lower_copy(row->account_name, sizeof(row->account_name), id.name) != 0 ||
                !valid_account_name(row->account_name)) {
-        return cp_fail(e, CP_EINVAL, "InvalidPropertyValue", "accountName",
-                       "The id's name is not a storage account name (3-64 letters and digits); "
-                       "give the account name.");
+        return cp_fail(
+            e, CP_EINVAL, "InvalidPropertyValue", "accountName",
+            "The id's name is not a storage account name (3-24 lower-case letters and digits); "
+            "give the account name.");
     }
     if (a->blob_endpoint && a->blob_endpoint[0]) {
         if (!copy_endpoint(a->blob_endpoint, row->blob_endpoint))

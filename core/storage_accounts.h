@@ -31,7 +31,7 @@
 /* What an operator registers; all borrowed. */
 struct core_storage_account_new {
     const char *resource_id;   /* .../providers/Microsoft.Storage/storageAccounts/{name} */
-    const char *account_name;  /* NULL or "" = the id's name, lower-cased; 3-64 of [a-z0-9] */
+    const char *account_name;  /* NULL or "" = the id's name, lower-cased; 3-24 of [a-z0-9] */
     const char *blob_endpoint; /* NULL or "" = https://{account}.blob.core.windows.net; else an
                                 * http(s) URL without query or fragment; one trailing '/' is
                                 * dropped */

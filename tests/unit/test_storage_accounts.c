@@ -88,6 +88,7 @@ START_TEST(bad_registrations_change_nothing)
         {ST1, "UPPER", NULL, KEY, "accountName"},
         {ST1, "ab", NULL, KEY, "accountName"},
         {ST1, "with-dash", NULL, KEY, "accountName"},
+        {ST1, "abcdefghijklmnopqrstuvwxy", NULL, KEY, "accountName"},
         {ST1, NULL, "ftp://host", KEY, "blobEndpoint"},
         {ST1, NULL, "https://", KEY, "blobEndpoint"},
         {ST1, NULL, "https:///path", KEY, "blobEndpoint"},
