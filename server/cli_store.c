@@ -2,6 +2,7 @@
 #include "server/cli_store.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "common/log.h"
 #include "server/config.h"
@@ -26,4 +27,25 @@ struct db_store *cli_store_open(const char *what, const char *db, int argc, char
         return NULL;
     }
     return s;
+}
+
+int cli_group_main(const struct cli_group *g, int argc, char **argv, void *args)
+{
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "help") == 0)) {
+        g->usage(stdout);
+        return 0;
+    }
+    const char *db = NULL;
+    if (argc < 3 || g->parse(argc, argv, args, &db) != 0) {
+        g->usage(stderr);
+        return 2;
+    }
+    char what[64];
+    snprintf(what, sizeof(what), "%s %s", g->name, argv[2]);
+    struct db_store *s = cli_store_open(what, db, argc, argv);
+    if (!s)
+        return 1;
+    int rc = g->run(s, args);
+    db_store_close(s);
+    return rc;
 }

@@ -7,11 +7,29 @@
 #ifndef NW_SERVER_CLI_STORE_H
 #define NW_SERVER_CLI_STORE_H
 
+#include <stdio.h>
+
 #include "db/store.h"
 
 /* Opens the store for the command named what ("agent add", ...). db (borrowed) may be NULL.
  * argv is the command's (for the settings table's env and defaults). Returns the store, or
  * NULL after saying why on stderr. */
 struct db_store *cli_store_open(const char *what, const char *db, int argc, char **argv);
+
+/* One operator command group (`netwatchd agent ...`, `netwatchd storage ...`). */
+struct cli_group {
+    const char *name;         /* "agent" */
+    void (*usage)(FILE *out); /* the group's usage lines */
+    /* Fills args from argv (argv[2] is the command) and *db from --db (left NULL without it);
+     * 0, or -1 for a usage error. */
+    int (*parse)(int argc, char **argv, void *args, const char **db);
+    /* Runs the parsed command on the open store; returns the exit status. */
+    int (*run)(struct db_store *s, void *args);
+};
+
+/* The frame every group shares: `help`/`--help` prints the usage (0); a usage error prints it
+ * to stderr (2); otherwise the store is opened (1 when it cannot be), g->run decides the exit
+ * status, and the store is closed. args is the group's own struct, filled by g->parse. */
+int cli_group_main(const struct cli_group *g, int argc, char **argv, void *args);
 
 #endif

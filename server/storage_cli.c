@@ -36,7 +36,7 @@ static int take(const char **slot, const char *v)
 }
 
 /* Fills a from argv[3..]; -1 on anything unexpected. */
-static int parse_args(int argc, char **argv, struct cli_args *a)
+static int parse_into(int argc, char **argv, struct cli_args *a)
 {
     memset(a, 0, sizeof(*a));
     a->cmd = argv[2];
@@ -165,29 +165,32 @@ static int cmd_list(struct db_store *s)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-int storage_cli_main(int argc, char **argv)
+/* cli_group.parse: the arguments, and --db for the frame. */
+static int parse_args(int argc, char **argv, void *args, const char **db)
 {
-    struct cli_args a;
-    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "help") == 0)) {
-        storage_cli_usage(stdout);
-        return 0;
-    }
-    if (argc < 3 || parse_args(argc, argv, &a) != 0) {
-        storage_cli_usage(stderr);
-        return 2;
-    }
-    char what[24];
-    snprintf(what, sizeof(what), "storage %s", a.cmd);
-    struct db_store *s = cli_store_open(what, a.db, argc, argv);
-    if (!s)
-        return 1;
+    struct cli_args *a = args;
+    if (parse_into(argc, argv, a) != 0)
+        return -1;
+    *db = a->db;
+    return 0;
+}
+
+static int run(struct db_store *s, void *args)
+{
+    const struct cli_args *a = args;
     int rc;
-    if (strcmp(a.cmd, "add") == 0)
-        rc = cmd_add(s, &a);
-    else if (strcmp(a.cmd, "remove") == 0)
-        rc = cmd_remove(s, &a);
+    if (strcmp(a->cmd, "add") == 0)
+        rc = cmd_add(s, a);
+    else if (strcmp(a->cmd, "remove") == 0)
+        rc = cmd_remove(s, a);
     else
         rc = cmd_list(s);
-    db_store_close(s);
     return rc;
+}
+
+int storage_cli_main(int argc, char **argv)
+{
+    static const struct cli_group group = {"storage", storage_cli_usage, parse_args, run};
+    struct cli_args a;
+    return cli_group_main(&group, argc, argv, &a);
 }
