@@ -216,6 +216,7 @@ void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
     if (err == CP_OK)
         err = resolve_storage(ctx, props, &e);
     if (err != CP_OK) {
+        json_decref(props); /* NULL when api_capture_params refused the body */
         api_set_cp_error(res, err, &e);
         return;
     }

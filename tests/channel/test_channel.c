@@ -2017,6 +2017,26 @@ static int occurrences(const char *hay, const char *needle)
     return n;
 }
 
+/* Waits up to ms for needle to have been logged n times so far (the file is read, not
+ * consumed). Returns how many times it was. */
+static int log_capture_wait(const struct log_capture *c, const char *needle, int n, int ms)
+{
+    int seen = 0;
+    for (int waited = 0;; waited += 20) {
+        FILE *f = fopen(c->path, "r");
+        if (f) {
+            static char text[65536];
+            size_t got = fread(text, 1, sizeof(text) - 1, f);
+            text[got] = '\0';
+            fclose(f);
+            seen = occurrences(text, needle);
+        }
+        if (seen >= n || waited >= ms)
+            return seen;
+        sleep_ms(20);
+    }
+}
+
 /* https with --ca-file: hello, welcome, pings, a command larger than a TLS record and the
  * dispatcher's answer, a server restart, and the stop. */
 START_TEST(agent_tls_end_to_end)
@@ -2097,7 +2117,9 @@ static void agent_tls_refused(const char *san, const char *host, int with_ca, co
     struct log_capture lc;
     log_capture_start(&lc);
     agent_tls_connect(a, host, s.port, with_ca ? ca : NULL);
-    sleep_ms(500); /* several attempts at 20..200 ms of backoff */
+    /* Several attempts at 20..200 ms of backoff: waited for, since a handshake under a
+     * sanitizer on a loaded machine can take longer than the backoff itself. */
+    log_capture_wait(&lc, "reason=\"TLS handshake failed\"", 2, 10000);
     agent_stop(a);
     char *logged = log_capture_stop(&lc);
     ck_assert_int_eq(count(&fake.auths), 0);
