@@ -68,7 +68,7 @@ static long now_ms(void)
 
 static int stopped(const struct upload *u)
 {
-    return u->o.stop != NULL && *u->o.stop != 0;
+    return u->o.stop != NULL && atomic_load(u->o.stop) != 0;
 }
 
 /* Sleeps ms, in slices, so that a stop is seen soon. Returns -1 when stopped. */

@@ -36,6 +36,7 @@
 #ifndef NW_AGENT_UPLOAD_H
 #define NW_AGENT_UPLOAD_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,9 +69,10 @@ struct upload_opts {
     const char *journal_path; /* NULL: no resumption (borrowed) */
     upload_progress_fn progress;
     void *progress_arg;
-    /* When *stop becomes non-zero the upload ends (CP_EBUSY) at the next request or backoff,
-     * journal kept, so a later call resumes. NULL: never. */
-    const volatile int *stop;
+    /* When *stop becomes non-zero (another thread, e.g. at agent shutdown) the upload ends
+     * (CP_EBUSY) before its next request or within 100 ms of a backoff wait, the journal
+     * kept, so a later call resumes. A request under way is finished first. NULL: never. */
+    const atomic_int *stop;
 };
 
 /* What one upload_file call did (for progress reports and tests). */

@@ -460,6 +460,24 @@ static void bad_input(void)
              "block size too small");
 }
 
+/* A stop set before the upload: nothing is sent, CP_EBUSY. */
+static void stopped_early(void)
+{
+    char path[1024], sha[65];
+    struct upload_opts o = test_opts();
+    struct upload_stats st;
+    struct cp_error e = {0};
+    atomic_int stop = 1;
+
+    if (!NW_CHECK(make_file("stopped.cap", 2 * BLOCK + 1, path, sizeof(path), sha) == 0, "file"))
+        return;
+    o.stop = &stop;
+    char *url = nw_blob_sas_url(&az, NW_BLOB_CONTAINER, "stopped.cap", "cw", 600);
+    NW_CHECK(upload_file(path, url, &o, &st, &e) == CP_EBUSY, "stopped: %s", e.message);
+    NW_CHECK(st.requests == 0, "nothing sent (%u requests)", st.requests);
+    free(url);
+}
+
 int main(int argc, char **argv)
 {
     const char *tmp = getenv("TMPDIR");
@@ -481,6 +499,7 @@ int main(int argc, char **argv)
     printf("azurite on %s\n", az.base_url);
     if (NW_CHECK(nw_blob_container_create(&az, NW_BLOB_CONTAINER) == 0, "container")) {
         bad_input();
+        stopped_early();
         small_and_empty();
         multi_block();
         crash_and_resume();
