@@ -8,6 +8,7 @@
 #include "agent/capture_ring.h"
 
 #include <dirent.h>
+#include <pcap/pcap.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -191,6 +192,21 @@ enum cp_err capture_ring_list(int rootfd, const char *base, struct capture_ring_
     return err;
 }
 
+void capture_ring_remove(int rootfd, const char *rel)
+{
+    int dirfd;
+    char name[PCAP_FILE_SEGMENT_MAX + 1];
+    struct cp_error e;
+    if (pcap_file_open_dir(rootfd, rel, &dirfd, name, &e) != CP_OK) {
+        log_warnx("event=ring_file_not_deleted file=\"%s\" detail=\"%s\"", rel, e.message);
+        return;
+    }
+    if (unlinkat(dirfd, name, 0) != 0 && errno != ENOENT)
+        log_warnx("event=ring_file_not_deleted file=\"%s\" detail=\"%s\"", rel, strerror(errno));
+    (void)fsync(dirfd);
+    close(dirfd);
+}
+
 /* ---- the output ---- */
 
 static enum cp_err cr_start_file(struct capture_out *o, struct cp_error *e)
@@ -330,7 +346,7 @@ enum cp_err capture_out_commit(struct capture_out *o, struct cp_error *e)
 }
 
 enum cp_err capture_out_write(struct capture_out *o, const struct pcap_pkthdr *h,
-                              const u_char *bytes, struct cp_error *e)
+                              const unsigned char *bytes, struct cp_error *e)
 {
     if (!o->cur)
         return cp_fail(e, CP_EIO, CR_CODE, NULL, "No capture file is open.");

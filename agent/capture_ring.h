@@ -15,7 +15,6 @@
 #ifndef NW_AGENT_CAPTURE_RING_H
 #define NW_AGENT_CAPTURE_RING_H
 
-#include <pcap/pcap.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -46,7 +45,12 @@ struct capture_ring_entry {
 enum cp_err capture_ring_list(int rootfd, const char *base, struct capture_ring_entry **out,
                               size_t *n, struct cp_error *e) CP_MUST_USE;
 
+/* Deletes the ring file rel under rootfd (same path rules) and fsyncs its directory; a failure
+ * other than "not there" is logged. */
+void capture_ring_remove(int rootfd, const char *rel);
+
 struct capture_out;
+struct pcap_pkthdr; /* pcap/pcap.h, which needs the BSD types: includers need not have them */
 
 /*
  * Starts the output: the file rel, or (ring not NULL) the first file of the ring of base rel,
@@ -63,7 +67,7 @@ enum cp_err capture_out_open(int rootfd, const char *rel, const struct capture_r
  * size (capture.h). CP_OK, or an error (e: LocalFileFailed, or InternalError for CP_ENOMEM)
  * after which the output only takes capture_out_abort. */
 enum cp_err capture_out_write(struct capture_out *o, const struct pcap_pkthdr *h,
-                              const u_char *bytes, struct cp_error *e) CP_MUST_USE;
+                              const unsigned char *bytes, struct cp_error *e) CP_MUST_USE;
 
 /* Pushes the current file's buffered records to the kernel. Errors as capture_out_write. */
 enum cp_err capture_out_flush(struct capture_out *o, struct cp_error *e) CP_MUST_USE;
