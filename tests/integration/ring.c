@@ -13,7 +13,10 @@
  *       its own, which the agent inherits): the capture ends Error/LocalFileFailed by itself and
  *       the agent stays connected;
  *   (c) sessionTimeLimitInSeconds 2: the next ring, on the same agent, ends Stopped/TimeExceeded
- *       2-5 s after it started.
+ *       2-5 s after it started;
+ *   (d) the agent is SIGKILLed mid-ring and started again: the ring goes on with the next file
+ *       numbers; stopped, it keeps the newest 3 files across both lives (contiguous numbers, the
+ *       last datagram sent after the restart in the newest) and lists them with their SHA-256.
  *
  *   it_ring NETWATCHD NETWATCH_AGENT     (needs root for the mount namespace; exits 77 without)
  */
@@ -187,6 +190,54 @@ static int list_dir(const char *dir, const char *prefix, char **names, int max, 
     return n;
 }
 
+/*
+ * The files of ring `prefix` in captures/ring: exactly 3, no partial, contiguous numbers, each
+ * at most RING_SIZE, read whole by libpcap, datagrams marked tag in order ending with #sent-1,
+ * each listed by the agent's completion with its size and SHA-256. Returns the newest number.
+ */
+static int check_kept(const char *prefix, const char *tag, int sent)
+{
+    char dir[NW_PATH_MAX + 64];
+    snprintf(dir, sizeof(dir), "%s/captures/ring", srv.dir);
+    char *names[16];
+    int partials;
+    int n = list_dir(dir, prefix, names, 16, &partials);
+    NW_CHECK(n == 3 && partials == 0, "%d %s files and %d partial files in %s, want 3 and 0", n,
+             prefix, partials, dir);
+    int next = -1, last_seq = 0, total = 0;
+    size_t plen = strlen(prefix);
+    for (int i = 0; i < n; i++) {
+        char path[NW_PATH_MAX + 400];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        int seq = atoi(names[i] + plen);
+        NW_CHECK(i == 0 || seq == last_seq + 1, "%s follows number %d", names[i], last_seq);
+        last_seq = seq;
+        struct stat sb;
+        NW_CHECK(stat(path, &sb) == 0 && sb.st_size <= RING_SIZE, "%s is %lld bytes, over %d",
+                 names[i], (long long)sb.st_size, RING_SIZE);
+        int marks[64];
+        int m = read_marks(path, tag, marks, 64);
+        NW_CHECK(m >= 0, "%s: libpcap cannot read it whole", names[i]);
+        for (int k = 0; k < m; k++) {
+            NW_CHECK(next < 0 || marks[k] == next, "%s: packet #%d where #%d was next", names[i],
+                     marks[k], next);
+            next = marks[k] + 1;
+        }
+        total += m > 0 ? m : 0;
+        /* The completion listed it with its size and SHA-256. */
+        char sha[65], line[NW_PATH_MAX + 200];
+        sha256_file(path, sha);
+        snprintf(line, sizeof(line), "file=\"/var/captures/ring/%s\" bytes=%lld sha256=%s",
+                 names[i], (long long)sb.st_size, sha);
+        NW_CHECK(nw_agent_log_count(&srv, "vm1", line) == 1, "no completion entry %s", line);
+        free(names[i]);
+    }
+    NW_CHECK(next == sent, "the newest file ends before packet #%d (next %d)", sent - 1, next);
+    fprintf(stderr, "%s: %d files made, %d kept with %s #%d-#%d\n", prefix, last_seq, n, tag,
+            sent - total, sent - 1);
+    return last_seq;
+}
+
 /* (a) */
 static void rotation(void)
 {
@@ -206,44 +257,37 @@ static void rotation(void)
              (long long)json_integer_value(files));
     json_decref(j);
 
-    char dir[NW_PATH_MAX + 64];
-    snprintf(dir, sizeof(dir), "%s/captures/ring", srv.dir);
-    char *names[16];
-    int partials;
-    int n = list_dir(dir, "r1_", names, 16, &partials);
-    NW_CHECK(n == 3 && partials == 0, "%d ring files and %d partial files in %s, want 3 and 0", n,
-             partials, dir);
-    int next = -1, last_seq = 0, total = 0;
-    for (int i = 0; i < n; i++) {
-        char path[NW_PATH_MAX + 400];
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        int seq = atoi(names[i] + 3);
-        NW_CHECK(i == 0 || seq == last_seq + 1, "%s follows number %d", names[i], last_seq);
-        last_seq = seq;
-        struct stat sb;
-        NW_CHECK(stat(path, &sb) == 0 && sb.st_size <= RING_SIZE, "%s is %lld bytes, over %d",
-                 names[i], (long long)sb.st_size, RING_SIZE);
-        int marks[64];
-        int m = read_marks(path, "ring", marks, 64);
-        NW_CHECK(m > 0, "%s: libpcap read %d marked packets", names[i], m);
-        for (int k = 0; k < m; k++) {
-            NW_CHECK(next < 0 || marks[k] == next, "%s: packet #%d where #%d was next", names[i],
-                     marks[k], next);
-            next = marks[k] + 1;
-        }
-        total += m > 0 ? m : 0;
-        /* The completion listed it with its size and SHA-256. */
-        char sha[65], line[NW_PATH_MAX + 200];
-        sha256_file(path, sha);
-        snprintf(line, sizeof(line), "file=\"/var/captures/ring/%s\" bytes=%lld sha256=%s",
-                 names[i], (long long)sb.st_size, sha);
-        NW_CHECK(nw_agent_log_count(&srv, "vm1", line) == 1, "no completion entry %s", line);
-        free(names[i]);
-    }
-    NW_CHECK(next == SENT, "the newest file ends before packet #%d (next %d)", SENT - 1, next);
-    NW_CHECK(last_seq >= 6, "only %d files were made; the test wants at least 6", last_seq);
-    fprintf(stderr, "ring1: %d files made, 3 kept with packets #%d-#%d\n", last_seq, SENT - total,
-            SENT - 1);
+    int made = check_kept("r1_", "ring", SENT);
+    NW_CHECK(made >= 6, "only %d files were made; the test wants at least 6", made);
+}
+
+/* (d) */
+static void restarted(pid_t *agent)
+{
+    int port = 26000 + (int)(getpid() % 20000);
+    if (create_ring("ring4", "ring/r4.cap", port, 3, RING_SIZE, 60) != 0)
+        return;
+    send_paced(port, "life1", 40, 50);
+    nw_sleep_ms(1500);
+    nw_agent_kill(*agent);
+    static const char *const extra[] = {"--interfaces", "lo", "--progress-interval", "1", NULL};
+    *agent = nw_agent_start_argv(&srv, agent_bin, "vm1", extra);
+    NW_CHECK(nw_agent_wait_log(&srv, "vm1", "event=ring_restored", 1, WAIT_MS),
+             "the ring was not restored");
+    NW_CHECK(nw_agent_wait_log(&srv, "vm1", "event=capture_resumed", 1, WAIT_MS),
+             "the ring was not resumed");
+    send_paced(port, "life2", 40, 50);
+    nw_sleep_ms(1500);
+    char loc[700];
+    nw_capture_stop(&srv, nw, "ring4", loc, sizeof(loc), NULL, 0);
+    json_t *j = wait_ended("ring4", WAIT_MS);
+    const char *st = nw_json_str(j, "packetCaptureStatus"), *why = nw_json_str(j, "stopReason");
+    NW_CHECK(st && why && strcmp(st, "Stopped") == 0 && strcmp(why, "Manual") == 0,
+             "ring4 ended %s/%s, want Stopped/Manual", st ? st : "-", why ? why : "-");
+    json_decref(j);
+    /* 40 datagrams of the second life fill more than the 3 files kept: all are hers. */
+    int made = check_kept("r4_", "life2", 40);
+    NW_CHECK(made >= 7, "only %d files over both lives", made);
 }
 
 /* (b) */
@@ -316,6 +360,7 @@ int main(int argc, char **argv)
             disk_full(full);
             NW_CHECK(nw_agent_connected(&srv, id) == 1, "the agent left after the disk filled");
             time_limit();
+            restarted(&agent);
         }
         NW_CHECK(nw_agent_stop(agent) == 0, "agent did not exit 0 within 5 s of SIGTERM");
     }
