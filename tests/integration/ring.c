@@ -18,6 +18,10 @@
  *       numbers; stopped, it keeps the newest 3 files across both lives (contiguous numbers, the
  *       last datagram sent after the restart in the newest) and lists them with their SHA-256.
  *
+ *   (e) an ordinary capture with bytesToCapturePerPacket 64 and totalBytesPerSession 670 (ten
+ *       64-byte records and 30 bytes): ends Stopped/SessionBytesExceeded by itself with exactly the
+ *       first 10 datagrams in its file, each cut at 64 bytes with its wire length kept.
+ *
  *   it_ring NETWATCHD NETWATCH_AGENT     (needs root for the mount namespace; exits 77 without)
  */
 /* _GNU_SOURCE: unshare(2) and mount flags; memmem; pcap.h's BSD types. */
@@ -106,9 +110,9 @@ static json_t *wait_ended(const char *name, long ms)
     return j;
 }
 
-/* Sends datagrams "netwatch:<tag>:<i>:" i = 0..n-1 to port, paced (10, then pause_ms), so the
- * capture keeps up with its file rotations. */
-static void send_paced(int port, const char *tag, int n, int pause_ms)
+/* Sends datagrams "netwatch:<tag>:<i>:" + pad bytes, i = 0..n-1, to port, paced (10, then
+ * pause_ms), so the capture keeps up with its file rotations. */
+static void send_paced(int port, const char *tag, int n, int pause_ms, int pad)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -116,7 +120,8 @@ static void send_paced(int port, const char *tag, int n, int pause_ms)
     char msg[1500];
     for (int i = 0; fd >= 0 && i < n; i++) {
         int len = snprintf(msg, sizeof(msg), "netwatch:%s:%d:", tag, i);
-        (void)sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&to, sizeof(to));
+        memset(msg + len, 'x', (size_t)pad);
+        (void)sendto(fd, msg, (size_t)(len + pad), 0, (struct sockaddr *)&to, sizeof(to));
         if (i % 10 == 9)
             nw_sleep_ms(pause_ms);
     }
@@ -244,7 +249,7 @@ static void rotation(void)
     int port = 23000 + (int)(getpid() % 20000);
     if (create_ring("ring1", "ring/r1.cap", port, 3, RING_SIZE, 60) != 0)
         return;
-    send_paced(port, "ring", SENT, 50);
+    send_paced(port, "ring", SENT, 50, 0);
     nw_sleep_ms(1500); /* written once the capture thread has seen them */
     char loc[700];
     nw_capture_stop(&srv, nw, "ring1", loc, sizeof(loc), NULL, 0);
@@ -267,7 +272,7 @@ static void restarted(pid_t *agent)
     int port = 26000 + (int)(getpid() % 20000);
     if (create_ring("ring4", "ring/r4.cap", port, 3, RING_SIZE, 60) != 0)
         return;
-    send_paced(port, "life1", 40, 50);
+    send_paced(port, "life1", 40, 50, 0);
     nw_sleep_ms(1500);
     nw_agent_kill(*agent);
     static const char *const extra[] = {"--interfaces", "lo", "--progress-interval", "1", NULL};
@@ -276,7 +281,7 @@ static void restarted(pid_t *agent)
              "the ring was not restored");
     NW_CHECK(nw_agent_wait_log(&srv, "vm1", "event=capture_resumed", 1, WAIT_MS),
              "the ring was not resumed");
-    send_paced(port, "life2", 40, 50);
+    send_paced(port, "life2", 40, 50, 0);
     nw_sleep_ms(1500);
     char loc[700];
     nw_capture_stop(&srv, nw, "ring4", loc, sizeof(loc), NULL, 0);
@@ -290,13 +295,52 @@ static void restarted(pid_t *agent)
     NW_CHECK(made >= 7, "only %d files over both lives", made);
 }
 
+/* (e) */
+static void byte_limit(void)
+{
+    int port = 27000 + (int)(getpid() % 20000);
+    struct nw_created c;
+    if (nw_capture_put(&srv, nw, "bytes1", "vm1", port,
+                       "\"bytesToCapturePerPacket\":64,\"totalBytesPerSession\":670,", &c) != 0 ||
+        !nw_operation_ends(&srv, c.aao, 15, "Succeeded", NULL, NULL))
+        return;
+    send_paced(port, "bytes", 30, 50, 100); /* frames of ~160 bytes, cut to 64 */
+    json_t *j = wait_ended("bytes1", WAIT_MS);
+    const char *st = nw_json_str(j, "packetCaptureStatus"), *why = nw_json_str(j, "stopReason");
+    NW_CHECK(st && why && strcmp(st, "Stopped") == 0 && strcmp(why, "SessionBytesExceeded") == 0,
+             "bytes1 ended %s/%s, want Stopped/SessionBytesExceeded", st ? st : "-",
+             why ? why : "-");
+    json_decref(j);
+    char path[NW_PATH_MAX + 64], err[PCAP_ERRBUF_SIZE];
+    snprintf(path, sizeof(path), "%s/captures/bytes1.cap", srv.dir);
+    pcap_t *p = pcap_open_offline(path, err);
+    if (!NW_CHECK(p != NULL, "%s: %s", path, err))
+        return;
+    struct pcap_pkthdr *h;
+    const u_char *d;
+    int n = 0, rc;
+    long long sum = 0;
+    while ((rc = pcap_next_ex(p, &h, &d)) == 1) {
+        char want[32];
+        int k = snprintf(want, sizeof(want), "netwatch:bytes:%d:", n);
+        NW_CHECK(h->caplen == 64 && h->len > 100 && memmem(d, h->caplen, want, (size_t)k),
+                 "record %d: %u of %u bytes, not datagram #%d", n, h->caplen, h->len, n);
+        sum += h->caplen;
+        n++;
+    }
+    pcap_close(p);
+    NW_CHECK(rc == PCAP_ERROR_BREAK && n == 10 && sum <= 670 && sum + 64 > 670,
+             "bytes1.cap: %d records, %lld captured bytes for a limit of 670", n, sum);
+    fprintf(stderr, "bytes1: %d records of 64 bytes, %lld bytes for a limit of 670\n", n, sum);
+}
+
 /* (b) */
 static void disk_full(const char *full)
 {
     int port = 24000 + (int)(getpid() % 20000);
     if (create_ring("ring2", "full/f.cap", port, 100, 8192, 60) != 0)
         return;
-    send_paced(port, "full", 1500, 10); /* records of ~80 bytes: ~120 KB for 64 KiB */
+    send_paced(port, "full", 1500, 10, 0); /* records of ~80 bytes: ~120 KB for 64 KiB */
     json_t *j = wait_ended("ring2", WAIT_MS);
     const char *st = nw_json_str(j, "packetCaptureStatus");
     json_t *errs = json_object_get(j, "packetCaptureError");
@@ -322,7 +366,7 @@ static void time_limit(void)
     long long t0 = nw_now_ms();
     if (create_ring("ring3", "ring/r3.cap", port, 2, RING_SIZE, 2) != 0)
         return;
-    send_paced(port, "time", 20, 50);
+    send_paced(port, "time", 20, 50, 0);
     json_t *j = wait_ended("ring3", WAIT_MS);
     long long took = nw_now_ms() - t0;
     const char *st = nw_json_str(j, "packetCaptureStatus"), *why = nw_json_str(j, "stopReason");
@@ -361,6 +405,7 @@ int main(int argc, char **argv)
             NW_CHECK(nw_agent_connected(&srv, id) == 1, "the agent left after the disk filled");
             time_limit();
             restarted(&agent);
+            byte_limit();
         }
         NW_CHECK(nw_agent_stop(agent) == 0, "agent did not exit 0 within 5 s of SIGTERM");
     }
