@@ -102,6 +102,23 @@ static int priv_bound_narrow(void)
     return 1;
 }
 
+/* 1 when this thread's supplementary groups are not exactly u's (in any order). */
+static int priv_groups_differ(const struct priv_user *u)
+{
+    gid_t now[PRIV_GROUPS_MAX];
+    int n = getgroups(PRIV_GROUPS_MAX, now);
+    if (n != u->ngroups)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        int found = 0;
+        for (int j = 0; j < u->ngroups && !found; j++)
+            found = now[i] == u->groups[j];
+        if (!found)
+            return 1;
+    }
+    return 0;
+}
+
 /* The end state, read back from the kernel: exactly what was planned, or an error. */
 static enum cp_err priv_verify(const struct priv_user *u, struct cp_error *e)
 {
@@ -127,6 +144,8 @@ static enum cp_err priv_verify(const struct priv_user *u, struct cp_error *e)
     if (u && (r != u->uid || ef != u->uid || s != u->uid || gr != u->gid || ge != u->gid ||
               gs != u->gid))
         return cp_fail(e, CP_EINVAL, PRIV_CODE, "user", "uids or gids are not the user's");
+    if (u && priv_groups_differ(u))
+        return cp_fail(e, CP_EINVAL, PRIV_CODE, "user", "supplementary groups are not the user's");
     /* OpenSSH's check: a process that dropped uid 0 must not be able to take it back. */
     if (r != 0 && ef != 0 && s != 0 && (setuid(0) == 0 || seteuid(0) == 0))
         return cp_fail(e, CP_EINVAL, PRIV_CODE, NULL, "uid 0 could be taken back");

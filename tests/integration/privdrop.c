@@ -56,7 +56,10 @@ static int status_field(const char *status_path, const char *key, char *out, siz
         if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
             char *v = line + klen + 1;
             v += strspn(v, " \t");
-            v[strcspn(v, "\n")] = '\0';
+            size_t n = strcspn(v, "\n");
+            while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--; /* "Groups:" ends with a blank */
+            v[n] = '\0';
             snprintf(out, outsz, "%s", v);
             rc = 0;
             break;
@@ -88,6 +91,10 @@ static void check_dropped(pid_t pid, const char *what)
              (unsigned)nobody_gid, (unsigned)nobody_gid);
     NW_CHECK(status_field(path, "Gid", v, sizeof(v)) == 0 && strcmp(v, want) == 0,
              "%s: Gid %s, want %s", what, v, want);
+    /* initgroups' list for nobody: its own group alone. */
+    snprintf(want, sizeof(want), "%u", (unsigned)nobody_gid);
+    NW_CHECK(status_field(path, "Groups", v, sizeof(v)) == 0 && strcmp(v, want) == 0,
+             "%s: Groups '%s', want '%s'", what, v, want);
     NW_CHECK(status_field(path, "NoNewPrivs", v, sizeof(v)) == 0 && strcmp(v, "1") == 0,
              "%s: NoNewPrivs %s, want 1", what, v);
     uint64_t prm = cap_set(path, "CapPrm"), eff = cap_set(path, "CapEff");
