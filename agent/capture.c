@@ -23,6 +23,7 @@
 
 #include "agent/capture_ring.h"
 #include "agent/pcap_file.h"
+#include "agent/privilege.h"
 #include "common/log.h"
 
 #define CAP_CODE_PCAP     "CaptureFailed"
@@ -124,7 +125,7 @@ static enum cp_err cap_handle_open(const char *name, int snaplen, const char *fi
     (void)pcap_set_immediate_mode(p, 1);
     (void)pcap_set_timeout(p, CAP_PCAP_TIMEOUT);
     (void)pcap_set_buffer_size(p, CAPTURE_BUFFER_BYTES);
-    int rc = pcap_activate(p);
+    int rc = privilege_pcap_activate(p); /* CAP_NET_RAW effective for this call only */
     if (rc < 0) {
         const char *detail = rc == PCAP_ERROR ? pcap_geterr(p) : pcap_statustostr(rc);
         if (rc == PCAP_ERROR_NO_SUCH_DEVICE)

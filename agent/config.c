@@ -41,6 +41,9 @@ static const struct settings_entry settings[] = {
     STR(instance_id, "instance-id", "NETWATCH_AGENT_INSTANCE_ID", "",
         "the scale-set instance this agent runs on (with a scale-set --resource-id); empty for "
         "a VM"),
+    STR(user, "user", "NETWATCH_AGENT_USER", "",
+        "started as root: the unprivileged user to run as, keeping only CAP_NET_RAW (see "
+        "docs/agent.md, Privileges); empty: keep the uid started with"),
     SETTINGS_NUM(struct agent_config, progress_interval, "progress-interval",
                  "NETWATCH_AGENT_PROGRESS_INTERVAL", "10", 0, 3600,
                  "seconds between progress reports of running captures; 0: none"),

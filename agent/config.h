@@ -20,6 +20,7 @@
 #define AGENT_HOST_MAX         256
 #define AGENT_RESOURCE_ID_SIZE 513 /* an ARM id, at most PROTO_RESOURCE_ID_MAX characters */
 #define AGENT_INSTANCE_ID_SIZE 81  /* a scale-set instance: an ARM resource name */
+#define AGENT_USER_SIZE        65  /* a user name (useradd allows 32 characters) */
 
 struct agent_config {
     char server[512];                  /* http(s)://host:port of netwatchd */
@@ -32,8 +33,9 @@ struct agent_config {
      * (hello.identity); "" = not stated. instance_id only with a scale-set resource_id. */
     char resource_id[AGENT_RESOURCE_ID_SIZE];
     char instance_id[AGENT_INSTANCE_ID_SIZE];
-    char log_level[16];     /* debug | info | warn | error */
-    long progress_interval; /* seconds between progress reports; 0 = none */
+    char user[AGENT_USER_SIZE]; /* run as this user once started as root; "" = keep the uid */
+    char log_level[16];         /* debug | info | warn | error */
+    long progress_interval;     /* seconds between progress reports; 0 = none */
     int help;
     /* Derived from server by agent_config_load. */
     char host[AGENT_HOST_MAX]; /* name or address, without IPv6 brackets */

@@ -4,20 +4,63 @@
  * until SIGTERM/SIGINT, then closes the channel with 1000 and exits.
  *
  * Commands (start/stop) go to the dispatcher (agent/dispatch.h), which runs the captures.
+ *
+ * Privileges (agent/privilege.h): the token is read with the rights the agent was started with
+ * (it may stay root's), then, before the state directory is touched and before any thread
+ * exists, the agent becomes --user with only CAP_NET_RAW left, permitted but not effective.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/channel.h"
 #include "agent/config.h"
 #include "agent/dispatch.h"
+#include "agent/privilege.h"
 #include "agent/state.h"
 #include "common/log.h"
 
 #define AGENT_TOKEN_MAX 512
+
+/* Drops privileges (privilege_drop) and says what is left; 0, or -1 after logging why. */
+static int drop_privileges(const struct agent_config *cfg)
+{
+    struct privilege_state ps;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (privilege_drop(cfg->user, &ps, &e) != CP_OK) {
+        log_error("event=privilege_drop_failed detail=\"%s\"", e.message);
+        return -1;
+    }
+    log_info("event=privileges_dropped uid=%u gid=%u switched=%d capabilities=%s "
+             "bounding_narrow=%d no_new_privs=1",
+             (unsigned)ps.uid, (unsigned)ps.gid, ps.switched, ps.net_raw ? "cap_net_raw=p" : "none",
+             ps.bound_narrow);
+    if (ps.as_root)
+        log_warnx("event=running_as_root detail=\"started as root without --user: uid 0 is kept "
+                  "(without capabilities it still owns root's files); give --user\"");
+    if (!ps.net_raw)
+        log_warnx("event=no_net_raw detail=\"CAP_NET_RAW is not permitted: every capture will "
+                  "fail CaptureFailed (start as root with --user, or grant CAP_NET_RAW)\"");
+    if (!ps.bound_narrow)
+        log_warnx("event=bounding_set_wide detail=\"the bounding set holds more than "
+                  "CAP_NET_RAW (no CAP_SETPCAP to shrink it); no-new-privs is set\"");
+    /* Checked at load with the start-up rights; it is read at each connect, with these. */
+    if (cfg->ca_file[0] && access(cfg->ca_file, R_OK) != 0) {
+        log_error("event=ca_file_unreadable path=\"%s\" detail=\"%s\"", cfg->ca_file,
+                  strerror(errno));
+        return -1;
+    }
+    /* The capture root may not exist yet (every start then fails LocalFileFailed), but one the
+     * agent cannot write is an operator's mistake worth a line at start. */
+    if (access(cfg->capture_root, F_OK) == 0 && access(cfg->capture_root, W_OK | X_OK) != 0)
+        log_warnx("event=capture_root_unwritable path=\"%s\" uid=%u detail=\"%s\"",
+                  cfg->capture_root, (unsigned)ps.uid, strerror(errno));
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -34,10 +77,16 @@ int main(int argc, char **argv)
     enum log_level lvl = LOG_LEVEL_INFO;
     log_level_parse(cfg.log_level, &lvl);
     log_level = lvl;
+    /* Whatever the agent writes is its own: capture files 0640, directories 0750 at most. */
+    umask(027);
 
     char token[AGENT_TOKEN_MAX];
     if (agent_read_token(cfg.token_file, token, sizeof(token), &e) != CP_OK) {
         log_error("event=token_unusable detail=\"%s\"", e.message);
+        return 1;
+    }
+    if (drop_privileges(&cfg) != 0) {
+        memset(token, 0, sizeof(token));
         return 1;
     }
     struct agent_state state;

@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages netwatch needs to build, run and test, and only those missing.
+# systemd: systemd-analyze checks the agent's unit (dist/systemd); util-linux's setpriv, which
+# the privilege test uses, is in every Debian.
 # Runs apt-get as root, or through sudo when started by another user.
 set -eu
 
 PKGS="build-essential cmake pkg-config clang-format \
 libmicrohttpd-dev libsqlite3-dev libjansson-dev uuid-dev libssl-dev check \
-libwslay-dev libpcap-dev libcurl4-openssl-dev \
-wrk iproute2 procps curl ca-certificates openssl"
+libwslay-dev libpcap-dev libcap-dev libcurl4-openssl-dev \
+wrk iproute2 procps curl ca-certificates openssl systemd"
 
 missing=""
 for p in $PKGS; do

@@ -7,7 +7,7 @@ build=${1:-build}
 cd "$(dirname "$0")/.."
 mkdir -p var
 mkdir -p -m 0750 var/captures # the agent writes only under its capture root, which must exist
-chmod 700 var
+chmod 700 var # 0711 once the agent's user needs to pass through (below)
 bin="$build/server/netwatchd"
 agent="$build/agent/netwatch-agent"
 sub=00000000-0000-0000-0000-000000000001
@@ -37,8 +37,22 @@ trap stop INT TERM EXIT
 sleep 0.5
 # --resource-id: the VM the token was registered for, so a stale var/agent-token (made for
 # another host name) is refused with 4004 rather than used.
+# As root the agent runs as an unprivileged user with CAP_NET_RAW alone (docs/agent.md,
+# "Privileges"): netwatch-agent if that user exists, else nobody. That user owns the agent's
+# state and capture root, and may pass through var/ (0711: nothing in it can be listed, and its
+# other files are 0600) to reach them. The token file stays root's: it is read before the drop.
+user_opt=""
+if [ "$(id -u)" -eq 0 ]; then
+    agent_user=nobody
+    id netwatch-agent >/dev/null 2>&1 && agent_user=netwatch-agent
+    mkdir -p var/agent
+    chown -R "$agent_user:$(id -gn "$agent_user")" var/agent var/captures
+    chmod 711 var
+    user_opt="--user $agent_user"
+fi
+# shellcheck disable=SC2086 # user_opt is empty or two words
 "$agent" --server http://127.0.0.1:8080 --token-file var/agent-token --state-dir var/agent \
-    --capture-root "$(pwd)/var/captures" --resource-id "$vm" &
+    --capture-root "$(pwd)/var/captures" --resource-id "$vm" $user_opt &
 agent_pid=$!
 
 cat <<MSG
