@@ -502,8 +502,13 @@ static int capture_put(size_t i, char *aao, size_t aaosz)
     json_t *filters = json_array();
     for (size_t k = 0; k < cases[i].nf; k++)
         json_array_append_new(filters, filter_json(&cases[i].f[k]));
-    json_t *body = json_pack("{s:{s:s, s:{s:s}, s:o}}", "properties", "target", vm,
-                             "storageLocation", "filePath", file, "filters", filters);
+    /* 512 bytes per packet: more than any corpus packet. With whole packets (the default) the
+     * agent's 4 MiB ring holds ~64 packets on an interface with offloads (libpcap sizes each slot
+     * for 64 KiB), and on a loaded machine a burst can overrun it before the capture thread runs:
+     * drops that say nothing about filters. */
+    json_t *body = json_pack("{s:{s:s, s:i, s:{s:s}, s:o}}", "properties", "target", vm,
+                             "bytesToCapturePerPacket", 512, "storageLocation", "filePath", file,
+                             "filters", filters);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!text)
