@@ -25,6 +25,7 @@
 #include "agent/pcap_file.h"
 #include "agent/privilege.h"
 #include "common/log.h"
+#include "filter/filter.h"
 
 #define CAP_CODE_PCAP     "CaptureFailed"
 #define CAP_CODE_FILE     "LocalFileFailed"
@@ -153,11 +154,13 @@ static enum cp_err cap_handle_open(const char *name, int snaplen, const char *fi
     }
     if (filter && filter[0]) {
         struct bpf_program prog;
-        if (pcap_compile(p, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        struct cp_error why;
+        /* The server's check (filter/filter.h) on the real handle: it also refuses a program
+         * too large for the kernel, which pcap_setfilter would quietly run in user space. */
+        if (filter_compile(p, filter, &prog, &why) != CP_OK) {
             if (bad_filter)
                 *bad_filter = 1;
-            err = cp_fail(e, CP_EINVAL, CAP_CODE_PCAP, NULL,
-                          "The capture filter does not compile on %s: %s", name, pcap_geterr(p));
+            err = cp_fail(e, CP_EINVAL, CAP_CODE_PCAP, NULL, "On %s: %s", name, why.message);
             goto fail;
         }
         rc = pcap_setfilter(p, &prog);

@@ -166,13 +166,16 @@ static struct dispatch_report *report_by_seq(struct dispatch *d, uint64_t seq)
     return NULL;
 }
 
-static char *send_ack(struct dispatch *d, struct channel *ch, const char *command_id, int64_t at,
-                      const char *code, const char *message, uint64_t *seq)
+/* Sends an ack; filter (borrowed, only read; may be NULL) is a started capture's expression. */
+static char *send_ack_filter(struct dispatch *d, struct channel *ch, const char *command_id,
+                             int64_t at, const char *code, const char *message, char *filter,
+                             uint64_t *seq)
 {
     struct proto_msg m = {.type = PROTO_ACK};
     snprintf(m.ack.command_id, sizeof(m.ack.command_id), "%s", command_id);
     m.ack.ok = code == NULL;
     m.ack.at = at;
+    m.ack.filter = code ? NULL : filter; /* only read by the encoder */
     if (code) {
         enum proto_pc_error pc = PROTO_PC_INTERNAL_ERROR;
         (void)proto_pc_error_parse(code, &pc); /* an engine code outside PcError: Internal */
@@ -186,6 +189,12 @@ static char *send_ack(struct dispatch *d, struct channel *ch, const char *comman
     if (seq)
         *seq = s;
     return copy;
+}
+
+static char *send_ack(struct dispatch *d, struct channel *ch, const char *command_id, int64_t at,
+                      const char *code, const char *message, uint64_t *seq)
+{
+    return send_ack_filter(d, ch, command_id, at, code, message, NULL, seq);
 }
 
 /* ---- sessions ---------------------------------------------------------------------------- */
@@ -216,6 +225,7 @@ void dispatch_session_drop(struct dispatch *d, struct dispatch_session *s)
     free(s->ack_json);
     free(s->stop_ack_json);
     free(s->final_json);
+    free(s->filter);
     free(s);
 }
 
@@ -323,6 +333,11 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
         if (rc != CP_OK && !e->code[0])
             snprintf(e->code, sizeof(e->code), "%s", "InternalError");
         s->ring = sp.ring;
+        if (rc == CP_OK) {
+            /* What this capture runs, for the start's ack (proto.h, ack.filter). */
+            free(s->filter);
+            s->filter = strdup(sp.filter ? sp.filter : "");
+        }
     }
     free(prior);
     agent_spec_clear(&sp);
@@ -493,10 +508,10 @@ static void on_start(struct dispatch *d, struct channel *ch, const struct proto_
         log_info("event=command_repeat type=start commandId=%s captureId=%s", st->command_id,
                  st->capture_id);
         if (!s->ack_json)
-            s->ack_json =
-                s->state == DISPATCH_REFUSED
-                    ? NULL
-                    : send_ack(d, NULL, st->command_id, s->rec.started_ms, NULL, NULL, NULL);
+            s->ack_json = s->state == DISPATCH_REFUSED
+                              ? NULL
+                              : send_ack_filter(d, NULL, st->command_id, s->rec.started_ms, NULL,
+                                                NULL, s->filter, NULL);
         send_text(ch, 0, s->ack_json);
         return;
     }
@@ -561,7 +576,7 @@ static void on_start(struct dispatch *d, struct channel *ch, const struct proto_
         return;
     }
     log_info("event=capture_started captureId=%s name=%s", st->capture_id, st->name);
-    s->ack_json = send_ack(d, ch, st->command_id, at, NULL, NULL, NULL);
+    s->ack_json = send_ack_filter(d, ch, st->command_id, at, NULL, NULL, s->filter, NULL);
 }
 
 /* ---- stop, welcome, reply ---------------------------------------------------------------- */

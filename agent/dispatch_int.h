@@ -36,6 +36,7 @@ struct dispatch_session {
     char *ack_json;             /* the start's ack as sent (for repeats); NULL after a restart */
     char *stop_ack_json;        /* the last stop's ack as sent; NULL = none known */
     char *final_json;           /* FINISHED: completed or error as sent */
+    char *filter;               /* the expression the latest capture installed ("" = all) */
     struct proto_progress sent; /* totals of the last progress sent */
     struct dispatch_session *next;
 };

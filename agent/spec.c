@@ -10,7 +10,7 @@
 #include "agent/capture.h"
 #include "common/bpf_expr.h"
 
-#define SPEC_MAX_FILTERS 64 /* more than api/ accepts */
+#define SPEC_MAX_FILTERS BPF_EXPR_MAX_FILTERS /* what api/ accepts */
 
 /* Reads an optional non-negative integer member (absent or null = def) no larger than max. */
 static int spec_uint_or(json_t *spec, const char *key, uint64_t max, uint64_t def, uint64_t *out,

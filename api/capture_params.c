@@ -5,9 +5,12 @@
  * The output is the PacketCaptureParameters object that is stored and echoed: defaults filled
  * as the ARM reference's checklist says, enums in canonical casing, unknown fields dropped.
  * The grammar of IP and port fields is the shared one in common/netfilter.h, so the agent
- * reads filters exactly as they were accepted here.
+ * reads filters exactly as they were accepted here; and the whole set is built into the pcap
+ * expression and compiled to the BPF program the agent would install (filter/filter.h), so a
+ * set the kernel cannot run is refused here, not at the agent.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <strings.h>
@@ -15,10 +18,12 @@
 #include "api/api_int.h"
 #include "common/armid.h"
 #include "common/capture_path.h"
+#include "common/bpf_expr.h"
 #include "common/netfilter.h"
 #include "core/storage_accounts.h"
+#include "filter/filter.h"
 
-#define MAX_FILTERS       100
+#define MAX_FILTERS       BPF_EXPR_MAX_FILTERS
 #define MAX_SCOPE_ENTRIES 1000
 #define SCOPE_ENTRY_MAX   64
 #define UINT32_LIMIT      4294967295LL
@@ -350,6 +355,35 @@ static enum cp_err check_filters(json_t *p, json_t *out, struct cp_error *e)
     return CP_OK;
 }
 
+/*
+ * The normalised filters (out's "filters", all fields present) built and compiled as the agent
+ * does, with the stand-in for the machine's addresses (filter/filter.h).
+ */
+static enum cp_err check_filter_program(json_t *out, struct cp_error *e)
+{
+    json_t *fs = json_object_get(out, "filters");
+    size_t n = json_array_size(fs);
+    if (n == 0)
+        return CP_OK;
+    struct bpf_filter_spec *specs = calloc(n, sizeof(*specs)); /* ~5 KiB each */
+    if (!specs)
+        return cp_fail(e, CP_ENOMEM, "InternalError", "properties.filters", "Out of memory.");
+    enum cp_err err = CP_OK;
+    for (size_t i = 0; i < n && err == CP_OK; i++) {
+        json_t *f = json_array_get(fs, i);
+        err = bpf_filter_spec_parse(json_string_value(json_object_get(f, "protocol")),
+                                    json_string_value(json_object_get(f, "localIPAddress")),
+                                    json_string_value(json_object_get(f, "remoteIPAddress")),
+                                    json_string_value(json_object_get(f, "localPort")),
+                                    json_string_value(json_object_get(f, "remotePort")), i,
+                                    &specs[i], e);
+    }
+    if (err == CP_OK)
+        err = filter_check(specs, n, NULL, e);
+    free(specs);
+    return err;
+}
+
 static enum cp_err check_capture_settings(json_t *p, int continuous, json_t *out,
                                           struct cp_error *e)
 {
@@ -462,7 +496,8 @@ static enum cp_err check_properties(json_t *p, json_t *out, struct cp_error *e)
         json_object_set_new(out, "totalBytesPerSession", json_integer(per_session));
         json_object_set_new(out, "timeLimitInSeconds", json_integer(seconds));
     }
-    if ((err = check_storage(p, continuous, out, e)) || (err = check_filters(p, out, e)))
+    if ((err = check_storage(p, continuous, out, e)) || (err = check_filters(p, out, e)) ||
+        (err = check_filter_program(out, e)))
         return err;
     if (continuous)
         json_object_set(out, "continuousCapture", cc);

@@ -47,7 +47,9 @@ static void add_text(struct dynbuf *b, const char *name, const char *text)
     json_decref(v);
 }
 
-static void session_render(struct dynbuf *b, const struct db_session *s)
+/* filters (may be NULL: not read) gives the expression the session's agent installed. */
+static void session_render(struct dynbuf *b, const struct db_session *s,
+                           const struct core_session_filters *filters)
 {
     dynbuf_addstr(b, "{");
     if (s->instance_id[0])
@@ -70,6 +72,9 @@ static void session_render(struct dynbuf *b, const struct db_session *s)
     add_time(b, "firstPacketTime", s->first_packet_ms);
     add_time(b, "endTime", s->ended_ms);
     add_time(b, "lastProgressTime", s->progress_ms);
+    const char *expr = core_session_filter_of(filters, s->id);
+    if (expr)
+        add_text(b, "filterExpression", expr);
     dynbuf_addstr(b, "}");
 }
 
@@ -80,9 +85,11 @@ static int64_t earliest(int64_t a, int64_t b)
 
 /*
  * Appends "captureDetails" (docs/api.md "Sessions"): netwatchd's own read-only additions, the
- * live counters summed over the capture's sessions, its timestamps, and each session.
+ * live counters summed over the capture's sessions, its timestamps, and each session (with the
+ * filter expression its agent installed when filters is not NULL: GET and queryStatus).
  */
-static void details_render(struct dynbuf *b, const struct db_capture *cap)
+static void details_render(struct dynbuf *b, const struct db_capture *cap,
+                           const struct core_session_filters *filters)
 {
     long long packets = 0, bytes = 0, drops = 0, files = 0;
     int64_t dispatched = 0, first_packet = 0, ended = 0, progress = 0;
@@ -113,7 +120,7 @@ static void details_render(struct dynbuf *b, const struct db_capture *cap)
     for (size_t i = 0; i < cap->n_sessions; i++) {
         if (i)
             dynbuf_addstr(b, ",");
-        session_render(b, &cap->sessions[i]);
+        session_render(b, &cap->sessions[i], filters);
     }
     dynbuf_addstr(b, "]}");
 }
@@ -127,7 +134,7 @@ static void details_render(struct dynbuf *b, const struct db_capture *cap)
  * text (a session's error message) goes through jansson.
  */
 static void capture_render(struct dynbuf *b, const struct db_watcher *w,
-                           const struct db_capture *cap)
+                           const struct db_capture *cap, const struct core_session_filters *filters)
 {
     const char *props = cap->properties_json;
     if (props[0] == '{')
@@ -143,17 +150,17 @@ static void capture_render(struct dynbuf *b, const struct db_watcher *w,
         "\"provisioningState\":\"%s\",%.*s%s",
         cap->name, w->sub, w->rg, w->name, cap->name, w->etag, cap->provisioning_state, (int)len,
         props, len ? "," : "");
-    details_render(b, cap);
+    details_render(b, cap, filters);
     dynbuf_addstr(b, "}}");
 }
 
 static void reply_capture(struct api_response *res, int status, const struct db_watcher *w,
-                          const struct db_capture *cap)
+                          const struct db_capture *cap, const struct core_session_filters *filters)
 {
     struct dynbuf b;
     dynbuf_init(&b, CAPTURE_JSON_MAX);
     dynbuf_reserve(&b, 2048); /* a typical capture renders in one pass */
-    capture_render(&b, w, cap);
+    capture_render(&b, w, cap, filters);
     api_set_body(res, status, dynbuf_take(&b));
 }
 
@@ -247,20 +254,30 @@ void api_capture_put(const struct api_ctx *ctx, const struct api_request *req,
     }
     snprintf(res->request_id, sizeof(res->request_id), "%s", op_id);
     api_add_monitor_headers(ctx, res, a->sub, w.region, op_id, req->api_version, 0);
-    reply_capture(res, 201, &w, &cap);
+    reply_capture(res, 201, &w, &cap, NULL); /* no agent has started it yet */
     db_capture_clear(&cap);
     db_watcher_clear(&w);
 }
 
-/* The capture of the route and its watcher (caller clears both), or -1 with res set. */
+/* The capture of the route, its watcher and its sessions' installed filter expressions
+ * (caller clears all three, also after a failure), or -1 with res set. */
 static int load_capture(const struct api_ctx *ctx, const struct api_route_args *a,
-                        struct api_response *res, struct db_capture *cap, struct db_watcher *w)
+                        struct api_response *res, struct db_capture *cap, struct db_watcher *w,
+                        struct core_session_filters *filters)
 {
     struct core_watcher_ref parent = parent_of(a);
     struct cp_error e = {{0}, {0}, {0}};
+    memset(filters, 0, sizeof(*filters));
     enum cp_err err = core_capture_get(ctx->core, &parent, a->capture, cap, w, &e);
     if (err != CP_OK) {
         api_set_cp_error(res, err, &e);
+        return -1;
+    }
+    /* Read apart from the (cached) capture: up to 60 KiB a session, for these two reads only. */
+    if ((err = core_capture_filters(ctx->core, cap->id, filters, &e)) != CP_OK) {
+        api_set_cp_error(res, err, &e);
+        db_capture_clear(cap);
+        db_watcher_clear(w);
         return -1;
     }
     return 0;
@@ -272,12 +289,16 @@ void api_capture_get(const struct api_ctx *ctx, const struct api_request *req,
     (void)req;
     struct db_capture cap;
     struct db_watcher w;
-    if (load_capture(ctx, a, res, &cap, &w))
+    struct core_session_filters filters;
+    if (load_capture(ctx, a, res, &cap, &w, &filters)) {
+        core_session_filters_clear(&filters);
         return;
+    }
     char etag[64];
     api_weak_etag(w.etag, etag, sizeof(etag));
     api_add_header(res, "ETag", "%s", etag);
-    reply_capture(res, 200, &w, &cap);
+    reply_capture(res, 200, &w, &cap, &filters);
+    core_session_filters_clear(&filters);
     db_capture_clear(&cap);
     db_watcher_clear(&w);
 }
@@ -293,7 +314,7 @@ static enum cp_err append_capture(const struct db_capture *cap, void *arg)
     struct list_acc *acc = arg;
     if (acc->n++)
         dynbuf_addstr(&acc->b, ",");
-    capture_render(&acc->b, acc->w, cap);
+    capture_render(&acc->b, acc->w, cap, NULL); /* filter expressions: GET one capture */
     return acc->b.failed ? CP_ENOMEM : CP_OK;
 }
 
@@ -368,8 +389,11 @@ void api_capture_query_status(const struct api_ctx *ctx, const struct api_reques
     (void)req;
     struct db_capture cap;
     struct db_watcher w;
-    if (load_capture(ctx, a, res, &cap, &w))
+    struct core_session_filters filters;
+    if (load_capture(ctx, a, res, &cap, &w, &filters)) {
+        core_session_filters_clear(&filters);
         return;
+    }
     char id[DB_TARGET_MAX + 128];
     capture_id(&w, &cap, id, sizeof(id));
     json_t *errors = json_loads(cap.capture_errors_json, 0, NULL);
@@ -392,7 +416,8 @@ void api_capture_query_status(const struct api_ctx *ctx, const struct api_reques
     struct dynbuf b;
     dynbuf_init(&b, CAPTURE_JSON_MAX);
     dynbuf_addstr(&b, "{");
-    details_render(&b, &cap);
+    details_render(&b, &cap, &filters);
+    core_session_filters_clear(&filters);
     dynbuf_addstr(&b, "}");
     char *text = dynbuf_take(&b);
     json_t *details = text ? json_loads(text, 0, NULL) : NULL;

@@ -44,8 +44,11 @@
 #include "common/err.h"
 #include "common/netfilter.h"
 
-#define BPF_EXPR_MAX        (64 * 1024) /* bytes of expression, excluding the NUL */
-#define BPF_EXPR_MATCH_NONE "len = 0"   /* no captured packet has length 0 */
+/* Bytes of expression, excluding the NUL: small enough that the agent reports a whole one in
+ * one message (PROTO_FILTER_MAX, proto/proto.h). */
+#define BPF_EXPR_MAX         (60 * 1024)
+#define BPF_EXPR_MATCH_NONE  "len = 0" /* no captured packet has length 0 */
+#define BPF_EXPR_MAX_FILTERS 100       /* filters in one set: the API's bound, the agent's too */
 
 /* One parsed PacketCaptureFilter. An empty set (n == 0) is an unset field. */
 struct bpf_filter_spec {

@@ -219,6 +219,59 @@ enum cp_err core_capture_get(struct core *core, const struct core_watcher_ref *p
     return err;
 }
 
+static enum cp_err filters_add(const char *id, const char *expression, void *arg)
+{
+    struct core_session_filters *f = arg;
+    void *more = realloc(f->v, (f->n + 1) * sizeof(*f->v));
+    if (!more)
+        return CP_ENOMEM;
+    f->v = more;
+    struct core_session_filter *x = &f->v[f->n];
+    str_copy(x->session_id, sizeof(x->session_id), id);
+    if (!(x->expression = strdup(expression)))
+        return CP_ENOMEM;
+    f->n++;
+    return CP_OK;
+}
+
+struct capture_filters_job {
+    int64_t capture_id;
+    struct core_session_filters *out;
+};
+
+static enum cp_err capture_filters_run(struct db_conn *c, void *arg, struct cp_error *e)
+{
+    (void)e;
+    struct capture_filters_job *job = arg;
+    return db_session_filters_by_capture(c, job->capture_id, filters_add, job->out);
+}
+
+enum cp_err core_capture_filters(struct core *core, int64_t capture_id,
+                                 struct core_session_filters *out, struct cp_error *e)
+{
+    memset(out, 0, sizeof(*out));
+    struct capture_filters_job job = {capture_id, out};
+    return db_store_read(core->store, capture_filters_run, &job, e);
+}
+
+void core_session_filters_clear(struct core_session_filters *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++)
+        free(f->v[i].expression);
+    free(f->v);
+    memset(f, 0, sizeof(*f));
+}
+
+const char *core_session_filter_of(const struct core_session_filters *f, const char *id)
+{
+    for (size_t i = 0; f && i < f->n; i++)
+        if (strcmp(f->v[i].session_id, id) == 0)
+            return f->v[i].expression;
+    return NULL;
+}
+
 struct capture_list_job {
     const struct core_watcher_ref *parent;
     struct db_watcher *watcher;

@@ -135,6 +135,23 @@ enum cp_err core_capture_create_on(struct core *core, const struct core_watcher_
 enum cp_err core_capture_get(struct core *core, const struct core_watcher_ref *parent,
                              const char *name, struct db_capture *out, struct db_watcher *watcher,
                              struct cp_error *e) CP_MUST_USE;
+/* The pcap expression each session's agent installed (migrations/0006), for GET and
+ * queryStatus: n entries of (session id, owned expression), sessions whose agent has not said
+ * one left out. Release with core_session_filters_clear (also after a failure). */
+struct core_session_filter {
+    char session_id[DB_SESSION_ID_MAX];
+    char *expression; /* owned; "" = every packet */
+};
+struct core_session_filters {
+    struct core_session_filter *v;
+    size_t n;
+};
+enum cp_err core_capture_filters(struct core *core, int64_t capture_id,
+                                 struct core_session_filters *out, struct cp_error *e) CP_MUST_USE;
+void core_session_filters_clear(struct core_session_filters *f);
+/* The expression of session id in f, or NULL. */
+const char *core_session_filter_of(const struct core_session_filters *f, const char *id);
+
 /* The parent watcher (caller clears) and each of its captures. */
 enum cp_err core_capture_list(struct core *core, const struct core_watcher_ref *parent,
                               struct db_watcher *watcher, db_capture_each_fn each, void *arg,
@@ -211,6 +228,7 @@ struct core_report {
     const char *code, *message; /* ack not ok, or an end in Error (stop_reason NULL) */
     const char *stop_reason;    /* end: Stopped with this reason */
     int64_t at_ms;              /* ack: when the capture started (0 = now) */
+    const char *filter;         /* ack ok: the expression the start installed (NULL: not said) */
     int64_t seq;
     int64_t packets, bytes, drops, files, first_packet_ms; /* progress */
     /* Results: err is CP_OK (applied, or applied before: applied = 0), CP_EFORBIDDEN (refused,

@@ -58,6 +58,10 @@ static enum cp_err apply_ack(struct db_conn *c, struct core_report *job, int64_t
     struct db_session s;
     if (err == CP_OK && go && strcmp(cmd.kind, "start") == 0) {
         err = db_session_get(c, cmd.session_id, &s);
+        /* What the capture runs, whatever happened to it since (it may have ended before this
+         * ack arrived): the agent's exact expression, shown as filterExpression. */
+        if (err == CP_OK && job->ok && job->filter)
+            err = db_session_set_filter(c, s.id, job->filter);
         if (err == CP_ENOTFOUND) {
             err = CP_OK; /* deleted meanwhile: its stop is owed already */
         } else if (err == CP_OK && strcmp(s.status, "NotStarted") == 0) {

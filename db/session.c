@@ -165,6 +165,47 @@ static enum cp_err each_row(sqlite3_stmt *st, db_session_each_fn each, void *arg
     return db_row_each(st, read_row, &s, sizeof(s), visit_row, &v, clear_row);
 }
 
+enum cp_err db_session_set_filter(struct db_conn *c, const char *id, const char *expression)
+{
+    sqlite3_stmt *st =
+        db_conn_stmt(c, "UPDATE capture_sessions SET filter_expression = ?2 WHERE id = ?1");
+    if (!st)
+        return CP_EIO;
+    if (db_bind_text(st, 1, id) || db_bind_text(st, 2, expression))
+        return CP_ENOMEM;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_err(rc);
+    return sqlite3_changes(db_conn_handle(c)) ? CP_OK : CP_ENOTFOUND;
+}
+
+enum cp_err db_session_filters_by_capture(struct db_conn *c, int64_t capture_id,
+                                          db_session_filter_fn each, void *arg)
+{
+    sqlite3_stmt *st = db_conn_stmt(c, "SELECT id, filter_expression FROM capture_sessions"
+                                       " WHERE capture_id = ?1 AND filter_expression IS NOT NULL"
+                                       " ORDER BY instance_id, id");
+    if (!st)
+        return CP_EIO;
+    sqlite3_bind_int64(st, 1, capture_id);
+    enum cp_err err = CP_OK;
+    int rc = SQLITE_DONE;
+    /* Column texts stay valid until the next step: each() sees them before that. */
+    while (err == CP_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        const char *expr = (const char *)sqlite3_column_text(st, 1);
+        if (!id || !expr)
+            err = CP_ENOMEM; /* NULLs are filtered out: only a failed conversion is left */
+        else
+            err = each(id, expr, arg);
+    }
+    if (err == CP_OK && rc != SQLITE_DONE)
+        err = db_err(rc);
+    sqlite3_reset(st);
+    return err;
+}
+
 enum cp_err db_session_list_by_capture(struct db_conn *c, int64_t capture_id,
                                        db_session_each_fn each, void *arg)
 {

@@ -56,6 +56,16 @@ enum cp_err db_session_set_progress(struct db_conn *c, const char *id, int64_t p
 enum cp_err db_session_set_dispatched(struct db_conn *c, const char *id,
                                       int64_t now_ms) CP_MUST_USE;
 
+/* filter_expression (migrations/0006): the pcap expression the session's agent installed
+ * (borrowed, "" = every packet). Not part of struct db_session, which reads copy around. */
+enum cp_err db_session_set_filter(struct db_conn *c, const char *id,
+                                  const char *expression) CP_MUST_USE;
+/* Visits one session's installed expression (both borrowed for the call). */
+typedef enum cp_err (*db_session_filter_fn)(const char *id, const char *expression, void *arg);
+/* Calls each() for the sessions of one capture that have an expression, by instance id. */
+enum cp_err db_session_filters_by_capture(struct db_conn *c, int64_t capture_id,
+                                          db_session_filter_fn each, void *arg) CP_MUST_USE;
+
 /* Calls each() for the sessions of one capture, by instance id. */
 enum cp_err db_session_list_by_capture(struct db_conn *c, int64_t capture_id,
                                        db_session_each_fn each, void *arg) CP_MUST_USE;

@@ -43,7 +43,10 @@
  *                    spec:object (the normalised PacketCaptureParameters api/ produced)
  *   stop       S->A  commandId:uuid, captureId:uuid, reason:stopReason
  *   ack        A->S  seq, commandId:uuid, ok:bool, at?:int>=0 (epoch ms the command took effect),
- *                    and only when ok is false: code:PcError, message?:text(1024)
+ *                    and only when ok is true: filter?:text(PROTO_FILTER_MAX), the pcap
+ *                    expression a started capture installed ("" = every packet; absent: not
+ *                    said, as for a stop); only when ok is false: code:PcError,
+ *                    message?:text(1024)
  *   progress   A->S  seq, captureId:uuid, packets, bytes, drops, files: int>=0,
  *                    firstPacketAt?:int>=0 (epoch ms of the first packet; absent: none yet)
  *   completed  A->S  seq, captureId:uuid, stopReason:stopReason,
@@ -123,6 +126,9 @@
 #define PROTO_INSTANCE_ID_MAX   80         /* hello.identity.instanceId: an ARM resource name */
 #define PROTO_URL_MAX           4096       /* blobGrant.url: a blob URL with its SAS query */
 #define PROTO_FILE_INDEX_MAX    1000000000 /* blobRequest.file */
+/* ack.filter: a whole expression (BPF_EXPR_MAX, common/bpf_expr.h, is no larger) leaves room in
+ * PROTO_MAX_MESSAGE for the rest of the ack, so an expression is never trimmed. */
+#define PROTO_FILTER_MAX (60 * 1024)
 
 /* reply.code the server sends for a report about a session the agent does not own. */
 #define PROTO_REPLY_NOT_YOUR_SESSION "NotYourSession"
@@ -262,6 +268,7 @@ struct proto_ack {
     int64_t at;                          /* epoch ms the command took effect; 0 = not given */
     enum proto_pc_error code;            /* ok == 0 only; PROTO_PC_NONE when ok */
     char message[PROTO_MESSAGE_MAX + 1]; /* ok == 0 only; "" = none */
+    char *filter; /* ok == 1 only: the installed expression, "" = all; NULL = not said */
 };
 
 struct proto_progress {
@@ -325,10 +332,10 @@ struct proto_blob_grant {
 
 /*
  * One message. A zeroed struct (`struct proto_msg m = {0};`) is empty (PROTO_NONE).
- * Pointer members (hello.interfaces, hello.sessions, welcome.stop, start.spec,
- * completed.files and each files[i].path, blob_grant.url) are owned by the struct when proto_decode
- * filled it; a struct built by hand for proto_encode may point them anywhere, and then must not be
- * given to proto_msg_clear.
+ * Pointer members (hello.interfaces, hello.sessions, welcome.stop, start.spec, ack.filter,
+ * completed.files and each files[i].path, blob_grant.url) are owned by the struct when
+ * proto_decode filled it; a struct built by hand for proto_encode may point them anywhere, and
+ * then must not be given to proto_msg_clear.
  */
 struct proto_msg {
     enum proto_type type; /* selects the union member */

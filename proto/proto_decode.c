@@ -363,8 +363,23 @@ static enum cp_err rd_ack(const struct proto_rd *rd, const json_t *o, struct pro
         (err = proto_rd_bool(rd, o, "", "ok", &a->ok)) ||
         (err = proto_rd_int(rd, o, "", "at", 0, 0, INT64_MAX, &a->at)))
         return err;
-    if (a->ok)
-        return rd_no_failure_detail(rd, o);
+    const json_t *filter = json_object_get(o, "filter");
+    if (a->ok) {
+        if ((err = rd_no_failure_detail(rd, o)))
+            return err;
+        if (!filter)
+            return CP_OK;
+        /* Text: any UTF-8 (jansson checked it), bounded; kept whole, never trimmed. */
+        if (!json_is_string(filter))
+            return proto_rd_fail(rd, "filter", "must be a string");
+        if (json_string_length(filter) > PROTO_FILTER_MAX)
+            return proto_rd_fail(rd, "filter", "must be at most %d bytes", PROTO_FILTER_MAX);
+        if (!(a->filter = strdup(json_string_value(filter))))
+            return no_memory(rd->e);
+        return CP_OK;
+    }
+    if (filter)
+        return proto_rd_fail(rd, "filter", "is only allowed when ok is true");
     if ((err = rd_pc_error(rd, o, &a->code)))
         return err;
     return proto_rd_str(rd, o, "", "message", 0, a->message, sizeof(a->message));

@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bpf_expr.h"
+
+/* The agent reports the whole expression it installed in one ack (proto.h, ack.filter). */
+_Static_assert(BPF_EXPR_MAX <= PROTO_FILTER_MAX, "an expression must fit ack.filter");
+
 /* A tree being built; any failed step marks it failed and the encode returns NULL. */
 struct bld {
     int failed;
@@ -154,6 +159,8 @@ static void enc_ack(struct bld *b, json_t *o, const struct proto_ack *a)
     put(b, o, "ok", json_boolean(a->ok));
     if (a->at != 0)
         put(b, o, "at", json_integer(a->at));
+    if (a->ok && a->filter)
+        put(b, o, "filter", strlen(a->filter) <= PROTO_FILTER_MAX ? json_string(a->filter) : NULL);
     if (!a->ok) {
         put(b, o, "code", name_str(proto_pc_error_name(a->code)));
         put_message(b, o, a->message, sizeof(a->message));

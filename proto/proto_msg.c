@@ -19,6 +19,9 @@ void proto_msg_clear(struct proto_msg *m)
     case PROTO_START:
         free(m->start.spec);
         break;
+    case PROTO_ACK:
+        free(m->ack.filter);
+        break;
     case PROTO_COMPLETED:
         for (size_t i = 0; m->completed.files && i < m->completed.n_files; i++)
             free(m->completed.files[i].path);

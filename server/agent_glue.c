@@ -514,6 +514,7 @@ static int to_report(const char *agent_id, const struct proto_msg *m, struct cor
         r->code = m->ack.ok ? NULL : proto_pc_error_name(m->ack.code);
         r->message = m->ack.message;
         r->at_ms = m->ack.at;
+        r->filter = m->ack.filter;
         break;
     case PROTO_COMPLETED:
         r->kind = CORE_REPORT_END;

@@ -519,6 +519,79 @@ START_TEST(round_trip_ack)
 }
 END_TEST
 
+/* ack.filter: the expression a start installed; whole up to PROTO_FILTER_MAX, only when ok. */
+START_TEST(ack_filter)
+{
+    struct proto_msg m, b;
+    make_ack_ok(&m);
+    m.ack.filter = (char *)"tcp and (src port 80 or dst port 80)";
+    char *s = round_trip(&m, &b);
+    ck_assert_str_eq(b.ack.filter, "tcp and (src port 80 or dst port 80)");
+    ck_assert_ptr_nonnull(strstr(s, ",\"filter\":\"tcp and (src port 80 or dst port 80)\""));
+    free(s);
+    proto_msg_clear(&b);
+
+    /* "" (every packet) is said, not left out; NULL is not said. */
+    m.ack.filter = (char *)"";
+    s = round_trip(&m, &b);
+    ck_assert_str_eq(b.ack.filter, "");
+    free(s);
+    proto_msg_clear(&b);
+    m.ack.filter = NULL;
+    s = round_trip(&m, &b);
+    ck_assert_ptr_null(b.ack.filter);
+    ck_assert_ptr_null(strstr(s, "filter"));
+    free(s);
+    proto_msg_clear(&b);
+
+    /* The largest expression fits one message with the largest other members. */
+    char *big = malloc(PROTO_FILTER_MAX + 2);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', PROTO_FILTER_MAX);
+    big[PROTO_FILTER_MAX] = '\0';
+    m.ack.filter = big;
+    m.ack.seq = INT64_MAX;
+    m.ack.at = INT64_MAX;
+    s = round_trip(&m, &b);
+    ck_assert_uint_eq(strlen(b.ack.filter), PROTO_FILTER_MAX);
+    ck_assert_uint_lt(strlen(s), PROTO_MAX_MESSAGE);
+    proto_msg_clear(&b);
+
+    /* One byte more: not encoded, and refused when sent anyway. */
+    big[PROTO_FILTER_MAX] = 'x';
+    big[PROTO_FILTER_MAX + 1] = '\0';
+    ck_assert_ptr_null(proto_encode(&m));
+    char *at = strstr(s, "\"filter\":\"") + strlen("\"filter\":\"");
+    size_t head = (size_t)(at - s);
+    char *over = malloc(strlen(s) + 2);
+    ck_assert_ptr_nonnull(over);
+    memcpy(over, s, head);
+    over[head] = 'x';
+    strcpy(over + head + 1, s + head);
+    struct cp_error e = {{0}, {0}, {0}};
+    sentinel(&b);
+    ck_assert_int_eq(decode_str(over, &b, &e), CP_EINVAL);
+    assert_sentinel(&b);
+    ck_assert_str_eq(e.target, "filter");
+    ck_assert_ptr_nonnull(strstr(e.message, "at most"));
+    free(over);
+    free(s);
+    free(big);
+
+    /* Only on a successful ack, and only a string. */
+    ck_assert_int_eq(decode_str("{\"type\":\"ack\",\"seq\":1,\"commandId\":\"" ID1
+                                "\",\"ok\":false,\"code\":\"CaptureFailed\",\"filter\":\"\"}",
+                                &b, &e),
+                     CP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.message, "only allowed when ok is true"));
+    ck_assert_int_eq(decode_str("{\"type\":\"ack\",\"seq\":1,\"commandId\":\"" ID1
+                                "\",\"ok\":true,\"filter\":5}",
+                                &b, &e),
+                     CP_EINVAL);
+    ck_assert_ptr_nonnull(strstr(e.message, "must be a string"));
+}
+END_TEST
+
 START_TEST(round_trip_progress)
 {
     struct proto_msg m, b;
@@ -1750,6 +1823,7 @@ static Suite *proto_suite(void)
     tcase_add_test(tr, start_spec_is_compacted);
     tcase_add_test(tr, round_trip_stop);
     tcase_add_test(tr, round_trip_ack);
+    tcase_add_test(tr, ack_filter);
     tcase_add_test(tr, round_trip_progress);
     tcase_add_test(tr, round_trip_completed);
     tcase_add_test(tr, round_trip_error);

@@ -280,6 +280,69 @@ START_TEST(ack_progress_end_applied_once)
 }
 END_TEST
 
+/* ack.filter is kept per session (migration 0006) and read back by core_capture_filters; an
+ * ack without one, or a failed start, leaves none; a repeated ack changes nothing. */
+START_TEST(ack_filter_kept_per_session)
+{
+    char op[40];
+    create("pc1", 0, NULL, 0, NULL, 0, 60000, op);
+    struct db_command start = *sent_to(agent_vm, "start");
+    struct db_capture cap = get("pc1");
+    struct core_session_filters f;
+    ck_assert_int_eq(core_capture_filters(core, cap.id, &f, NULL), CP_OK);
+    ck_assert_uint_eq(f.n, 0); /* not said yet */
+    core_session_filters_clear(&f);
+    struct core_report r = {.kind = CORE_REPORT_ACK,
+                            .agent_id = agent_vm,
+                            .id = start.id,
+                            .ok = 1,
+                            .seq = 1,
+                            .filter = "udp and (src port 53 or dst port 53)"};
+    ck_assert_int_eq(core_reports_apply(core, &r, 1), CP_OK);
+    ck_assert_int_eq(r.err, CP_OK);
+    ck_assert_int_eq(r.applied, 1);
+    ck_assert_int_eq(core_capture_filters(core, cap.id, &f, NULL), CP_OK);
+    ck_assert_uint_eq(f.n, 1);
+    ck_assert_str_eq(f.v[0].session_id, start.session_id);
+    ck_assert_str_eq(core_session_filter_of(&f, start.session_id),
+                     "udp and (src port 53 or dst port 53)");
+    ck_assert_ptr_null(core_session_filter_of(&f, "no-such-session"));
+    core_session_filters_clear(&f);
+    /* The same ack again (same seq) with another text: not applied, the first one stays. */
+    r.filter = "tcp";
+    ck_assert_int_eq(core_reports_apply(core, &r, 1), CP_OK);
+    ck_assert_int_eq(r.applied, 0);
+    ck_assert_int_eq(core_capture_filters(core, cap.id, &f, NULL), CP_OK);
+    ck_assert_str_eq(f.v[0].expression, "udp and (src port 53 or dst port 53)");
+    core_session_filters_clear(&f);
+    db_capture_clear(&cap);
+
+    /* A failed start says no expression. */
+    char first[40];
+    snprintf(first, sizeof(first), "%s", start.id);
+    create("pc2", 0, NULL, 0, NULL, 0, 60000, op);
+    start = *sent_to(agent_vm, "start");
+    ck_assert_str_ne(start.id, first);
+    struct core_report bad = {.kind = CORE_REPORT_ACK,
+                              .agent_id = agent_vm,
+                              .id = start.id,
+                              .ok = 0,
+                              .code = "CaptureFailed",
+                              .message = "too big",
+                              .seq = 2,
+                              .filter = "ignored"};
+    ck_assert_int_eq(core_reports_apply(core, &bad, 1), CP_OK);
+    ck_assert_msg(bad.err == CP_OK && bad.applied == 1, "err %d applied %d: %s", (int)bad.err,
+                  bad.applied, bad.e.message);
+    cap = get("pc2");
+    ck_assert_str_eq(cap.sessions[0].status, "Error");
+    ck_assert_int_eq(core_capture_filters(core, cap.id, &f, NULL), CP_OK);
+    ck_assert_uint_eq(f.n, 0);
+    core_session_filters_clear(&f);
+    db_capture_clear(&cap);
+}
+END_TEST
+
 START_TEST(other_agents_reports_refused)
 {
     char op[40];
@@ -827,6 +890,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, vm_create_owes_one_start);
     tcase_add_test(tc, ack_progress_end_applied_once);
+    tcase_add_test(tc, ack_filter_kept_per_session);
     tcase_add_test(tc, other_agents_reports_refused);
     tcase_add_test(tc, stop_waits_for_the_end);
     tcase_add_test(tc, stop_before_start_ends_at_once);
