@@ -242,6 +242,14 @@ static void ambient_as_systemd(void)
     if (!NW_CHECK(nw_run(cp, NULL, NULL, 0) == 0 && chown(copy, nobody_uid, nobody_gid) == 0,
                   "(b) cannot hand the token to nobody"))
         return;
+    /* nobody execs the binary itself here: from a copy in the temp dir, so that the test does
+     * not depend on the checkout's path being open to other users (a clone under /root is not). */
+    char bin[NW_PATH_MAX + 64];
+    snprintf(bin, sizeof(bin), "%s/netwatch-agent", srv.dir);
+    char *cpbin[] = {"/bin/cp", (char *)(uintptr_t)agent_bin, bin, NULL};
+    if (!NW_CHECK(nw_run(cpbin, NULL, NULL, 0) == 0 && chmod(bin, 0755) == 0,
+                  "(b) cannot copy the agent for nobody"))
+        return;
     char reuid[32], regid[32];
     snprintf(reuid, sizeof(reuid), "--reuid=%u", (unsigned)nobody_uid);
     snprintf(regid, sizeof(regid), "--regid=%u", (unsigned)nobody_gid);
@@ -253,7 +261,7 @@ static void ambient_as_systemd(void)
                           "--ambient-caps=+net_raw,+net_admin",
                           "--bounding-set=-all,+net_raw,+net_admin",
                           "--",
-                          agent_bin,
+                          bin,
                           "--server",
                           srv.base_url,
                           "--token-file",
