@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang-format \
 libmicrohttpd-dev libsqlite3-dev libjansson-dev uuid-dev libssl-dev check \
 libwslay-dev libpcap-dev libcurl4-openssl-dev \
-wrk iproute2 procps curl ca-certificates openssl"
+wrk iproute2 procps curl ca-certificates openssl tcpdump jq"
 
 missing=""
 for p in $PKGS; do
