@@ -29,14 +29,23 @@
 #define CAP_CODE_INTERNAL "InternalError"
 #define CAP_NAME_MAX      64   /* bytes of an interface name we keep */
 #define CAP_TICK_MS       1000 /* statistics refresh while idle */
-#define CAP_DRAIN_ROUNDS  16   /* pcap_dispatch calls per handle when draining at the end */
-#define CAP_PCAP_TIMEOUT  100  /* ms; unused in immediate mode, set for old kernels' sake */
+/*
+ * Not immediate mode: with it libpcap uses TPACKET_V2, a ring of fixed frames sized for the
+ * largest packet (64 KiB on an interface with offloads), so a 4 MiB buffer held 32 packets and
+ * every packet cost a wake-up. TPACKET_V3 packs packets into blocks the kernel hands over when
+ * full or CAP_PCAP_TIMEOUT ms after their first packet: one wake-up per block, and the buffer
+ * holds as many packets as fit in its bytes. The price is at the stop (cap_drain).
+ */
+#define CAP_PCAP_TIMEOUT 100 /* ms: the longest a packet waits in a block not handed over */
+#define CAP_DRAIN_SLACK  50  /* ms beyond CAP_PCAP_TIMEOUT a stop waits for the last block */
+#define CAP_DRAIN_ROUNDS 16  /* pcap_dispatch calls per handle and wake-up while draining */
 
 struct capture_handle {
     pcap_t *p;               /* owned; NULL once closed */
     char name[CAP_NAME_MAX]; /* for messages */
     int fd;                  /* pcap_get_selectable_fd */
     int active;              /* still read; 0 after a failure in the default set */
+    u_int seen;              /* packets read (written or not); wraps like ps_recv */
     struct pcap_stat last;   /* last pcap_stats that succeeded */
     struct capture *c;       /* back pointer for the packet callback */
 };
@@ -61,6 +70,8 @@ struct capture {
     uint64_t packets, bytes;
     int64_t first_ms; /* the first packet's time, epoch ms */
     int stopping;     /* set in the callback: no more writes */
+    int draining;     /* after a stop: packets stamped after cutoff are not written */
+    struct timeval cutoff;
     enum capture_stop_reason reason;
     enum capture_error error;
     char message[CP_ERROR_MESSAGE_MAX];
@@ -101,9 +112,9 @@ static void cap_handle_close(struct capture_handle *h)
 }
 
 /*
- * Opens one interface for capture: snap length, not promiscuous, immediate, non-blocking,
- * filtered. Fills *h on success; leaves nothing open on failure. *bad_filter (may be NULL) tells
- * a filter pcap would not compile from an interface that would not open.
+ * Opens one interface for capture: snap length, not promiscuous, buffered (CAP_PCAP_TIMEOUT),
+ * non-blocking, filtered. Fills *h on success; leaves nothing open on failure. *bad_filter (may be
+ * NULL) tells a filter pcap would not compile from an interface that would not open.
  */
 static enum cp_err cap_handle_open(const char *name, int snaplen, const char *filter,
                                    struct capture_handle *h, int *bad_filter, struct cp_error *e)
@@ -121,7 +132,7 @@ static enum cp_err cap_handle_open(const char *name, int snaplen, const char *fi
     /* The setters fail only on an activated handle; this one is not. */
     (void)pcap_set_snaplen(p, snaplen);
     (void)pcap_set_promisc(p, 0);
-    (void)pcap_set_immediate_mode(p, 1);
+    (void)pcap_set_immediate_mode(p, 0);
     (void)pcap_set_timeout(p, CAP_PCAP_TIMEOUT);
     (void)pcap_set_buffer_size(p, CAPTURE_BUFFER_BYTES);
     int rc = pcap_activate(p);
@@ -321,8 +332,11 @@ static void capture_output_write(struct capture *c, struct capture_handle *h,
 static void cap_on_packet(u_char *user, const struct pcap_pkthdr *ph, const u_char *bytes)
 {
     struct capture_handle *h = (struct capture_handle *)user;
+    h->seen++;
     if (h->c->stopping)
         return; /* the rest of this batch comes after the end */
+    if (h->c->draining && timercmp(&ph->ts, &h->c->cutoff, >))
+        return; /* arrived after the stop */
     capture_output_write(h->c, h, ph, bytes);
 }
 
@@ -375,13 +389,48 @@ static void cap_refresh_stats(struct capture *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Everything the kernel already delivered, so a stop loses nothing it had. */
+/* 1 while h has packets the kernel put in its buffer that were not read yet (or stats fail). */
+static int cap_unread(struct capture_handle *h)
+{
+    struct pcap_stat ps;
+    if (!h->p || !h->active)
+        return 0;
+    if (pcap_stats(h->p, &ps) != 0)
+        return 1;
+    h->last = ps;
+    /* ps_recv counts the drops too (Linux); u_int arithmetic, like the counters, wraps. */
+    return ps.ps_recv - ps.ps_drop - h->seen != 0;
+}
+
+/*
+ * After a manual or timed stop: everything the kernel received before it is written, and
+ * nothing it received later. Packets still sit in blocks the kernel has not handed over; it does
+ * within CAP_PCAP_TIMEOUT, so the handles are read until each has had every packet its buffer
+ * took, or until that timeout (and some slack) has passed.
+ */
 static void cap_drain(struct capture *c)
 {
-    for (size_t i = 0; i < c->n_handles && !c->stopping; i++)
-        for (int round = 0; round < CAP_DRAIN_ROUNDS && c->h[i].active && !c->stopping; round++)
-            if (cap_dispatch(c, &c->h[i]) <= 0)
-                break;
+    struct timespec now = cap_now(CLOCK_REALTIME);
+    c->cutoff = (struct timeval){.tv_sec = now.tv_sec, .tv_usec = now.tv_nsec / 1000};
+    c->draining = 1;
+    struct timespec start = cap_now(CLOCK_MONOTONIC);
+    struct pollfd fds[CAPTURE_MAX_INTERFACES];
+    while (!c->stopping) {
+        int unread = 0;
+        for (size_t i = 0; i < c->n_handles && !c->stopping; i++) {
+            fds[i] = (struct pollfd){.fd = c->h[i].active ? c->h[i].fd : -1, .events = POLLIN};
+            for (int round = 0; round < CAP_DRAIN_ROUNDS && c->h[i].active && !c->stopping; round++)
+                if (cap_dispatch(c, &c->h[i]) <= 0)
+                    break;
+            unread |= cap_unread(&c->h[i]);
+        }
+        int64_t left =
+            CAP_PCAP_TIMEOUT + CAP_DRAIN_SLACK - cap_ms_between(start, cap_now(CLOCK_MONOTONIC));
+        if (!unread || left <= 0)
+            break;
+        if (poll(fds, c->n_handles, (int)left) < 0 && errno != EINTR)
+            break;
+    }
 }
 
 static int cap_poll_timeout(const struct capture *c)
