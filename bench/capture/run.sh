@@ -36,7 +36,8 @@
 # BENCH_KEEP=1 keeps the work dir (logs, files), TMPDIR is where it is made.
 #
 # Needs root (namespaces), tcpdump, curl and jq (scripts/install-deps.sh). Exit status: 0 ran
-# (smoke: and passed); 1 something failed to run, or the smoke check failed; 2 usage.
+# (smoke: and passed); 1 something failed to run, or the smoke check failed; 2 usage; 77 not
+# root (skipped).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -92,7 +93,7 @@ done
 for t in tcpdump curl jq ip; do
     command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh)"
 done
-[ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
+[ "$(id -u)" = 0 ] || { echo "capture/run.sh: needs root (network namespaces); skipped" >&2; exit 77; }
 
 # shellcheck source=bench/workdir.sh
 source "$HERE/../workdir.sh"
