@@ -112,11 +112,12 @@ static void cap_handle_close(struct capture_handle *h)
 }
 
 /*
- * Opens one interface for capture: snap length, not promiscuous, buffered (CAP_PCAP_TIMEOUT),
- * non-blocking, filtered. Fills *h on success; leaves nothing open on failure. *bad_filter (may be
- * NULL) tells a filter pcap would not compile from an interface that would not open.
+ * Opens one interface for capture: snap length, not promiscuous, a kernel buffer of buffer bytes
+ * handed over in blocks (CAP_PCAP_TIMEOUT), non-blocking, filtered. Fills *h on success; leaves
+ * nothing open on failure. *bad_filter (may be NULL) tells a filter pcap would not compile from an
+ * interface that would not open.
  */
-static enum cp_err cap_handle_open(const char *name, int snaplen, const char *filter,
+static enum cp_err cap_handle_open(const char *name, int snaplen, int buffer, const char *filter,
                                    struct capture_handle *h, int *bad_filter, struct cp_error *e)
 {
     char errbuf[PCAP_ERRBUF_SIZE];
@@ -134,7 +135,7 @@ static enum cp_err cap_handle_open(const char *name, int snaplen, const char *fi
     (void)pcap_set_promisc(p, 0);
     (void)pcap_set_immediate_mode(p, 0);
     (void)pcap_set_timeout(p, CAP_PCAP_TIMEOUT);
-    (void)pcap_set_buffer_size(p, CAPTURE_BUFFER_BYTES);
+    (void)pcap_set_buffer_size(p, buffer);
     int rc = pcap_activate(p);
     if (rc < 0) {
         const char *detail = rc == PCAP_ERROR ? pcap_geterr(p) : pcap_statustostr(rc);
@@ -190,6 +191,18 @@ fail:
     return err;
 }
 
+/* The kernel buffer of each of n interfaces: CAPTURE_BUFFER_TOTAL shared, within
+ * [CAPTURE_BUFFER_MIN, CAPTURE_BUFFER_BYTES]. */
+static int cap_buffer_bytes(size_t n)
+{
+    size_t each = n ? CAPTURE_BUFFER_TOTAL / n : CAPTURE_BUFFER_BYTES;
+    if (each > CAPTURE_BUFFER_BYTES)
+        each = CAPTURE_BUFFER_BYTES;
+    if (each < CAPTURE_BUFFER_MIN)
+        each = CAPTURE_BUFFER_MIN;
+    return (int)each;
+}
+
 /* The caller's list: every name must open, with one link type. */
 static enum cp_err cap_open_given(struct capture *c, const struct capture_params *p, int snaplen,
                                   struct cp_error *e)
@@ -197,7 +210,9 @@ static enum cp_err cap_open_given(struct capture *c, const struct capture_params
     for (size_t i = 0; i < p->n_interfaces; i++) {
         if (!p->interfaces[i] || !p->interfaces[i][0])
             return cp_fail(e, CP_EINVAL, CAP_CODE_PCAP, NULL, "Interface %zu has no name.", i);
-        enum cp_err err = cap_handle_open(p->interfaces[i], snaplen, p->filter, &c->h[i], NULL, e);
+        enum cp_err err =
+            cap_handle_open(p->interfaces[i], snaplen, cap_buffer_bytes(p->n_interfaces), p->filter,
+                            &c->h[i], NULL, e);
         if (err != CP_OK)
             return err;
         c->n_handles = i + 1;
@@ -236,13 +251,17 @@ static enum cp_err cap_open_default(struct capture *c, int snaplen, const char *
     struct cp_error first;
     memset(&first, 0, sizeof(first));
     int failures = 0;
+    size_t candidates = 0;
+    for (pcap_if_t *d = all; d; d = d->next)
+        candidates += cap_default_candidate(d) ? 1 : 0;
+    int buffer = cap_buffer_bytes(candidates);
     for (pcap_if_t *d = all; d && c->n_handles < CAPTURE_MAX_INTERFACES; d = d->next) {
         if (!cap_default_candidate(d))
             continue;
         struct cp_error one;
         struct capture_handle *h = &c->h[c->n_handles];
         int bad_filter = 0;
-        if (cap_handle_open(d->name, snaplen, filter, h, &bad_filter, &one) != CP_OK) {
+        if (cap_handle_open(d->name, snaplen, buffer, filter, h, &bad_filter, &one) != CP_OK) {
             /* A filter that does not compile is the caller's error, not the interface's. */
             if (bad_filter) {
                 *e = one;

@@ -64,7 +64,12 @@
 
 #define CAPTURE_SNAPLEN_MAX    262144 /* libpcap's own maximum, and ours */
 #define CAPTURE_MAX_INTERFACES 64
-#define CAPTURE_BUFFER_BYTES   (4 * 1024 * 1024) /* kernel ring per interface */
+/* The kernel buffer of each interface: CAPTURE_BUFFER_TOTAL shared by the interfaces of a
+ * capture, but never more than CAPTURE_BUFFER_BYTES nor less than CAPTURE_BUFFER_MIN (tcpdump's
+ * default) each. Locked kernel memory, so bounded; bench/capture/README.md has the figures. */
+#define CAPTURE_BUFFER_BYTES (8 * 1024 * 1024)
+#define CAPTURE_BUFFER_MIN   (2 * 1024 * 1024)
+#define CAPTURE_BUFFER_TOTAL (32 * 1024 * 1024)
 
 /* Continuous-capture settings (captureSettings); the next issue. */
 struct capture_ring {
