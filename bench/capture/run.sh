@@ -28,8 +28,8 @@
 # cpu_s (on-CPU time of the capturing process, all threads, from just before the send to
 # BENCH_SETTLE seconds after it: the sum of /proc/PID/task/*/schedstat, the nanosecond clock that
 # utime+stime are scaled from) and cpu_s/Mpkt (cpu_s per million packets delivered); sha_s/Mpkt
-# (agent only): what `openssl dgst -sha256` of the agent's file costs per million packets, an
-# estimate of the share of the agent's CPU that goes to the SHA-256 its report carries.
+# (agent only): the CPU a SHA-256 of the agent's file takes at `openssl speed`'s rate, per million
+# packets: an estimate of the share of the agent's CPU that goes to the digest its report carries.
 #
 # Environment (all optional): BENCH_RATES ("10000 50000 100000 200000 400000 max"; max: no
 # pacing), BENCH_SECONDS (4: packets per rate = rate x seconds), BENCH_MAX_PACKETS (2000000, for
@@ -120,14 +120,10 @@ cpu_ns()
     cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'
 }
 rx_packets() { inA cat "/sys/class/net/$VA/statistics/rx_packets"; }
-# CPU ns (user + system) that OpenSSL takes to SHA-256 a file: the digest the agent computes
-# of every file it writes (its completion report carries it), and tcpdump does not.
-sha_ns()
-{
-    local TIMEFORMAT='%3U %3S' t
-    t=$({ time openssl dgst -sha256 "$1" >/dev/null; } 2>&1)
-    awk '{ printf "%d", ($1 + $2) * 1e9 }' <<<"$t"
-}
+# CPU ns the SHA-256 of a file takes at OpenSSL's speed on this CPU (SHA_BPS, measured once):
+# the digest the agent computes of every byte it writes (its completion report carries it), and
+# tcpdump does not.
+sha_ns() { awk -v b="$(stat -c %s "$1")" -v s="$SHA_BPS" 'BEGIN { printf "%d", b / s * 1e9 }'; }
 # Packets in a pcap file, read back by libpcap.
 file_packets() { tcpdump -r "$1" -n -q 2>/dev/null | wc -l; }
 
@@ -278,6 +274,11 @@ echo "netwatch capture bench ($MODE): $(date -u +%FT%TZ), git $(git -C "$REPO" r
 echo "$(tcpdump --version 2>&1 | head -n 2 | tr '\n' ' ')"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg); payload $PAYLOAD B ($((PAYLOAD + 42))-byte frames); $SECONDS_PER_RATE s per rate; settle $SETTLE s"
 echo "filter {UDP, localPort $PORT_UDP} -> pcap expression: $EXPR"
+# Bytes per CPU second (openssl speed divides by user time) in 64 KiB updates, as the agent's.
+SHA_BPS=$(openssl speed -evp sha256 -bytes 65536 -seconds 1 2>/dev/null |
+    awk '/^sha256/ { sub(/k$/, "", $2); printf "%d", $2 * 1000 }')
+[[ $SHA_BPS =~ ^[1-9][0-9]*$ ]] || die "openssl speed gave no SHA-256 rate"
+echo "SHA-256 (openssl speed -evp sha256, 64 KiB): $((SHA_BPS / 1000000)) MB per CPU second"
 
 TRIAL=0
 : >"$DIR/results"
