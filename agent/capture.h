@@ -26,11 +26,12 @@
  * ends the capture with CaptureFailed.
  * Handles are not promiscuous (the machine's own traffic is what a session asks for). They are
  * not in immediate mode: the kernel hands packets over in blocks (TPACKET_V3), when a block is
- * full or at most 100 ms after its first packet, which costs one wake-up per block instead of
+ * full or at most 250 ms after its first packet, which costs one wake-up per block instead of
  * one per packet and lets the CAPTURE_BUFFER_BYTES ring hold as many packets as fit in its bytes
  * (bench/capture/README.md has the figures). A manual or timed stop still writes every packet
  * the kernel received before it, and none it received after: the capture reads on until the
- * kernel has handed over the last block (at most about 150 ms).
+ * kernel has handed over the last block (at most about 300 ms, and only while packets are
+ * pending). A byte limit, likewise, is seen up to 250 ms after the packet that reaches it.
  *
  * Limits. snaplen = bytesToCapturePerPacket (0 = whole packets, CAPTURE_SNAPLEN_MAX; larger
  * values are clamped to it). byte_limit = totalBytesPerSession counts the packet data written:
