@@ -129,7 +129,7 @@ sha_ns() { awk -v b="$(stat -c %s "$1")" -v s="$SHA_BPS" 'BEGIN { printf "%d", b
 # Packets in a pcap file, read back by libpcap.
 file_packets() { tcpdump -r "$1" -n -q 2>/dev/null | wc -l; }
 
-ip netns add "$NSA" && ip netns add "$NSB" || die "cannot add network namespaces"
+{ ip netns add "$NSA" && ip netns add "$NSB"; } || die "cannot add network namespaces"
 for ns in "$NSA" "$NSB"; do
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 done
@@ -137,10 +137,11 @@ ip link add "$VA" netns "$NSA" address "$MACA" type veth peer name "$VB" netns "
     die "cannot add the veth pair"
 ip -n "$NSA" addr add "$IPA/24" dev "$VA"
 ip -n "$NSB" addr add "$IPB/24" dev "$VB"
-for l in "$NSA lo" "$NSA $VA" "$NSB lo" "$NSB $VB"; do
-    set -- $l
-    ip -n "$1" link set "$2" up
+for ns in "$NSA" "$NSB"; do
+    ip -n "$ns" link set lo up
 done
+ip -n "$NSA" link set "$VA" up
+ip -n "$NSB" link set "$VB" up
 ip -n "$NSA" neigh replace "$IPB" lladdr "$MACB" dev "$VA" nud permanent
 ip -n "$NSB" neigh replace "$IPA" lladdr "$MACA" dev "$VB" nud permanent
 
@@ -275,7 +276,7 @@ trial_tcpdump()
 }
 
 echo "netwatch capture bench ($MODE): $(date -u +%FT%TZ), git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, kernel $(uname -r)"
-echo "$(tcpdump --version 2>&1 | head -n 2 | tr '\n' ' ')"
+tcpdump --version 2>&1 | head -n 2 | tr '\n' ' ' && echo
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg); payload $PAYLOAD B ($((PAYLOAD + 42))-byte frames); $SECONDS_PER_RATE s per rate; settle $SETTLE s"
 echo "filter {UDP, localPort $PORT_UDP} -> pcap expression: $EXPR"
 # Bytes per CPU second (openssl speed divides by user time) in 64 KiB updates, as the agent's.
@@ -322,8 +323,9 @@ END { if (mismatch != "") print "WARNING captured in file != reported:" mismatch
 if [ "$MODE" = smoke ]; then
     read -r _ _ sent _ delivered captured reported dropped _ _ _ < <(grep '^agent ' "$DIR/results" | head -n 1)
     [ "$sent" = "$delivered" ] || die "smoke: $sent sent but $delivered delivered on the veth"
-    [ "$captured" = "$sent" ] && [ "$reported" = "$sent" ] && [ "$dropped" = 0 ] ||
+    if [ "$captured" != "$sent" ] || [ "$reported" != "$sent" ] || [ "$dropped" != 0 ]; then
         die "smoke: the agent captured $captured (reported $reported, dropped $dropped) of $sent"
+    fi
     echo "smoke: ok, the agent captured all $sent packets"
     exit 0
 fi
