@@ -24,8 +24,14 @@
  * in a given list (pcapng would lift this; not this issue). In the default set an interface that
  * fails later (removed, down) is dropped with a warning while others remain; in a given list it
  * ends the capture with CaptureFailed.
- * Handles are not promiscuous (the machine's own traffic is what a session asks for) and use
- * immediate mode, so a stop writes every packet the kernel had already delivered.
+ * Handles are not promiscuous (the machine's own traffic is what a session asks for). They are
+ * not in immediate mode: the kernel hands packets over in blocks (TPACKET_V3), when a block is
+ * full or at most 250 ms after its first packet, which costs one wake-up per block instead of
+ * one per packet and lets the CAPTURE_BUFFER_BYTES ring hold as many packets as fit in its bytes
+ * (bench/capture/README.md has the figures). A manual or timed stop still writes every packet
+ * the kernel received before it, and none it received after: the capture reads on until the
+ * kernel has handed over the last block (at most about 300 ms, and only while packets are
+ * pending). A byte limit, likewise, is seen up to 250 ms after the packet that reaches it.
  *
  * Limits. snaplen = bytesToCapturePerPacket (0 = whole packets, CAPTURE_SNAPLEN_MAX; larger
  * values are clamped to it). byte_limit = totalBytesPerSession counts the packet data written:
@@ -70,7 +76,12 @@
 
 #define CAPTURE_SNAPLEN_MAX    262144 /* libpcap's own maximum, and ours */
 #define CAPTURE_MAX_INTERFACES 64
-#define CAPTURE_BUFFER_BYTES   (4 * 1024 * 1024) /* kernel ring per interface */
+/* The kernel buffer of each interface: CAPTURE_BUFFER_TOTAL shared by the interfaces of a
+ * capture, but never more than CAPTURE_BUFFER_BYTES nor less than CAPTURE_BUFFER_MIN (tcpdump's
+ * default) each. Locked kernel memory, so bounded; bench/capture/README.md has the figures. */
+#define CAPTURE_BUFFER_BYTES (8 * 1024 * 1024)
+#define CAPTURE_BUFFER_MIN   (2 * 1024 * 1024)
+#define CAPTURE_BUFFER_TOTAL (32 * 1024 * 1024)
 
 /* A completed file: path relative to the root, size on disk, SHA-256 (hex). */
 struct capture_file {

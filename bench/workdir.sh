@@ -5,7 +5,8 @@
 #
 # makes $DIR (a fresh temp dir named after NAME) and $PIDS (append the pid of every child to
 # stop), and installs the EXIT trap: each child in PIDS gets SIGTERM, then SIGKILL after
-# STOP_TRIES tenths of a second (default 150); on failure the last 20 lines of each
+# STOP_TRIES tenths of a second (default 150); then each command in BENCH_EXIT_HOOKS runs (what
+# the children no longer use: network namespaces); on failure the last 20 lines of each
 # $DIR/*.log are shown; the dir is removed unless BENCH_KEEP=1.
 
 # shellcheck disable=SC2317 # called from the EXIT trap
@@ -24,10 +25,13 @@ bench_stop_pid()
 # shellcheck disable=SC2317 # the EXIT trap
 bench_cleanup()
 {
-    local rc=$? pid log
+    local rc=$? pid log hook
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do
         bench_stop_pid "$pid"
+    done
+    for hook in "${BENCH_EXIT_HOOKS[@]}"; do
+        $hook || true
     done
     if [ "$rc" -ne 0 ]; then
         for log in "$DIR"/*.log; do
@@ -48,6 +52,7 @@ bench_workdir()
 {
     DIR=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
     PIDS=()
+    BENCH_EXIT_HOOKS=()
     BENCH_STOP_TRIES=${2:-150}
     trap bench_cleanup EXIT
     trap 'exit 130' INT

@@ -8,7 +8,7 @@ set -eu
 PKGS="build-essential cmake pkg-config clang-format \
 libmicrohttpd-dev libsqlite3-dev libjansson-dev uuid-dev libssl-dev check \
 libwslay-dev libpcap-dev libcap-dev libcurl4-openssl-dev \
-wrk iproute2 procps tcpdump curl ca-certificates openssl systemd"
+wrk iproute2 procps tcpdump jq curl ca-certificates openssl systemd"
 
 missing=""
 for p in $PKGS; do

@@ -689,7 +689,10 @@ static void a_child(int cmd_fd, int ack_fd)
         if (!caps[i])
             continue;
         struct pollfd pfd = {capture_done_fd(caps[i]), POLLIN, 0};
-        sh->o[i].ended_alone = poll(&pfd, 1, 0) == 1;
+        /* A limit or a full disk is seen when the kernel hands the packets over, up to the
+         * engine's block timeout (capture.h) after they arrived: those cases get a while. */
+        int alone = cases[i].byte_limit || i == CASE_FULL;
+        sh->o[i].ended_alone = poll(&pfd, 1, alone ? 3000 : 0) == 1;
         if (i == CASE_TIME)
             capture_wait(caps[i]); /* it must end by itself; the parent checks how soon */
         else
