@@ -1,7 +1,7 @@
 /*
  * The capture engine behind capture.h: opening the libpcap handles, the capture thread's poll
  * loop (one selectable fd per handle plus an eventfd for stop), limits, statistics and the
- * result. Files are agent/pcap_file.c's job.
+ * result. Files are agent/capture_ring.c's job (one file, or a ring of them).
  */
 /* _GNU_SOURCE: pcap.h needs the BSD u_int/u_char types, and net/if.h's IFF_LOOPBACK is a BSD
  * name; glibc declares both only beyond strict POSIX. */
@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "agent/capture_ring.h"
 #include "agent/pcap_file.h"
 #include "common/log.h"
 
@@ -57,7 +58,7 @@ struct capture {
     int joined;
 
     /* Capture thread only (and the owner after join). */
-    struct pcap_file *file;
+    struct capture_out *out;
     uint64_t packets, bytes;
     int64_t first_ms; /* the first packet's time, epoch ms */
     int stopping;     /* set in the callback: no more writes */
@@ -71,7 +72,6 @@ struct capture {
 
     /* The outcome, complete once joined. */
     struct capture_result result;
-    struct capture_file files[1]; /* a ring (next issue) will need one per file */
 };
 
 /* ---- time ---- */
@@ -293,8 +293,8 @@ static void cap_fail(struct capture *c, enum capture_error err, const char *msg)
 }
 
 /*
- * Where every packet goes. The byte limit is applied here, and here is where a ring buffer
- * (next issue) rotates to its next file when this one would pass fileSizeInBytes.
+ * Where every packet goes. The byte limit is applied here; a ring moves on to its next file
+ * inside capture_out_write.
  */
 static void capture_output_write(struct capture *c, struct capture_handle *h,
                                  const struct pcap_pkthdr *ph, const u_char *bytes)
@@ -306,7 +306,14 @@ static void capture_output_write(struct capture *c, struct capture_handle *h,
         pcap_breakloop(h->p);
         return;
     }
-    pcap_file_write(c->file, ph, bytes);
+    struct cp_error e;
+    enum cp_err err = capture_out_write(c->out, ph, bytes, &e);
+    if (err != CP_OK) {
+        cap_fail(c, err == CP_ENOMEM ? CAPTURE_ERR_INTERNAL : CAPTURE_ERR_LOCAL_FILE_FAILED,
+                 e.message);
+        pcap_breakloop(h->p);
+        return;
+    }
     if (c->packets == 0)
         c->first_ms = (int64_t)ph->ts.tv_sec * 1000 + ph->ts.tv_usec / 1000;
     c->packets++;
@@ -369,8 +376,11 @@ static void cap_refresh_stats(struct capture *c)
     s.packets = c->packets;
     s.bytes = c->bytes;
     s.first_packet_ms = c->first_ms;
+    size_t kept = 0;
+    if (c->out)
+        (void)capture_out_files(c->out, &kept);
+    s.files = (uint32_t)kept;
     pthread_mutex_lock(&c->mu);
-    s.files = c->progress.files;
     c->progress = s;
     pthread_mutex_unlock(&c->mu);
 }
@@ -441,7 +451,7 @@ static void cap_run(struct capture *c)
         }
         if (c->packets != before && !c->error) {
             struct cp_error e;
-            if (pcap_file_flush(c->file, &e) != CP_OK)
+            if (capture_out_flush(c->out, &e) != CP_OK)
                 cap_fail(c, CAPTURE_ERR_LOCAL_FILE_FAILED, e.message);
         }
         struct timespec now = cap_now(CLOCK_MONOTONIC);
@@ -460,23 +470,25 @@ static void cap_finish(struct capture *c)
     for (size_t i = 0; i < c->n_handles; i++)
         cap_handle_close(&c->h[i]); /* give the kernel rings back before the file work */
     struct capture_result *r = &c->result;
+    struct cp_error e;
     if (c->error == CAPTURE_ERR_NONE) {
-        struct pcap_file_info info;
-        struct cp_error e;
-        enum cp_err err = pcap_file_commit(c->file, &info, &e);
-        c->file = NULL;
-        if (err == CP_OK) {
-            snprintf(c->files[0].path, sizeof(c->files[0].path), "%s", info.path);
-            c->files[0].size = info.size;
-            memcpy(c->files[0].sha256, info.sha256, sizeof(c->files[0].sha256));
-            r->n_files = 1;
-        } else {
+        enum cp_err err = capture_out_commit(c->out, &e);
+        if (err != CP_OK)
             cap_fail(c, err == CP_ENOMEM ? CAPTURE_ERR_INTERNAL : CAPTURE_ERR_LOCAL_FILE_FAILED,
                      e.message);
-        }
+    }
+    if (c->error == CAPTURE_ERR_NONE) {
+        r->files = capture_out_files(c->out, &r->n_files);
     } else {
-        pcap_file_abort(c->file);
-        c->file = NULL;
+        capture_out_abort(c->out);
+        size_t kept = 0;
+        (void)capture_out_files(c->out, &kept);
+        if (kept) { /* a ring's completed files stay on disk, unreported: say so */
+            size_t len = strlen(c->message);
+            snprintf(c->message + len, sizeof(c->message) - len,
+                     " The %zu completed files of the continuous capture stay on disk.", kept);
+        }
+        r->n_files = 0;
     }
     pthread_mutex_lock(&c->mu);
     c->progress.files = (uint32_t)r->n_files;
@@ -485,13 +497,12 @@ static void cap_finish(struct capture *c)
     r->error = c->error;
     r->reason = c->error == CAPTURE_ERR_NONE ? c->reason : CAPTURE_STOP_NONE;
     snprintf(r->message, sizeof(r->message), "%s", c->message);
-    r->files = c->files;
     r->stopped = cap_now(CLOCK_REALTIME);
     int64_t ms = cap_ms_between(c->start_mono, cap_now(CLOCK_MONOTONIC));
     r->duration_ms = ms > 0 ? (uint64_t)ms : 0;
     log_info("event=capture_ended file=\"%s\" reason=%s error=%s packets=%llu bytes=%llu "
              "drops=%llu duration_ms=%llu",
-             c->files[0].path[0] ? c->files[0].path : "-",
+             r->n_files ? r->files[r->n_files - 1].path : "-",
              r->reason ? capture_stop_reason_name(r->reason) : "-",
              r->error ? capture_error_name(r->error) : "-", (unsigned long long)r->stats.packets,
              (unsigned long long)r->stats.bytes, (unsigned long long)r->stats.drops,
@@ -515,7 +526,7 @@ static void cap_destroy(struct capture *c)
 {
     for (size_t i = 0; i < c->n_handles; i++)
         cap_handle_close(&c->h[i]);
-    pcap_file_abort(c->file);
+    capture_out_free(c->out);
     if (c->rootfd >= 0)
         close(c->rootfd);
     if (c->stop_fd >= 0)
@@ -530,9 +541,9 @@ static enum cp_err cap_check_params(const struct capture_params *p, struct cp_er
 {
     if (!p || !p->root_dir || !p->root_dir[0])
         return cp_fail(e, CP_EINVAL, CAP_CODE_FILE, NULL, "No capture root directory given.");
-    if (p->ring)
-        return cp_fail(e, CP_EINVAL, CAP_CODE_PCAP, NULL,
-                       "Continuous capture is not supported by this agent yet.");
+    if (p->ring && (p->ring->file_count == 0 || p->ring->file_size == 0))
+        return cp_fail(e, CP_EINVAL, CAP_CODE_FILE, NULL,
+                       "A continuous capture needs at least one file of at least one byte.");
     if (p->n_interfaces > CAPTURE_MAX_INTERFACES)
         return cp_fail(e, CP_EINVAL, CAP_CODE_PCAP, NULL, "More than %d interfaces.",
                        CAPTURE_MAX_INTERFACES);
@@ -572,7 +583,8 @@ enum cp_err capture_start(const struct capture_params *p, struct capture **out, 
                       p->root_dir, strerror(errno));
         goto fail;
     }
-    err = pcap_file_open(c->rootfd, p->file_path, pcap_datalink(c->h[0].p), snaplen, &c->file, e);
+    err = capture_out_open(c->rootfd, p->file_path, p->ring, pcap_datalink(c->h[0].p), snaplen,
+                           &c->out, e);
     if (err != CP_OK)
         goto fail;
 
@@ -607,9 +619,10 @@ enum cp_err capture_start(const struct capture_params *p, struct capture **out, 
     }
     c->thread_started = 1;
     log_info("event=capture_started file=\"%s\" interfaces=%zu snaplen=%d byte_limit=%llu "
-             "time_limit_s=%u",
+             "time_limit_s=%u ring_files=%u ring_file_size=%llu",
              p->file_path, c->n_handles, snaplen, (unsigned long long)p->byte_limit,
-             p->time_limit_s);
+             p->time_limit_s, p->ring ? p->ring->file_count : 0,
+             p->ring ? (unsigned long long)p->ring->file_size : 0ULL);
     *out = c;
     return CP_OK;
 

@@ -35,13 +35,24 @@
  * exceeds the limit. time_limit_s = timeLimitInSeconds stops the session (TimeExceeded) that long
  * after capture_start returned. For both, 0 means no limit: how Azure's 0 maps is the caller's.
  *
- * Files. One standard pcap file (agent/pcap_file.h: created as ".<name>.partial", mode 0640,
- * renamed to its final name only when complete; no path out of the root; never replacing a
- * file). On an error the partial file is removed and no file is reported.
+ * Files. Without a ring: one standard pcap file (agent/pcap_file.h: created as
+ * ".<name>.partial", mode 0640, renamed to its final name only when complete; no path out of the
+ * root; never replacing a file). On an error the partial file is removed and no file is reported.
  *
- * Continuous (ring-buffer) capture is the next issue. Its seam: capture_params.ring (must be
- * NULL today), the per-packet write in capture.c (capture_output_write, the one place a rotation
- * by size goes) and capture_result.files, an array so that a ring reports every file.
+ * Ring (continuous capture, capture_params.ring set; agent/capture_ring.h has the details): the
+ * files are named after file_path with a sequence number and the UTC time the file was started,
+ * "a/x.cap" -> "a/x_000001_20261126T131500Z.cap", "a/x_000002_...", each written and completed
+ * like the single file above. A file's size on disk (the 24-byte file header and the 16-byte
+ * record headers included) never passes ring->file_size, except a file whose single packet alone
+ * is bigger: before a packet that would take the current file past the size, that file is
+ * completed (flushed, fsynced, renamed, directory fsynced) and the next one started. At most
+ * ring->file_count completed files are kept: when one more completes, the oldest is deleted. On
+ * disk at any time: up to file_count completed files plus the one being written. The session's
+ * duration is time_limit_s / time_limit_ms as for a single file; byte_limit, if set, counts every
+ * file written. The start is refused (CP_EEXIST) when a file of the same ring name with a sequence
+ * number >= first_seq already exists. On an error the file being written is removed, the
+ * completed ones stay on disk and none is reported. capture_result.files lists the files kept,
+ * oldest first (prior ones included).
  *
  * Threading: capture_start, capture_wait, capture_result and capture_free from the owning
  * thread; capture_stop, capture_progress and capture_done_fd from any thread.
@@ -61,16 +72,28 @@
 #define CAPTURE_MAX_INTERFACES 64
 #define CAPTURE_BUFFER_BYTES   (4 * 1024 * 1024) /* kernel ring per interface */
 
-/* Continuous-capture settings (captureSettings); the next issue. */
+/* A completed file: path relative to the root, size on disk, SHA-256 (hex). */
+struct capture_file {
+    char path[CAPTURE_PATH_MAX_LEN + 1];
+    uint64_t size;
+    char sha256[65];
+};
+
+/* Continuous capture (captureSettings), above. */
 struct capture_ring {
-    uint32_t file_count;
-    uint64_t file_size;
-    uint32_t session_time_limit_s;
+    uint32_t file_count;              /* completed files kept, >= 1 */
+    uint64_t file_size;               /* bytes per file on disk, headers included, >= 1 */
+    uint32_t first_seq;               /* sequence number of the first file written; 0 = 1 */
+    const struct capture_file *prior; /* files of this ring kept from before (a session resumed
+                                         after a restart), oldest first; they count toward
+                                         file_count and are deleted in turn. Borrowed. */
+    size_t n_prior;
 };
 
 struct capture_params {
     const char *root_dir;            /* capture root, e.g. CAPTURE_ROOT_LINUX; must exist */
-    const char *file_path;           /* relative to root_dir: "pc1.cap", "a/b/pc1.cap" */
+    const char *file_path;           /* relative to root_dir: "pc1.cap", "a/b/pc1.cap"; a ring's
+                                        base name */
     uint32_t snaplen;                /* bytesToCapturePerPacket; 0 = CAPTURE_SNAPLEN_MAX */
     uint64_t byte_limit;             /* totalBytesPerSession (sum of caplen); 0 = none */
     uint32_t time_limit_s;           /* timeLimitInSeconds; 0 = none */
@@ -79,7 +102,7 @@ struct capture_params {
     const char *const *interfaces;   /* names, or NULL for the default set */
     size_t n_interfaces;             /* entries in interfaces; 0 = the default set */
     const char *filter;              /* pcap expression; NULL or "" = every packet */
-    const struct capture_ring *ring; /* must be NULL: continuous capture is not implemented */
+    const struct capture_ring *ring; /* NULL: one file; else continuous capture (borrowed) */
 };
 
 enum capture_stop_reason {
@@ -101,15 +124,8 @@ struct capture_stats {
     uint64_t bytes;          /* sum of their caplen: what byte_limit counts */
     uint64_t received;       /* packets that passed the filter (pcap_stats ps_recv, all handles) */
     uint64_t drops;          /* lost in the kernel: ps_drop + ps_ifdrop, all handles */
-    uint32_t files;          /* files completed */
+    uint32_t files;          /* completed files kept (a ring's prior ones included) */
     int64_t first_packet_ms; /* epoch ms of the first packet written (its pcap time); 0 = none */
-};
-
-/* A completed file: path relative to the root, size on disk, SHA-256 (hex). */
-struct capture_file {
-    char path[CAPTURE_PATH_MAX_LEN + 1];
-    uint64_t size;
-    char sha256[65];
 };
 
 struct capture_result {
@@ -131,7 +147,8 @@ struct capture;
  * Errors (nothing left on disk but directories made; e filled, code an Azure PcError):
  *   CP_EINVAL   bad parameters, an unknown interface, a filter pcap cannot compile, a refused
  *               path ("CaptureFailed" or "LocalFileFailed");
- *   CP_EEXIST   the final file name already exists ("LocalFileFailed");
+ *   CP_EEXIST   the final file name already exists, or a ring file at or past first_seq
+ *               ("LocalFileFailed");
  *   CP_EIO      libpcap or the file system failed ("CaptureFailed" / "LocalFileFailed");
  *   CP_ENOMEM   ("InternalError").
  */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent/dispatch_int.h"
+#include "agent/capture_ring.h"
 #include "agent/spec.h"
 #include "common/log.h"
 
@@ -268,11 +269,37 @@ size_t dispatch_running(const struct dispatch *d)
 
 /* ---- capturing --------------------------------------------------------------------------- */
 
+/* The ring's files kept from before a restart (rec's files) as capture_ring.prior, and the seq to
+ * go on from. *prior (malloc'ed, NULL when none) is the caller's to free. */
+static enum cp_err ring_prior(const struct spool_session *rec, const char *base,
+                              struct capture_ring *ring, struct capture_file **prior,
+                              struct cp_error *e)
+{
+    uint32_t last = 0;
+    *prior = rec->n_files ? calloc(rec->n_files, sizeof(**prior)) : NULL;
+    if (rec->n_files && !*prior)
+        return cp_fail(e, CP_ENOMEM, "InternalError", "", "out of memory");
+    for (size_t i = 0; i < rec->n_files; i++) {
+        struct capture_file *f = &(*prior)[i];
+        snprintf(f->path, sizeof(f->path), "%s", rec->files[i].path);
+        f->size = rec->files[i].size;
+        snprintf(f->sha256, sizeof(f->sha256), "%s", rec->files[i].sha256);
+        const char *slash = strrchr(f->path, '/');
+        uint32_t seq = capture_ring_seq(base, slash ? slash + 1 : f->path);
+        last = seq > last ? seq : last;
+    }
+    ring->first_seq = last + 1;
+    ring->prior = *prior;
+    ring->n_prior = rec->n_files;
+    return CP_OK;
+}
+
 enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, const char *rel,
                              uint64_t time_left_ms, uint64_t byte_budget, struct cp_error *e)
 {
     struct agent_spec sp;
     struct capture *cap = NULL;
+    struct capture_file *prior = NULL;
     enum cp_err rc = CP_EINVAL;
     if (agent_spec_read(s->rec.spec, &sp, e) == 0) {
         struct capture_params p = {.root_dir = d->root,
@@ -283,10 +310,21 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
                                    .interfaces = d->n_ifaces ? d->ifaces : NULL,
                                    .n_interfaces = d->n_ifaces,
                                    .filter = sp.filter};
-        rc = capture_start(&p, &cap, e);
+        struct capture_ring ring = {.file_count = sp.ring_files, .file_size = sp.ring_file_size};
+        rc = CP_OK;
+        if (sp.ring) {
+            /* A resumed ring goes on from its files kept (dispatch_restore.c lists them). */
+            rc = ring_prior(&s->rec, sp.file, &ring, &prior, e);
+            p.ring = &ring;
+            p.byte_limit = 0;
+        }
+        if (rc == CP_OK)
+            rc = capture_start(&p, &cap, e);
         if (rc != CP_OK && !e->code[0])
             snprintf(e->code, sizeof(e->code), "%s", "InternalError");
+        s->ring = sp.ring;
     }
+    free(prior);
     agent_spec_clear(&sp);
     if (rc != CP_OK)
         return rc;
@@ -300,7 +338,8 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
     }
     s->cap = cap;
     s->state = DISPATCH_RUNNING;
-    snprintf(s->rec.partial, sizeof(s->rec.partial), "%s", rel);
+    /* A ring writes many files: a restart finds them by their names instead. */
+    snprintf(s->rec.partial, sizeof(s->rec.partial), "%s", s->ring ? "" : rel);
     return CP_OK;
 }
 
@@ -368,6 +407,8 @@ void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_sessio
             files[n].bytes = (int64_t)f->size;
             snprintf(files[n].sha256, sizeof(files[n].sha256), "%s", f->sha256);
             n++;
+            log_info("event=capture_file captureId=%s file=\"%s\" bytes=%" PRIu64 " sha256=%s",
+                     s->rec.capture_id, path, f->size, f->sha256);
         }
         m.completed.files = files;
         m.completed.n_files = n;
@@ -407,7 +448,16 @@ static void finish(struct dispatch *d, struct channel *ch, struct dispatch_sessi
     rec->cur_drops = 0;
     if (!rec->first_packet_ms)
         rec->first_packet_ms = r->stats.first_packet_ms;
-    for (size_t i = 0; i < r->n_files; i++) {
+    size_t from = 0;
+    if (s->ring) {
+        /* A ring's result lists every file it kept, those from before a restart too: it replaces
+         * the list. A report lists at most PROTO_MAX_FILES: the newest. */
+        free(rec->files);
+        rec->files = NULL;
+        rec->n_files = 0;
+        from = r->n_files > PROTO_MAX_FILES ? r->n_files - PROTO_MAX_FILES : 0;
+    }
+    for (size_t i = from; i < r->n_files; i++) {
         if (spool_session_add_file(rec, r->files[i].path, r->files[i].size, r->files[i].sha256) !=
             CP_OK)
             log_warnx("event=session_file_not_listed captureId=%s file=\"%s\"", rec->capture_id,
@@ -669,7 +719,8 @@ static void tick(struct dispatch *d, struct channel *ch)
         p->packets = (int64_t)(rec->packets + cur.packets);
         p->bytes = (int64_t)(rec->bytes + cur.bytes);
         p->drops = (int64_t)(rec->drops + cur.drops);
-        p->files = (int64_t)rec->n_files + 1; /* the one being written counts */
+        /* The one being written counts; a ring's capture counts every file it keeps. */
+        p->files = (int64_t)(s->ring ? cur.files : rec->n_files) + 1;
         p->first_packet_at = rec->first_packet_ms;
         if (send_progress(d, ch, s, &m) != CP_OK)
             return;

@@ -32,6 +32,7 @@ struct dispatch_session {
     struct spool_session rec; /* what the spool holds (REFUSED: never saved) */
     enum dispatch_state state;
     struct capture *cap;        /* RUNNING only: the current file's capture */
+    int ring;                   /* continuous capture: the capture keeps (and lists) the files */
     char *ack_json;             /* the start's ack as sent (for repeats); NULL after a restart */
     char *stop_ack_json;        /* the last stop's ack as sent; NULL = none known */
     char *final_json;           /* FINISHED: completed or error as sent */

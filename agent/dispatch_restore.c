@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/capture_ring.h"
 #include "agent/dispatch_int.h"
 #include "agent/salvage.h"
 #include "agent/spec.h"
@@ -110,6 +111,57 @@ static void salvage_current(struct dispatch *d, int rootfd, struct dispatch_sess
     dispatch_save(d, s);
 }
 
+/*
+ * A running ring's files are what its directory holds under its names (the sweep has salvaged
+ * its partial file already): the newest fileCount of them are the session's files, read for size
+ * and SHA-256, older ones deleted as the ring would have. The session's packet and byte totals
+ * become those of the files kept (packets in files deleted before the restart are not counted).
+ */
+static void ring_collect(struct dispatch *d, int rootfd, struct dispatch_session *s)
+{
+    struct spool_session *rec = &s->rec;
+    struct agent_spec sp = {.filter = NULL};
+    struct cp_error e = {{0}, {0}, {0}};
+    struct capture_ring_entry *v = NULL;
+    size_t n = 0;
+    if (agent_spec_read(rec->spec, &sp, &e) != 0 || !sp.ring || rootfd < 0)
+        goto out; /* not a ring; or resume() reports what is wrong */
+    s->ring = 1;
+    if (capture_ring_list(rootfd, sp.file, &v, &n, &e) != CP_OK) {
+        log_warnx("event=ring_not_listed captureId=%s detail=\"%s\"", rec->capture_id, e.message);
+        goto out;
+    }
+    size_t from = n > sp.ring_files ? n - sp.ring_files : 0;
+    for (size_t i = 0; i < from; i++)
+        capture_ring_remove(rootfd, v[i].path);
+    /* A report lists PROTO_MAX_FILES at most: older ones stay on disk, unlisted. */
+    if (n - from > PROTO_MAX_FILES)
+        from = n - PROTO_MAX_FILES;
+    free(rec->files);
+    rec->files = NULL;
+    rec->n_files = 0;
+    rec->packets = rec->bytes = 0;
+    for (size_t i = from; i < n; i++) {
+        struct salvage_info info;
+        if (salvage_file(rootfd, v[i].path, &info, &e) != CP_OK ||
+            spool_session_add_file(rec, info.path, info.size, info.sha256) != CP_OK) {
+            log_warnx("event=session_file_lost captureId=%s file=\"%s\" detail=\"%s\"",
+                      rec->capture_id, v[i].path, e.message);
+            continue;
+        }
+        rec->packets += info.packets;
+        rec->bytes += info.bytes;
+        if (!rec->first_packet_ms)
+            rec->first_packet_ms = info.first_packet_ms;
+    }
+    log_info("event=ring_restored captureId=%s files=%zu deleted=%zu", rec->capture_id,
+             rec->n_files, n > sp.ring_files ? n - sp.ring_files : 0);
+    dispatch_save(d, s);
+out:
+    free(v);
+    agent_spec_clear(&sp);
+}
+
 /* "dir/pc1.cap" and 2 -> "dir/pc1.2.cap"; a name without an extension gets ".2" at the end. */
 static int resume_name(const char *rel, uint32_t index, char *out, size_t n)
 {
@@ -154,7 +206,7 @@ static void resume(struct dispatch *d, struct dispatch_session *s)
         dispatch_end(d, NULL, s, ended, PROTO_PC_NONE, NULL);
         return;
     }
-    if (rec->n_files >= PROTO_MAX_FILES) {
+    if (!sp.ring && rec->n_files >= PROTO_MAX_FILES) {
         agent_spec_clear(&sp);
         dispatch_end(d, NULL, s, PROTO_STOP_NONE, PROTO_PC_LOCAL_FILE_FAILED,
                      "the session has as many files as a report can list; not resumed");
@@ -164,7 +216,12 @@ static void resume(struct dispatch *d, struct dispatch_session *s)
     uint64_t budget = sp.byte_limit ? sp.byte_limit - rec->bytes : 0;
     enum cp_err err = CP_EEXIST;
     char rel[CAPTURE_PATH_MAX_LEN + 16];
-    for (int i = 0; i < RESTORE_NAME_TRIES && err == CP_EEXIST; i++) {
+    if (sp.ring) {
+        /* The ring goes on where it was: the same names, the next seq. */
+        snprintf(rel, sizeof(rel), "%s", sp.file);
+        err = dispatch_capture(d, s, rel, left, 0, &e);
+    }
+    for (int i = 0; i < RESTORE_NAME_TRIES && err == CP_EEXIST && !sp.ring; i++) {
         if (rec->next_index == 0)
             rec->next_index = 1;
         if (resume_name(sp.file, rec->next_index++, rel, sizeof(rel)) != 0) {
@@ -203,6 +260,9 @@ enum cp_err dispatch_restore(struct dispatch *d, struct cp_error *e)
             salvage_current(d, rootfd, s);
     /* Whatever is left was no session's: salvaged too, never deleted. */
     unsigned stray = rootfd >= 0 ? salvage_sweep(rootfd) : 0;
+    for (struct dispatch_session *s = d->sessions; s; s = s->next)
+        if (s->state == DISPATCH_RUNNING && !s->cap)
+            ring_collect(d, rootfd, s);
     if (rootfd >= 0)
         close(rootfd);
     size_t resumed = 0, n = 0;

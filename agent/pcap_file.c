@@ -175,6 +175,13 @@ static enum cp_err pf_open_dirs(int rootfd, const char *rel, int *dirfd, char *n
     return CP_OK;
 }
 
+enum cp_err pcap_file_open_dir(int rootfd, const char *rel, int *dirfd, char *name,
+                               struct cp_error *e)
+{
+    enum cp_err err = pcap_file_check_path(rel, e);
+    return err == CP_OK ? pf_open_dirs(rootfd, rel, dirfd, name, e) : err;
+}
+
 /* ---- the file ---- */
 
 static void pf_free(struct pcap_file *f)

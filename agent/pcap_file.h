@@ -61,6 +61,15 @@ enum cp_err pcap_file_check_path(const char *rel, struct cp_error *e) CP_MUST_US
 enum cp_err pcap_file_open(int rootfd, const char *rel, int linktype, int snaplen,
                            struct pcap_file **out, struct cp_error *e) CP_MUST_USE;
 
+/*
+ * The directory that holds rel under rootfd, made as pcap_file_open makes it (same rules: no
+ * symlink, no escape): an fd of it (O_DIRECTORY, close-on-exec; the caller closes it) into *dirfd
+ * and rel's final segment into name (PCAP_FILE_SEGMENT_MAX + 1 bytes). For callers that list or
+ * remove files beside a capture file (the ring of agent/capture_ring.h). Errors as pcap_file_open.
+ */
+enum cp_err pcap_file_open_dir(int rootfd, const char *rel, int *dirfd, char *name,
+                               struct cp_error *e) CP_MUST_USE;
+
 /* Appends one record (buffered). A write error is kept and reported by the next flush. */
 void pcap_file_write(struct pcap_file *f, const struct pcap_pkthdr *h, const u_char *bytes);
 

@@ -12,12 +12,13 @@
 
 #define SPEC_MAX_FILTERS 64 /* more than api/ accepts */
 
-/* Reads an optional non-negative integer member (absent = 0) no larger than max. */
-static int spec_uint(json_t *spec, const char *key, uint64_t max, uint64_t *out, struct cp_error *e)
+/* Reads an optional non-negative integer member (absent or null = def) no larger than max. */
+static int spec_uint_or(json_t *spec, const char *key, uint64_t max, uint64_t def, uint64_t *out,
+                        struct cp_error *e)
 {
     json_t *v = json_object_get(spec, key);
-    *out = 0;
-    if (!v)
+    *out = def;
+    if (!v || json_is_null(v))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max) {
         cp_fail(e, CP_EINVAL, "CaptureFailed", key, "%s must be an integer from 0 to %" PRIu64, key,
@@ -25,6 +26,41 @@ static int spec_uint(json_t *spec, const char *key, uint64_t max, uint64_t *out,
         return -1;
     }
     *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int spec_uint(json_t *spec, const char *key, uint64_t max, uint64_t *out, struct cp_error *e)
+{
+    return spec_uint_or(spec, key, max, 0, out, e);
+}
+
+/*
+ * continuousCapture and captureSettings. Given at all (true or false), the session lasts
+ * sessionTimeLimitInSeconds, as netwatchd's backstop counts it; true makes it a ring.
+ */
+static int spec_continuous(json_t *spec, struct agent_spec *out, struct cp_error *e)
+{
+    json_t *cc = json_object_get(spec, "continuousCapture");
+    if (!cc || json_is_null(cc))
+        return 0;
+    if (!json_is_boolean(cc)) {
+        cp_fail(e, CP_EINVAL, "CaptureFailed", "continuousCapture",
+                "continuousCapture must be a boolean");
+        return -1;
+    }
+    json_t *cs = json_object_get(spec, "captureSettings");
+    uint64_t count, size, secs;
+    if (spec_uint_or(cs, "fileCount", SPEC_RING_FILES_MAX, SPEC_RING_FILES_DEFAULT, &count, e) ||
+        spec_uint_or(cs, "fileSizeInBytes", UINT32_MAX, SPEC_RING_SIZE_DEFAULT, &size, e) ||
+        spec_uint_or(cs, "sessionTimeLimitInSeconds", SPEC_RING_TIME_MAX, SPEC_RING_TIME_DEFAULT,
+                     &secs, e))
+        return -1;
+    out->continuous = 1;
+    out->ring = json_is_true(cc);
+    out->ring_files = count ? (uint32_t)count : SPEC_RING_FILES_DEFAULT;
+    out->ring_file_size = size ? size : SPEC_RING_SIZE_DEFAULT;
+    out->time_limit_s = secs ? (uint32_t)secs : SPEC_RING_TIME_MAX;
+    out->byte_limit = 0;
     return 0;
 }
 
@@ -107,9 +143,6 @@ int agent_spec_read(const char *text, struct agent_spec *out, struct cp_error *e
     int rc = -1;
     if (!json_is_object(spec)) {
         cp_fail(e, CP_EINVAL, "InternalError", "spec", "the spec is not a JSON object");
-    } else if (json_object_get(spec, "continuousCapture")) {
-        cp_fail(e, CP_EINVAL, "CaptureFailed", "continuousCapture",
-                "continuous capture is not supported yet");
     } else if (spec_file(spec, &rel, e) == 0 &&
                spec_uint(spec, "bytesToCapturePerPacket", UINT32_MAX, &snaplen, e) == 0 &&
                spec_uint(spec, "totalBytesPerSession", UINT64_MAX >> 1, &bytes, e) == 0 &&
@@ -122,7 +155,7 @@ int agent_spec_read(const char *text, struct agent_spec *out, struct cp_error *e
             out->snaplen = (uint32_t)snaplen;
             out->byte_limit = bytes;
             out->time_limit_s = (uint32_t)secs;
-            rc = 0;
+            rc = spec_continuous(spec, out, e);
         }
     }
     json_decref(spec);

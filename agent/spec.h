@@ -4,10 +4,17 @@
  *
  * The local file (storageLocation.filePath, else localPath) must be under CAPTURE_ROOT_LINUX
  * ("/var/captures/"): the rest of the path is the file's path under the agent's capture root
- * (--capture-root). A Windows path or any other prefix, and continuousCapture, are refused
- * (CaptureFailed); a storage-only session (no local path) is refused with StorageFailed (no blob
- * upload yet). Filters compile to one pcap expression (common/bpf_expr.h) with this machine's
- * addresses taken when the spec is read.
+ * (--capture-root). A Windows path or any other prefix is refused (CaptureFailed); a storage-only
+ * session (no local path) is refused with StorageFailed (no blob upload yet). Filters compile to
+ * one pcap expression (common/bpf_expr.h) with this machine's addresses taken when the spec is
+ * read.
+ *
+ * continuousCapture given (true or false): the session lasts captureSettings.
+ * sessionTimeLimitInSeconds (0 = the longest Azure allows, 7 days; netwatchd's backstop counts 0
+ * the same way), and totalBytesPerSession / timeLimitInSeconds do not apply (api/ leaves them
+ * out, as Azure does). true: a ring (agent/capture.h) of fileCount files of fileSizeInBytes each;
+ * 0 for either means its default (10 files, 104857600 bytes), so a ring is always bounded.
+ * false: one file at localPath.
  *
  * Threading: no shared state.
  */
@@ -21,12 +28,22 @@
 
 #define SPEC_ROOT_PREFIX CAPTURE_ROOT_LINUX "/"
 
+#define SPEC_RING_FILES_DEFAULT 10
+#define SPEC_RING_FILES_MAX     10000
+#define SPEC_RING_SIZE_DEFAULT  104857600ULL
+#define SPEC_RING_TIME_DEFAULT  86400
+#define SPEC_RING_TIME_MAX      604800 /* 7 days: also what 0 means */
+
 struct agent_spec {
     char file[CAPTURE_PATH_MAX_LEN + 1]; /* relative to the capture root */
     uint32_t snaplen;                    /* bytesToCapturePerPacket; 0 = whole packets */
     uint64_t byte_limit;                 /* totalBytesPerSession; 0 = none */
     uint32_t time_limit_s;               /* timeLimitInSeconds; 0 = none */
     char *filter;                        /* owned; NULL = every packet */
+    int continuous;                      /* continuousCapture given (true or false) */
+    int ring;                            /* continuousCapture true */
+    uint32_t ring_files;                 /* fileCount, >= 1 when ring */
+    uint64_t ring_file_size;             /* fileSizeInBytes, >= 1 when ring */
 };
 
 /* Reads spec (borrowed, JSON text) into *out (caller-owned; agent_spec_clear it, also after a

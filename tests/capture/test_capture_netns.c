@@ -619,9 +619,11 @@ static void negative_starts(void)
     CHECK(capture_start(&p, &c, &e) == CP_EINVAL && strcmp(e.code, "CaptureFailed") == 0,
           "bad filter: %s", e.message);
     p.filter = NULL;
-    struct capture_ring ring = {10, 1000000, 60};
+    struct capture_ring ring = {.file_count = 0, .file_size = 1000000};
     p.ring = &ring;
-    CHECK(capture_start(&p, &c, &e) == CP_EINVAL, "ring: %s", e.message);
+    CHECK(capture_start(&p, &c, &e) == CP_EINVAL, "ring of no files: %s", e.message);
+    ring = (struct capture_ring){.file_count = 3, .file_size = 0};
+    CHECK(capture_start(&p, &c, &e) == CP_EINVAL, "ring of empty files: %s", e.message);
     sh->negatives_run = 1;
 }
 
