@@ -60,6 +60,8 @@ struct dispatch_options {
     struct agent_state *state;    /* borrowed for the dispatcher's life: report seqs; its dir
                                      holds the spool */
     unsigned progress_interval_s; /* 0 = no progress reports */
+    size_t upload_block_size;     /* blob uploads' block size; 0 = agent/upload.h's default */
+    long upload_backoff_ms;       /* first retry wait of an upload request; 0 = the default */
 };
 
 struct dispatch;

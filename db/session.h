@@ -17,7 +17,9 @@
 #define DB_SESSION_ID_MAX       40
 #define DB_SESSION_INSTANCE_MAX 81
 #define DB_SESSION_CODE_MAX     32
-#define DB_SESSION_MESSAGE_MAX  256
+/* An agent's error message is up to 1024 bytes (proto.h PROTO_MESSAGE_MAX); a longer one would
+ * be dropped whole by str_copy, as a StorageFailed naming its blob URL was. */
+#define DB_SESSION_MESSAGE_MAX 1025
 
 struct db_session {
     char id[DB_SESSION_ID_MAX]; /* the captureId its agent knows */
