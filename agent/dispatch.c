@@ -217,6 +217,7 @@ void dispatch_session_drop(struct dispatch *d, struct dispatch_session *s)
     free(s->stop_ack_json);
     free(s->final_json);
     free(s->upload_failure);
+    free(s->ring_up); /* after capture_free: the capture thread no longer calls the hook */
     free(s);
 }
 
@@ -316,6 +317,7 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
         if (sp.ring) {
             /* A resumed ring goes on from its files kept (dispatch_restore.c lists them). */
             rc = ring_prior(&s->rec, sp.file, &ring, &prior, e);
+            dispatch_upload_ring(d, s, sp.file, &ring);
             p.ring = &ring;
             p.byte_limit = 0;
         }
@@ -440,7 +442,7 @@ void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_sessio
     s->state = DISPATCH_FINISHED;
     s->rec.partial[0] = '\0';
     dispatch_save(d, s); /* after the report: a restart that finds both knows it ended */
-    dispatch_upload_end(d, s);
+    dispatch_upload_end(d, s, code == PROTO_PC_NONE);
 }
 
 /* The current file's capture has ended: its file joins the session's, then the end report. */

@@ -43,6 +43,7 @@ struct dispatch_session {
     enum agent_spec_upload upload; /* the spec's storage mode (dispatch_upload.c) */
     enum proto_stop_reason up_reason; /* UPLOADING: why capturing ended */
     char *upload_failure;             /* RUNNING: the uploads failed; ends StorageFailed */
+    void *ring_up;                    /* a ring's upload hook context (dispatch_upload.c) */
     struct dispatch_session *next;
 };
 
@@ -112,6 +113,11 @@ enum cp_err dispatch_upload_open(struct dispatch *d, const struct dispatch_optio
 /* Queues the files of s (an upload session, not a ring) that are not queued yet: file k of the
  * session's list is blob file k. */
 void dispatch_upload_queue(struct dispatch *d, struct dispatch_session *s);
+/* A ring of an upload session: sets ring->on_file so that each file the ring completes is
+ * linked under the session's upload directory and queued (blob file seq - 1) before the ring can
+ * delete it. base: the ring's base name. No-op for other sessions. */
+void dispatch_upload_ring(struct dispatch *d, struct dispatch_session *s, const char *base,
+                          struct capture_ring *ring);
 /* s's capture has ended with reason and nothing failed: 1 when it now waits for its uploads
  * (UPLOADING, recorded), 0 when it can end at once. */
 int dispatch_upload_wait(struct dispatch *d, struct dispatch_session *s,
@@ -126,8 +132,8 @@ void dispatch_upload_settle(struct dispatch *d);
  * (malloc'ed, paths malloc'ed) and *n. 0, or -1 when s is not storage only. */
 int dispatch_upload_report(struct dispatch *d, struct dispatch_session *s,
                            struct proto_file **files, size_t *n);
-/* s has ended (reported): its queue is forgotten; a storage-only session's empty private
- * directory goes. */
-void dispatch_upload_end(struct dispatch *d, struct dispatch_session *s);
+/* s has ended (reported; completed or not): its queue is forgotten. Completed, a storage-only
+ * session's private directory goes (every file in it is in storage). */
+void dispatch_upload_end(struct dispatch *d, struct dispatch_session *s, int completed);
 
 #endif

@@ -8,7 +8,15 @@
  * SPEC_UPLOAD_DIR/<captureId>/ in the capture root and each goes once its blob is committed.
  *
  * File index: file k of the session's list (the single file 0, then the parts a restart
- * resumed into, in order) is blob file k.
+ * resumed into, in order) is blob file k. In a ring, the file with sequence number n (its name,
+ * agent/capture_ring.h) is blob file n - 1, so the index survives restarts and deletions.
+ *
+ * Rings: the ring deletes its oldest file when one more completes, whether or not it went to
+ * storage yet. So each file the ring completes is hard-linked, on the capture thread before any
+ * deletion (capture_ring.on_file), as SPEC_UPLOAD_DIR/<captureId>/up/<name>, and the link is
+ * what is queued and removed once committed: the ring keeps its fileCount names and its rule,
+ * and a file it deletes stays on disk (under the link) only until uploaded. Disk use can grow
+ * past fileCount files while storage is slower than the capture.
  *
  * A session whose capture ends while files are still queued becomes UPLOADING (recorded in its
  * queue, so a restart does not capture again): the server still sees it running; its completed
@@ -16,13 +24,18 @@
  * or a grant refused) the session ends with error StorageFailed and the uploader's message; the
  * local files stay where they are, including a storage-only session's private directory.
  */
+/* _GNU_SOURCE: d_type (DT_REG) and dirfd. */
+#define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/capture_ring.h"
 #include "agent/dispatch_int.h"
 #include "common/log.h"
 
@@ -98,10 +111,113 @@ enum cp_err dispatch_upload_open(struct dispatch *d, const struct dispatch_optio
     return CP_OK;
 }
 
+/* What a ring's hook needs, fixed while the capture runs (read on the capture thread). */
+struct ring_up {
+    struct uploads *uploads;
+    const char *root;
+    char capture_id[PROTO_ID_SIZE];
+    char base[CAPTURE_PATH_MAX_LEN + 1];
+};
+
+#define UPLOAD_LINKS "up" /* a ring's links, under the session's upload directory */
+
+static int make_dir(const char *path)
+{
+    return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Links ring file rel under the session's upload directory and queues the link (blob file
+ * seq - 1). A file that cannot be linked is queued as it is (logged): the ring may delete it
+ * first, and then its upload fails the session. */
+static void ring_queue(const struct ring_up *r, const char *rel, uint64_t size, const char *sha)
+{
+    const char *slash = strrchr(rel, '/');
+    const char *name = slash ? slash + 1 : rel;
+    uint32_t seq = capture_ring_seq(r->base, name);
+    if (seq == 0 || uploads_has(r->uploads, r->capture_id, (int64_t)seq - 1))
+        return;
+    char link_rel[CAPTURE_PATH_MAX_LEN + 1], dir[CAPTURE_PATH_MAX_LEN * 2];
+    char from[CAPTURE_PATH_MAX_LEN * 2], to[CAPTURE_PATH_MAX_LEN * 3];
+    int w = snprintf(link_rel, sizeof(link_rel), "%s/%s/%s/%s", SPEC_UPLOAD_DIR, r->capture_id,
+                     UPLOAD_LINKS, name);
+    const char *queued = rel;
+    int remove_after = 0;
+    if (w > 0 && (size_t)w < sizeof(link_rel)) {
+        snprintf(from, sizeof(from), "%s/%s", r->root, rel);
+        snprintf(to, sizeof(to), "%s/%s", r->root, link_rel);
+        snprintf(dir, sizeof(dir), "%s/%s", r->root, SPEC_UPLOAD_DIR);
+        int ok = make_dir(dir) == 0;
+        snprintf(dir, sizeof(dir), "%s/%s/%s", r->root, SPEC_UPLOAD_DIR, r->capture_id);
+        ok = ok && make_dir(dir) == 0;
+        snprintf(dir, sizeof(dir), "%s/%s/%s/%s", r->root, SPEC_UPLOAD_DIR, r->capture_id,
+                 UPLOAD_LINKS);
+        ok = ok && make_dir(dir) == 0 && (link(from, to) == 0 || errno == EEXIST);
+        if (ok) {
+            queued = link_rel;
+            remove_after = 1;
+        } else {
+            log_warnx("event=ring_file_not_linked captureId=%s file=\"%s\" detail=\"%s\"",
+                      r->capture_id, rel, strerror(errno));
+        }
+    }
+    struct cp_error e = {{0}, {0}, {0}};
+    if (uploads_add(r->uploads, r->capture_id, (int64_t)seq - 1, queued, size, sha, remove_after,
+                    &e) != CP_OK)
+        log_error("event=upload_not_queued captureId=%s file=\"%s\" detail=\"%s\"", r->capture_id,
+                  rel, e.message);
+}
+
+static void on_ring_file(void *arg, const struct capture_file *f)
+{
+    ring_queue(arg, f->path, f->size, f->sha256);
+}
+
+static void ring_up_fill(struct dispatch *d, const struct dispatch_session *s, const char *base,
+                         struct ring_up *r)
+{
+    r->uploads = d->uploads;
+    r->root = d->root;
+    snprintf(r->capture_id, sizeof(r->capture_id), "%s", s->rec.capture_id);
+    snprintf(r->base, sizeof(r->base), "%s", base);
+}
+
+void dispatch_upload_ring(struct dispatch *d, struct dispatch_session *s, const char *base,
+                          struct capture_ring *ring)
+{
+    if (s->upload == SPEC_UPLOAD_NONE)
+        return;
+    free(s->ring_up);
+    struct ring_up *r = calloc(1, sizeof(*r));
+    s->ring_up = r;
+    if (!r)
+        return; /* its files are queued at the end instead (dispatch_upload_settle's way) */
+    ring_up_fill(d, s, base, r);
+    ring->on_file = on_ring_file;
+    ring->on_file_arg = r;
+}
+
+/* A ring session's files not queued yet (a restart salvaged them): linked and queued. */
+static void ring_queue_listed(struct dispatch *d, struct dispatch_session *s)
+{
+    struct agent_spec sp;
+    struct cp_error e = {{0}, {0}, {0}};
+    if (dispatch_spec(s, &sp, &e) == 0 && sp.ring) {
+        struct ring_up r;
+        ring_up_fill(d, s, sp.file, &r);
+        for (size_t i = 0; i < s->rec.n_files; i++)
+            ring_queue(&r, s->rec.files[i].path, s->rec.files[i].size, s->rec.files[i].sha256);
+    }
+    agent_spec_clear(&sp);
+}
+
 void dispatch_upload_queue(struct dispatch *d, struct dispatch_session *s)
 {
-    if (s->upload == SPEC_UPLOAD_NONE || s->ring)
+    if (s->upload == SPEC_UPLOAD_NONE)
         return;
+    if (s->ring) {
+        ring_queue_listed(d, s); /* the hook has queued them; a failed link or alloc has not */
+        return;
+    }
     for (size_t i = 0; i < s->rec.n_files; i++) {
         const struct spool_file *f = &s->rec.files[i];
         struct cp_error e = {{0}, {0}, {0}};
@@ -202,19 +318,42 @@ int dispatch_upload_report(struct dispatch *d, struct dispatch_session *s,
     return *files ? 0 : -1;
 }
 
-void dispatch_upload_end(struct dispatch *d, struct dispatch_session *s)
+/* Removes the regular files of dir and dir itself (logged when it cannot). */
+static void remove_dir_files(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    for (struct dirent *de; dp && (de = readdir(dp)) != NULL;) {
+        if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+            continue; /* "up", ".", ".." */
+        if (unlinkat(dirfd(dp), de->d_name, 0) != 0)
+            log_warnx("event=upload_local_not_removed dir=\"%s\" file=\"%s\" detail=\"%s\"", dir,
+                      de->d_name, strerror(errno));
+    }
+    if (dp)
+        closedir(dp);
+    if (rmdir(dir) != 0 && errno != ENOENT)
+        log_warnx("event=upload_dir_not_removed dir=\"%s\" detail=\"%s\"", dir, strerror(errno));
+}
+
+void dispatch_upload_end(struct dispatch *d, struct dispatch_session *s, int completed)
 {
     free(s->upload_failure);
     s->upload_failure = NULL;
     if (s->upload == SPEC_UPLOAD_NONE)
         return;
     uploads_forget(d->uploads, s->rec.capture_id);
-    if (s->upload == SPEC_UPLOAD_ONLY) {
-        /* Empty once every file went up; a failed session's files keep it. */
-        char dir[CAPTURE_PATH_MAX_LEN * 2];
-        snprintf(dir, sizeof(dir), "%s/%s/%s", d->root, SPEC_UPLOAD_DIR, s->rec.capture_id);
-        if (rmdir(dir) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST)
-            log_warnx("event=upload_dir_not_removed dir=\"%s\" detail=\"%s\"", dir,
-                      strerror(errno));
-    }
+    char dir[CAPTURE_PATH_MAX_LEN * 2], links[CAPTURE_PATH_MAX_LEN * 2 + 8];
+    snprintf(dir, sizeof(dir), "%s/%s/%s", d->root, SPEC_UPLOAD_DIR, s->rec.capture_id);
+    snprintf(links, sizeof(links), "%s/%s", dir, UPLOAD_LINKS);
+    /* A failed session keeps everything: nothing captured is lost. */
+    if (!completed)
+        return;
+    /* Completed: every file is in storage. The links are gone already (removed as committed);
+     * storage only also drops what its ring still kept, and its directory. */
+    if (rmdir(links) != 0 && errno != ENOENT)
+        log_warnx("event=upload_dir_not_removed dir=\"%s\" detail=\"%s\"", links, strerror(errno));
+    if (s->upload == SPEC_UPLOAD_ONLY)
+        remove_dir_files(dir);
+    else
+        (void)rmdir(dir); /* Both: only the links lived here */
 }

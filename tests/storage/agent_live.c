@@ -24,6 +24,11 @@
  *       kept in the agent's temp directory.
  *   (f) the account removed (`storage remove`) while a Storage-only capture runs: the grant is
  *       refused, the session ends Error/StorageFailed, local data kept.
+ *   (g) continuous capture, Storage only: a ring of 2 files of 20,000 bytes fed about 10 files'
+ *       worth: while the session still runs, the blobs of its first files exist (each file is
+ *       uploaded as it rotates out, although the ring deletes it); stopped, every file the ring
+ *       made (blob file n - 1 for ring file n) is a blob identical to what the completion lists,
+ *       and the private directory is gone.
  */
 /* _GNU_SOURCE: memmem. */
 #define _GNU_SOURCE
@@ -460,6 +465,81 @@ static void removed(void)
              "the agent did not log the refused grant");
 }
 
+/* Blob k of a capture whose file 0 goes to blob0 ("x.cap" -> "x_k.cap"). */
+static void blob_k(const char *blob0, int k, char *out, size_t n)
+{
+    if (k == 0)
+        snprintf(out, n, "%s", blob0);
+    else
+        snprintf(out, n, "%.*s_%d.cap", (int)(strlen(blob0) - 4), blob0, k);
+}
+
+static int blob_exists(const char *blob)
+{
+    char *body = NULL;
+    size_t len = 0;
+    long st = nw_blob_download(&az, NW_BLOB_CONTAINER, blob, &body, &len);
+    free(body);
+    return st == 200;
+}
+
+/* (g) */
+static void ring(void)
+{
+    int port = 37000 + (int)(getpid() % 20000);
+    char loc[400], path[1200], blob[1300], url[1500];
+    snprintf(loc, sizeof(loc), "{\"storageId\":\"%s\"}", store_ok);
+    char t[700], body[1600];
+    snprintf(body, sizeof(body),
+             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
+             "Microsoft.Compute/virtualMachines/vm1\",\"storageLocation\":%s,"
+             "\"continuousCapture\":true,\"captureSettings\":{\"fileCount\":2,"
+             "\"fileSizeInBytes\":20000,\"sessionTimeLimitInSeconds\":120},"
+             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
+             srv.sub, loc, port);
+    snprintf(t, sizeof(t), "%s/packetCaptures/ring1?api-version=" API, nw);
+    struct nw_response r;
+    long code = nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 ? r.status : 0;
+    const char *p = nw_json_str(r.json, "properties.storageLocation.storagePath");
+    const char *aao = nw_response_header(&r, "Azure-AsyncOperation");
+    char op[600];
+    snprintf(op, sizeof(op), "%s", aao ? aao : "");
+    snprintf(path, sizeof(path), "%s", p ? p : "");
+    int ok = NW_CHECK(code == 201 && op[0], "PUT ring1: %ld %.300s", code, r.body ? r.body : "");
+    nw_response_free(&r);
+    if (!ok || !nw_operation_ends(&srv, op, 15, "Succeeded", NULL, NULL))
+        return;
+    const char *blob0 = blob_of(path);
+    send_traffic(port, "ring", 200);
+    /* The first files are in storage while the capture still runs. */
+    long long end = nw_now_ms() + WAIT_MS;
+    char second[1300];
+    blob_k(blob0, 1, second, sizeof(second));
+    while (!(blob_exists(blob0) && blob_exists(second)) && nw_now_ms() < end)
+        nw_sleep_ms(200);
+    NW_CHECK(blob_exists(blob0) && blob_exists(second), "blobs 0 and 1 of ring1 missing");
+    NW_CHECK(nw_capture_is(&srv, nw, "ring1", "Running", NULL),
+             "ring1 is no longer running while its first files are uploaded");
+    stop_capture("ring1");
+    if (!ended_as("ring1", "Stopped", "Manual", WAIT_MS))
+        return;
+    int k = 0;
+    for (;; k++) {
+        blob_k(blob0, k, blob, sizeof(blob));
+        snprintf(url, sizeof(url), "%.*s%s", (int)(blob0 - path), path, blob);
+        long long bytes = 0;
+        char sha[65] = "";
+        if (!blob_exists(blob))
+            break;
+        if (completion_of(url, &bytes, sha))
+            blob_is(blob, bytes, sha);
+        NW_CHECK(bytes <= 20000, "ring file %d is %lld bytes, over 20000", k, bytes);
+    }
+    NW_CHECK(k >= 8, "only %d ring files went to storage for about 10 files' worth", k);
+    NW_CHECK(temp_entries() == 0, "the private directory of ring1 is still there");
+    fprintf(stderr, "ring: %d files in storage, each checked against the completion\n", k);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -487,6 +567,7 @@ int main(int argc, char **argv)
         agent = nw_agent_start_argv(&srv, agent_bin, "vm1", agent_args);
         if (NW_CHECK(nw_agent_wait_connected(&srv, id, 1, WAIT_MS), "the agent did not connect")) {
             storage_only();
+            ring();
             both();
             refused();
             removed();
