@@ -213,6 +213,7 @@ struct core_report {
     int64_t at_ms;              /* ack: when the capture started (0 = now) */
     int64_t seq;
     int64_t packets, bytes, drops, files, first_packet_ms; /* progress */
+    int64_t uploaded_bytes;                                /* progress: in blob storage */
     /* Results: err is CP_OK (applied, or applied before: applied = 0), CP_EFORBIDDEN (refused,
      * e says why: not this agent's session or command) or the store's failure. */
     enum cp_err err;

@@ -534,6 +534,7 @@ static int to_report(const char *agent_id, const struct proto_msg *m, struct cor
         r->drops = m->progress.drops;
         r->files = m->progress.files;
         r->first_packet_ms = m->progress.first_packet_at;
+        r->uploaded_bytes = m->progress.uploaded_bytes;
         break;
     default:
         return 0;

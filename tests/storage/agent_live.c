@@ -186,6 +186,16 @@ static void send_traffic(int port, const char *tag, int n)
     nw_sleep_ms(1000); /* written once the capture thread has seen them */
 }
 
+/* captureDetails.uploadedBytes of name (-1 when queryStatus did not answer). */
+static long long uploaded_of(const char *name)
+{
+    json_t *j = query(name);
+    json_t *v = nw_json_get(j, "captureDetails.uploadedBytes");
+    long long n = json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+    json_decref(j);
+    return n;
+}
+
 static int stop_capture(const char *name)
 {
     char loc[700];
@@ -313,6 +323,8 @@ static void storage_only(void)
     if (completion_of(path, &bytes, sha)) {
         NW_CHECK(bytes > 300 * 1000, "the capture holds %lld bytes for 300 KB sent", bytes);
         blob_is(blob_of(path), bytes, sha);
+        NW_CHECK(uploaded_of("so1") == bytes, "captureDetails.uploadedBytes %lld, want %lld",
+                 uploaded_of("so1"), bytes);
         long blocks = put_blocks(blob_of(path));
         NW_CHECK(blocks >= (bytes + BLOCK - 1) / BLOCK, "%ld Put Block for %lld bytes", blocks,
                  bytes);
@@ -393,6 +405,11 @@ static void agent_killed(void)
     stop_capture("kill1");
     if (!NW_CHECK(wait_blocks(blob_of(path), 200, WAIT_MS), "no 200 blocks of kill1 staged"))
         return;
+    /* Progress reports carry the bytes uploaded so far (one a second). */
+    long long end = nw_now_ms() + 5000, up = 0;
+    while ((up = uploaded_of("kill1")) <= 0 && nw_now_ms() < end)
+        nw_sleep_ms(100);
+    NW_CHECK(up > 0, "no uploadedBytes while kill1 was uploading (%lld)", up);
     nw_agent_kill(agent);
     nw_sleep_ms(300); /* Azurite logs a request once answered */
     long before = put_blocks(blob_of(path));
@@ -404,6 +421,8 @@ static void agent_killed(void)
     long long size;
     sha256_file(local, sha, &size);
     blob_is(blob_of(path), size, sha);
+    NW_CHECK(uploaded_of("kill1") == size, "uploadedBytes %lld at the end, want %lld",
+             uploaded_of("kill1"), size);
     long blocks = (long)((size + BLOCK - 1) / BLOCK), total = put_blocks(blob_of(path));
     NW_CHECK(before < blocks, "the agent was killed after its upload (%ld of %ld)", before, blocks);
     /* At most the block in flight at the kill goes twice. */
