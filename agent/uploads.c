@@ -45,8 +45,8 @@ struct up_file {
     int64_t req_id;
     char *url;
     int64_t expires_at;
-    int regranted; /* a fresh grant was asked after a 403 */
-    int result;    /* 0 under way or waiting, 1 committed, -1 failed */
+    int regrants; /* fresh grants asked in a row after an expired one, nothing staged between */
+    int result;   /* 0 under way or waiting, 1 committed, -1 failed */
     char message[CP_ERROR_MESSAGE_MAX];
     struct up_file *next;
 };
@@ -346,12 +346,14 @@ static void upload_one(struct uploads *u, struct up_session *s, struct up_file *
         f->result = 1;
     } else if (err == CP_EBUSY && atomic_load(&u->stop)) {
         /* Shutting down: the journal stays for the next life. */
-    } else if (err == CP_EFORBIDDEN && !f->regranted &&
-               now_ms() >= expires - UPLOADS_EXPIRY_MARGIN_MS) {
-        log_info("event=upload_regrant captureId=%s file=%" PRId64
+    } else if (err == CP_EFORBIDDEN && now_ms() >= expires - UPLOADS_EXPIRY_MARGIN_MS &&
+               (st.blocks_put > 0 || f->regrants < UPLOADS_REGRANTS_MAX)) {
+        /* The grant ran out under the upload: a new one, and the journal resumes it. A grant
+         * that expires again before a single block goes is asked for a few times only. */
+        f->regrants = st.blocks_put > 0 ? 1 : f->regrants + 1;
+        log_info("event=upload_regrant captureId=%s file=%" PRId64 " blocks_put=%u"
                  " reason=\"the SAS expired during the upload\"",
-                 s->capture_id, f->index);
-        f->regranted = 1;
+                 s->capture_id, f->index, st.blocks_put);
         f->grant = UP_GRANT_WANTED;
     } else {
         log_warnx("event=upload_failed captureId=%s file=%" PRId64 " detail=\"%s\"", s->capture_id,

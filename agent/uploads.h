@@ -7,9 +7,11 @@
  * agent/upload.h (Put Blob, or Put Block + MD5 + Put Block List, retries with backoff). For each
  * file the worker asks the dispatcher's thread (the channel's) for a grant: it raises the wake fd,
  * uploads_on_wake sends the blobRequest, the dispatcher hands the blobGrant to uploads_on_grant.
- * A grant refused (403) after it expired is asked for once more and the upload resumes with its
- * journal; any other failure after the uploader's retries fails the session's uploads (the
- * dispatcher ends the session with StorageFailed; local files are kept).
+ * A SAS refused (403) when its grant has expired (or is within UPLOADS_EXPIRY_MARGIN_MS of it)
+ * makes the worker ask for a fresh grant and resume with the journal; UPLOADS_REGRANTS_MAX grants
+ * in a row that stage nothing end it. Any other failure after the uploader's retries (a 403 on a
+ * grant that is still valid included) fails the session's uploads (the dispatcher ends the
+ * session with StorageFailed; local files are kept).
  *
  * Durability: <state-dir>/uploads/<captureId>.json holds each session's queue (files, index,
  * committed or not, the blob URL without its SAS once committed, whether the capture has ended
@@ -38,6 +40,7 @@
 #define UPLOADS_DIR "uploads" /* under the state directory */
 /* A SAS refused this long before its expiry is not taken for an expired one. */
 #define UPLOADS_EXPIRY_MARGIN_MS 60000
+#define UPLOADS_REGRANTS_MAX     3 /* fresh grants in a row that stage no block */
 
 struct uploads_options {
     const char *state_dir;   /* borrowed for the queue's life */

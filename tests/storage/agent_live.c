@@ -29,6 +29,9 @@
  *       uploaded as it rotates out, although the ring deletes it); stopped, every file the ring
  *       made (blob file n - 1 for ring file n) is a blob identical to what the completion lists,
  *       and the private directory is gone.
+ *   (h) grants that expire under the upload: netwatchd restarted with --storage-grant-seconds 2;
+ *       a 1.5 MB file (about 1,500 blocks) outlives several grants: each 403 after expiry makes
+ *       the agent ask for a fresh grant and resume with its journal; the blob is identical.
  */
 /* _GNU_SOURCE: memmem. */
 #define _GNU_SOURCE
@@ -559,6 +562,42 @@ static void ring(void)
     fprintf(stderr, "ring: %d files in storage, each checked against the completion\n", k);
 }
 
+/* (h) */
+static void expiring_grants(const char *agent_id)
+{
+    int port = 38000 + (int)(getpid() % 20000);
+    static const char *const short_grants[] = {"--storage-grant-seconds", "2", NULL};
+    if (!NW_CHECK(nw_server_stop(&srv) == 0, "netwatchd did not stop") ||
+        !NW_CHECK(nw_server_start_on(&srv, srv.port, short_grants) == 0,
+                  "netwatchd did not start again on port %d", srv.port) ||
+        !NW_CHECK(nw_agent_wait_connected(&srv, agent_id, 1, WAIT_MS), "the agent is not back"))
+        return;
+    char loc[600], path[1200], local[NW_PATH_MAX + 32];
+    snprintf(loc, sizeof(loc), "{\"storageId\":\"%s\",\"filePath\":\"/var/captures/exp1.cap\"}",
+             store_ok);
+    if (put_capture("exp1", loc, port, path, sizeof(path)) != 0)
+        return;
+    int before = nw_agent_log_count(&srv, "vm1", "event=upload_regrant");
+    send_traffic(port, "exp", 1500);
+    stop_capture("exp1");
+    if (!ended_as("exp1", "Stopped", "Manual", 120000))
+        return;
+    snprintf(local, sizeof(local), "%s/exp1.cap", root);
+    char sha[65];
+    long long size;
+    sha256_file(local, sha, &size);
+    blob_is(blob_of(path), size, sha);
+    int regrants = nw_agent_log_count(&srv, "vm1", "event=upload_regrant") - before;
+    long blocks = (long)((size + BLOCK - 1) / BLOCK), total = put_blocks(blob_of(path));
+    NW_CHECK(regrants >= 1, "no fresh grant was asked for (%d)", regrants);
+    /* A resume sends only what the journal does not list: at most the refused block again per
+     * grant. */
+    NW_CHECK(total >= blocks && total <= blocks + regrants, "%ld Put Block for %ld blocks", total,
+             blocks);
+    fprintf(stderr, "expiring grants: %d fresh grants for %ld blocks, %ld Put Block accepted\n",
+            regrants, blocks, total);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -592,6 +631,7 @@ int main(int argc, char **argv)
             removed();
             storage_outage();
             agent_killed();
+            expiring_grants(id);
         }
         NW_CHECK(nw_agent_stop(agent) == 0, "agent did not exit 0 within 5 s of SIGTERM");
     }
