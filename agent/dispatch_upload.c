@@ -79,7 +79,7 @@ static void on_event(void *arg, struct channel *ch, const char *capture_id, cons
     if (failure) {
         char msg[PROTO_MESSAGE_MAX + 1];
         failure_message(s, failure, msg, sizeof(msg));
-        if (s->state == DISPATCH_RUNNING) {
+        if (s->state == DISPATCH_RUNNING && s->cap) {
             /* Its end (on_wake -> finish) reports the failure. */
             free(s->upload_failure);
             s->upload_failure = strdup(msg);

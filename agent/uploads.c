@@ -725,8 +725,10 @@ void uploads_forget(struct uploads *u, const char *capture_id)
     for (struct up_file *f = s->files; f; f = f->next)
         busy |= u->current == f;
     for (struct up_file *f = s->files; f; f = f->next) {
+        if (u->current == f)
+            continue; /* the worker's upload still writes it */
         journal_path(u, capture_id, f->index, journal, sizeof(journal));
-        if (!busy && unlink(journal) != 0 && errno != ENOENT)
+        if (unlink(journal) != 0 && errno != ENOENT)
             log_warnx("event=upload_journal_not_removed file=\"%s\"", journal);
     }
     snprintf(name, sizeof(name), "%s.json", capture_id);

@@ -29,6 +29,10 @@
  *       uploaded as it rotates out, although the ring deletes it); stopped, every file the ring
  *       made (blob file n - 1 for ring file n) is a blob identical to what the completion lists,
  *       and the private directory is gone.
+ *   (i) Storage only, the agent SIGKILLed while capturing and started again: the part salvaged
+ *       from the first life is blob file 0 (storagePath), the part the resumed session writes is
+ *       file 1 (storagePath with "_1"), both identical to the completion's entries; the private
+ *       directory is gone.
  *   (h) grants that expire under the upload: netwatchd restarted with --storage-grant-seconds 2;
  *       a 1.5 MB file (about 1,500 blocks) outlives several grants: each 403 after expiry makes
  *       the agent ask for a fresh grant and resume with its journal; the blob is identical.
@@ -562,6 +566,40 @@ static void ring(void)
     fprintf(stderr, "ring: %d files in storage, each checked against the completion\n", k);
 }
 
+/* (i) */
+static void resumed_parts(void)
+{
+    int port = 39000 + (int)(getpid() % 20000);
+    char loc[400], path[1200], blob[1300], url[1500];
+    snprintf(loc, sizeof(loc), "{\"storageId\":\"%s\"}", store_ok);
+    if (put_capture("parts1", loc, port, path, sizeof(path)) != 0)
+        return;
+    send_traffic(port, "life1", 100);
+    int before = nw_agent_log_count(&srv, "vm1", "event=capture_resumed");
+    nw_agent_kill(agent);
+    agent = nw_agent_start_argv(&srv, agent_bin, "vm1", agent_args);
+    NW_CHECK(nw_agent_wait_log(&srv, "vm1", "event=capture_resumed", before + 1, WAIT_MS),
+             "parts1 was not resumed");
+    send_traffic(port, "life2", 100);
+    stop_capture("parts1");
+    if (!ended_as("parts1", "Stopped", "Manual", WAIT_MS))
+        return;
+    const char *blob0 = blob_of(path);
+    for (int k = 0; k < 2; k++) {
+        blob_k(blob0, k, blob, sizeof(blob));
+        snprintf(url, sizeof(url), "%.*s%s", (int)(blob0 - path), path, blob);
+        long long bytes = 0;
+        char sha[65] = "";
+        if (completion_of(url, &bytes, sha)) {
+            NW_CHECK(bytes > 50 * 1000, "part %d holds %lld bytes for 100 KB sent", k, bytes);
+            blob_is(blob, bytes, sha);
+        }
+    }
+    blob_k(blob0, 2, blob, sizeof(blob));
+    NW_CHECK(!blob_exists(blob), "a third part went to storage");
+    NW_CHECK(temp_entries() == 0, "the private directory of parts1 is still there");
+}
+
 /* (h) */
 static void expiring_grants(const char *agent_id)
 {
@@ -626,6 +664,7 @@ int main(int argc, char **argv)
         if (NW_CHECK(nw_agent_wait_connected(&srv, id, 1, WAIT_MS), "the agent did not connect")) {
             storage_only();
             ring();
+            resumed_parts();
             both();
             refused();
             removed();
