@@ -55,7 +55,12 @@ struct up_session {
     char capture_id[PROTO_ID_SIZE];
     int ended;
     enum proto_stop_reason reason;
-    int failed;    /* reported to the dispatcher */
+    int failed; /* reported to the dispatcher */
+    /* Committed files past the newest PROTO_MAX_FILES committed are dropped from the list (a
+     * long ring would make it grow without end): every index below done_below is committed,
+     * pruned_bytes their sizes. */
+    int64_t done_below;
+    uint64_t pruned_bytes;
     int forgotten; /* uploads_forget while the worker had a file of it */
     struct up_file *files, *last;
     struct up_session *next;
@@ -143,8 +148,10 @@ static enum cp_err save(struct uploads *u, const struct up_session *s, struct cp
             files, json_pack("{s:I, s:s, s:I, s:s, s:b, s:b, s:s}", "index", (json_int_t)f->index,
                              "path", f->rel, "bytes", (json_int_t)f->size, "sha256", f->sha256,
                              "removeAfter", f->remove_after, "done", f->done, "blob", f->blob));
-    json_t *o = json_pack("{s:i, s:s, s:b, s:s, s:o?}", "version", 1, "captureId", s->capture_id,
-                          "ended", s->ended, "stopReason", reason_name(s), "files", files);
+    json_t *o = json_pack("{s:i, s:s, s:b, s:s, s:I, s:I, s:o?}", "version", 1, "captureId",
+                          s->capture_id, "ended", s->ended, "stopReason", reason_name(s),
+                          "doneBelow", (json_int_t)s->done_below, "prunedBytes",
+                          (json_int_t)s->pruned_bytes, "files", files);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -200,6 +207,12 @@ static int load_one(struct uploads *u, const char *name)
         strncmp(name, s->capture_id, strlen(s->capture_id)) != 0 || !json_is_array(files))
         goto out;
     s->ended = json_is_true(json_object_get(o, "ended"));
+    json_t *below = json_object_get(o, "doneBelow"), *pruned = json_object_get(o, "prunedBytes");
+    if (!json_is_integer(below) || json_integer_value(below) < 0 || !json_is_integer(pruned) ||
+        json_integer_value(pruned) < 0)
+        goto out;
+    s->done_below = json_integer_value(below);
+    s->pruned_bytes = (uint64_t)json_integer_value(pruned);
     if (s->ended && (!why || proto_stop_reason_parse(why, &s->reason) != 0))
         goto out;
     size_t i;
@@ -429,6 +442,26 @@ struct up_event {
     int failed;
 };
 
+/* Drops the oldest committed files from the head of s's list while more than PROTO_MAX_FILES
+ * are committed (what a completed report can list); not the worker's file. */
+static void prune(struct up_session *s)
+{
+    size_t done = 0;
+    for (const struct up_file *f = s->files; f; f = f->next)
+        done += f->done;
+    while (done > PROTO_MAX_FILES && s->files && s->files->done) {
+        struct up_file *f = s->files;
+        s->files = f->next;
+        if (s->last == f)
+            s->last = NULL;
+        if (f->index + 1 > s->done_below)
+            s->done_below = f->index + 1;
+        s->pruned_bytes += f->size;
+        file_free(f);
+        done--;
+    }
+}
+
 /* Removes a committed file that was only kept for its upload. */
 static void remove_local(struct uploads *u, const struct up_file *f)
 {
@@ -469,6 +502,7 @@ void uploads_on_wake(struct uploads *u, struct channel *ch)
                     remove_local(u, f);
                     f->result = 2; /* removed */
                 }
+            prune(s); /* written with the next change; a restart prunes again */
         }
         if (!ev || nev == UP_EVENTS_MAX) {
             if (changed || failure)
@@ -551,7 +585,7 @@ enum cp_err uploads_add(struct uploads *u, const char *capture_id, int64_t index
     struct up_session *s = find(u, capture_id);
     int fresh = 0;
     enum cp_err err = CP_OK;
-    if (s && find_file(s, index))
+    if (s && (index < s->done_below || find_file(s, index)))
         goto out;
     if (!s) {
         s = calloc(1, sizeof(*s));
@@ -608,7 +642,7 @@ int uploads_has(struct uploads *u, const char *capture_id, int64_t index)
 {
     pthread_mutex_lock(&u->mu);
     struct up_session *s = find(u, capture_id);
-    int has = s && find_file(s, index);
+    int has = s && (index < s->done_below || find_file(s, index));
     pthread_mutex_unlock(&u->mu);
     return has;
 }
@@ -666,6 +700,7 @@ uint64_t uploads_bytes(struct uploads *u, const char *capture_id)
     uint64_t sum = 0;
     pthread_mutex_lock(&u->mu);
     struct up_session *s = find(u, capture_id);
+    sum = s ? s->pruned_bytes : 0;
     for (struct up_file *f = s ? s->files : NULL; f; f = f->next)
         sum += f->done ? f->size : __atomic_load_n(&f->uploaded, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&u->mu);
