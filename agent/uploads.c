@@ -375,7 +375,10 @@ static void upload_one(struct uploads *u, struct up_session *s, struct up_file *
         f->result = -1;
     }
     if (s->forgotten) {
-        /* uploads_forget came while this ran: the session is the worker's to free. */
+        /* uploads_forget came while this ran: the session is the worker's to free, with the
+         * journal it left. */
+        if (unlink(journal) != 0 && errno != ENOENT)
+            log_warnx("event=upload_journal_not_removed file=\"%s\"", journal);
         struct up_session **pp = &u->sessions;
         while (*pp && *pp != s)
             pp = &(*pp)->next;
