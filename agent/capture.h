@@ -99,6 +99,12 @@ struct capture_ring {
                                          after a restart), oldest first; they count toward
                                          file_count and are deleted in turn. Borrowed. */
     size_t n_prior;
+    /* Optional: called on the capture thread with each file of the ring as it is completed
+     * (the last one too), before any older file is deleted, so a caller can keep a file the
+     * ring will delete (blob uploads link it: agent/dispatch_upload.c). f is borrowed for the
+     * call. */
+    void (*on_file)(void *arg, const struct capture_file *f);
+    void *on_file_arg;
 };
 
 struct capture_params {

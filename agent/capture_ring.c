@@ -38,6 +38,8 @@ struct capture_out {
     uint32_t next_seq;         /* of the next file started */
     struct capture_file *kept; /* completed files kept: kept[first .. first + n) */
     size_t first, n, cap;
+    void (*on_file)(void *arg, const struct capture_file *f); /* capture_ring.on_file */
+    void *on_file_arg;
 };
 
 /* ---- names ---- */
@@ -294,6 +296,8 @@ enum cp_err capture_out_open(int rootfd, const char *rel, const struct capture_r
     o->file_count = ring->file_count;
     o->file_size = ring->file_size;
     o->next_seq = ring->first_seq ? ring->first_seq : 1;
+    o->on_file = ring->on_file;
+    o->on_file_arg = ring->on_file_arg;
     char probe[CAPTURE_PATH_MAX_LEN + 1];
     if ((err = pcap_file_check_path(rel, e)) != CP_OK)
         goto done;
@@ -341,6 +345,8 @@ enum cp_err capture_out_commit(struct capture_out *o, struct cp_error *e)
     if (err != CP_OK)
         return err;
     err = cr_keep(o, info.path, info.size, info.sha256, e);
+    if (err == CP_OK && o->ring && o->on_file)
+        o->on_file(o->on_file_arg, &o->kept[o->first + o->n - 1]); /* before the trim */
     cr_trim(o);
     return err;
 }

@@ -47,6 +47,10 @@ static const struct settings_entry settings[] = {
     SETTINGS_NUM(struct agent_config, progress_interval, "progress-interval",
                  "NETWATCH_AGENT_PROGRESS_INTERVAL", "10", 0, 3600,
                  "seconds between progress reports of running captures; 0: none"),
+    SETTINGS_NUM(struct agent_config, upload_block_size, "upload-block-size",
+                 "NETWATCH_AGENT_UPLOAD_BLOCK_SIZE", "4194304", 1024, 104857600,
+                 "bytes per block of blob uploads (Put Block); files up to this size go in one "
+                 "Put Blob"),
     STR(log_level, "log-level", "NETWATCH_AGENT_LOG_LEVEL", "info", "debug, info, warn or error"),
     FLAG(help, "help", "print this help"),
 };

@@ -36,6 +36,7 @@ struct agent_config {
     char user[AGENT_USER_SIZE]; /* run as this user once started as root; "" = keep the uid */
     char log_level[16];         /* debug | info | warn | error */
     long progress_interval;     /* seconds between progress reports; 0 = none */
+    long upload_block_size;     /* bytes per Put Block of blob uploads (docs/storage.md) */
     int help;
     /* Derived from server by agent_config_load. */
     char host[AGENT_HOST_MAX]; /* name or address, without IPv6 brackets */

@@ -226,6 +226,8 @@ void dispatch_session_drop(struct dispatch *d, struct dispatch_session *s)
     free(s->stop_ack_json);
     free(s->final_json);
     free(s->filter);
+    free(s->upload_failure);
+    free(s->ring_up); /* after capture_free: the capture thread no longer calls the hook */
     free(s);
 }
 
@@ -311,7 +313,7 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
     struct capture *cap = NULL;
     struct capture_file *prior = NULL;
     enum cp_err rc = CP_EINVAL;
-    if (agent_spec_read(s->rec.spec, &sp, e) == 0) {
+    if (dispatch_spec(s, &sp, e) == 0) {
         struct capture_params p = {.root_dir = d->root,
                                    .file_path = rel,
                                    .snaplen = sp.snaplen,
@@ -325,6 +327,7 @@ enum cp_err dispatch_capture(struct dispatch *d, struct dispatch_session *s, con
         if (sp.ring) {
             /* A resumed ring goes on from its files kept (dispatch_restore.c lists them). */
             rc = ring_prior(&s->rec, sp.file, &ring, &prior, e);
+            dispatch_upload_ring(d, s, sp.file, &ring);
             p.ring = &ring;
             p.byte_limit = 0;
         }
@@ -366,7 +369,7 @@ static enum cp_err send_progress(struct dispatch *d, struct channel *ch, struct 
     struct proto_progress *p = &m->progress;
     if (!ch || !d->progress_s ||
         (p->packets == s->sent.packets && p->bytes == s->sent.bytes && p->drops == s->sent.drops &&
-         p->files == s->sent.files))
+         p->files == s->sent.files && p->uploaded_bytes == s->sent.uploaded_bytes))
         return CP_OK;
     uint64_t seq;
     struct cp_error e = {{0}, {0}, {0}};
@@ -397,6 +400,7 @@ static void send_final_progress(struct dispatch *d, struct channel *ch, struct d
     p->drops = (int64_t)s->rec.drops;
     p->files = (int64_t)n_files;
     p->first_packet_at = s->rec.first_packet_ms;
+    p->uploaded_bytes = (int64_t)uploads_bytes(d->uploads, s->rec.capture_id);
     (void)send_progress(d, ch, s, &m);
 }
 
@@ -410,8 +414,10 @@ void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_sessio
         m.type = PROTO_COMPLETED;
         snprintf(m.completed.capture_id, sizeof(m.completed.capture_id), "%s", s->rec.capture_id);
         m.completed.stop_reason = reason;
-        files = calloc(s->rec.n_files + 1, sizeof(*files));
-        for (size_t i = 0; files && i < s->rec.n_files; i++) {
+        /* Storage only: the files are the blobs. */
+        if (dispatch_upload_report(d, s, &files, &n) != 0)
+            files = calloc(s->rec.n_files + 1, sizeof(*files));
+        for (size_t i = 0; files && n == i && i < s->rec.n_files; i++) {
             const struct spool_file *f = &s->rec.files[i];
             size_t len = strlen(SPEC_ROOT_PREFIX) + strlen(f->path) + 1;
             char *path = malloc(len);
@@ -425,6 +431,9 @@ void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_sessio
             log_info("event=capture_file captureId=%s file=\"%s\" bytes=%" PRIu64 " sha256=%s",
                      s->rec.capture_id, path, f->size, f->sha256);
         }
+        for (size_t i = 0; s->upload == SPEC_UPLOAD_ONLY && i < n; i++)
+            log_info("event=capture_file captureId=%s file=\"%s\" bytes=%" PRId64 " sha256=%s",
+                     s->rec.capture_id, files[i].path, files[i].bytes, files[i].sha256);
         m.completed.files = files;
         m.completed.n_files = n;
         send_final_progress(d, ch, s, n);
@@ -448,6 +457,7 @@ void dispatch_end(struct dispatch *d, struct channel *ch, struct dispatch_sessio
     s->state = DISPATCH_FINISHED;
     s->rec.partial[0] = '\0';
     dispatch_save(d, s); /* after the report: a restart that finds both knows it ended */
+    dispatch_upload_end(d, s, code == PROTO_PC_NONE);
 }
 
 /* The current file's capture has ended: its file joins the session's, then the end report. */
@@ -478,6 +488,7 @@ static void finish(struct dispatch *d, struct channel *ch, struct dispatch_sessi
             log_warnx("event=session_file_not_listed captureId=%s file=\"%s\"", rec->capture_id,
                       r->files[i].path);
     }
+    dispatch_upload_queue(d, s);
     enum proto_stop_reason reason = PROTO_STOP_MANUAL;
     enum proto_pc_error code = PROTO_PC_NONE;
     char message[PROTO_MESSAGE_MAX + 1] = "";
@@ -493,6 +504,13 @@ static void finish(struct dispatch *d, struct channel *ch, struct dispatch_sessi
     }
     capture_free(s->cap);
     s->cap = NULL;
+    if (code == PROTO_PC_NONE && s->upload_failure) {
+        code = PROTO_PC_STORAGE_FAILED;
+        snprintf(message, sizeof(message), "%s", s->upload_failure);
+    }
+    /* Files still going to storage: the completed report waits for them. */
+    if (code == PROTO_PC_NONE && dispatch_upload_wait(d, s, reason))
+        return;
     dispatch_end(d, ch, s, reason, code, message);
 }
 
@@ -555,9 +573,11 @@ static void on_start(struct dispatch *d, struct channel *ch, const struct proto_
     else if (held(d) >= PROTO_MAX_SESSIONS)
         cp_fail(&e, CP_ETOOBIG, "CaptureFailed", "", "this agent already holds %d sessions",
                 PROTO_MAX_SESSIONS);
-    else if (agent_spec_read(s->rec.spec, &sp, &e) == 0)
+    else if (dispatch_spec(s, &sp, &e) == 0) {
+        s->upload = sp.upload;
         ok = dispatch_capture(d, s, sp.file, (uint64_t)sp.time_limit_s * 1000, sp.byte_limit, &e) ==
              CP_OK;
+    }
     agent_spec_clear(&sp);
     /* Saved before the ack: once the server hears of it, a restart finds it. A session that
      * cannot be saved is refused rather than run unrecorded. */
@@ -665,6 +685,7 @@ static void on_welcome(void *ctx, struct channel *ch, const struct proto_welcome
      * keeps the highest applied, so the order matters). */
     for (const struct dispatch_report *r = d->reports; r; r = r->next)
         send_text(ch, r->seq, r->json);
+    uploads_on_welcome(d->uploads, ch);
 }
 
 /* A reply settles its report, unless the server could not store it (then it goes again after
@@ -700,8 +721,9 @@ static size_t hello_sessions(void *ctx, struct proto_session *out, size_t max)
         if (s->state == DISPATCH_REFUSED)
             continue;
         snprintf(out[n].capture_id, sizeof(out[n].capture_id), "%s", s->rec.capture_id);
+        /* UPLOADING: the server hears of its end once its files are in storage. */
         out[n].state =
-            s->state == DISPATCH_RUNNING ? PROTO_SESSION_RUNNING : PROTO_SESSION_FINISHED;
+            s->state == DISPATCH_FINISHED ? PROTO_SESSION_FINISHED : PROTO_SESSION_RUNNING;
         n++;
     }
     return n;
@@ -717,6 +739,10 @@ static void tick(struct dispatch *d, struct channel *ch)
     uint64_t n;
     (void)!read(d->timerfd, &n, sizeof(n));
     for (struct dispatch_session *s = d->sessions; s; s = s->next) {
+        if (s->state == DISPATCH_UPLOADING) {
+            send_final_progress(d, ch, s, s->rec.n_files); /* only what was uploaded changes */
+            continue;
+        }
         if (s->state != DISPATCH_RUNNING)
             continue;
         struct capture_stats cur;
@@ -737,6 +763,7 @@ static void tick(struct dispatch *d, struct channel *ch)
         /* The one being written counts; a ring's capture counts every file it keeps. */
         p->files = (int64_t)(s->ring ? cur.files : rec->n_files) + 1;
         p->first_packet_at = rec->first_packet_ms;
+        p->uploaded_bytes = (int64_t)uploads_bytes(d->uploads, rec->capture_id);
         if (send_progress(d, ch, s, &m) != CP_OK)
             return;
     }
@@ -750,6 +777,8 @@ static void on_wake(void *ctx, struct channel *ch)
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == &d->timerfd)
             tick(d, ch);
+        else if (evs[i].data.ptr == &d->uploads)
+            uploads_on_wake(d->uploads, ch);
         else
             finish(d, ch, evs[i].data.ptr);
     }
@@ -767,6 +796,9 @@ static void on_message(void *ctx, struct channel *ch, const struct proto_msg *m)
         break;
     case PROTO_REPLY:
         on_reply(d, &m->reply);
+        break;
+    case PROTO_BLOB_GRANT:
+        uploads_on_grant(d->uploads, &m->blob_grant);
         break;
     default:
         /* A message the agent sends (hello, ack, ...) has no business coming back. */
@@ -833,6 +865,8 @@ enum cp_err dispatch_new(const struct dispatch_options *o, struct dispatch **out
     if (err == CP_OK)
         err = spool_open(d->state->dir, &d->spool, e);
     if (err == CP_OK)
+        err = dispatch_upload_open(d, o, e);
+    if (err == CP_OK)
         err = dispatch_restore(d, e);
     if (err != CP_OK) {
         dispatch_free(d);
@@ -868,6 +902,7 @@ void dispatch_free(struct dispatch *d)
         free(r->json);
         free(r);
     }
+    uploads_free(d->uploads);
     spool_free(d->spool);
     if (d->timerfd >= 0)
         close(d->timerfd);

@@ -44,8 +44,15 @@
  * unfinished (agent/salvage.h), and resumes running sessions into a new file each, within what is
  * left of their limits, or ends them (dispatch_restore.c).
  *
- * Threading: everything runs on the channel thread (channel_run's callbacks); dispatch_new and
- * dispatch_free before and after channel_run.
+ * Blob storage: a session with a storage account uploads each finished file while capturing
+ * (agent/uploads.h: one worker thread; its grant requests, grants and results pass through this
+ * thread, its wake fd sits in the same epoll set); its completed report waits until every file
+ * is committed, and failed uploads end it with StorageFailed (dispatch_upload.c,
+ * docs/storage.md).
+ *
+ * Threading: everything runs on the channel thread (channel_run's callbacks) but the upload
+ * worker and a ring's file hook (capture thread), which only touch the upload queue (its own
+ * lock); dispatch_new and dispatch_free before and after channel_run.
  */
 #ifndef NW_AGENT_DISPATCH_H
 #define NW_AGENT_DISPATCH_H
@@ -60,6 +67,8 @@ struct dispatch_options {
     struct agent_state *state;    /* borrowed for the dispatcher's life: report seqs; its dir
                                      holds the spool */
     unsigned progress_interval_s; /* 0 = no progress reports */
+    size_t upload_block_size;     /* blob uploads' block size; 0 = agent/upload.h's default */
+    long upload_backoff_ms;       /* first retry wait of an upload request; 0 = the default */
 };
 
 struct dispatch;

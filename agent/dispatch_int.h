@@ -9,7 +9,9 @@
 
 #include "agent/capture.h"
 #include "agent/dispatch.h"
+#include "agent/spec.h"
 #include "agent/spool.h"
+#include "agent/uploads.h"
 #include "proto/proto.h"
 
 /* A report (ack, completed, error) sent and not answered yet; its text is also in the spool. */
@@ -23,21 +25,26 @@ struct dispatch_report {
 };
 
 enum dispatch_state {
-    DISPATCH_REFUSED,  /* the start was refused: only its ack is kept, until answered */
-    DISPATCH_RUNNING,  /* capturing */
-    DISPATCH_FINISHED, /* ended; its completed/error not answered yet */
+    DISPATCH_REFUSED,   /* the start was refused: only its ack is kept, until answered */
+    DISPATCH_RUNNING,   /* capturing */
+    DISPATCH_FINISHED,  /* ended; its completed/error not answered yet */
+    DISPATCH_UPLOADING, /* capturing has ended; its files are still going to blob storage */
 };
 
 struct dispatch_session {
     struct spool_session rec; /* what the spool holds (REFUSED: never saved) */
     enum dispatch_state state;
-    struct capture *cap;        /* RUNNING only: the current file's capture */
-    int ring;                   /* continuous capture: the capture keeps (and lists) the files */
-    char *ack_json;             /* the start's ack as sent (for repeats); NULL after a restart */
-    char *stop_ack_json;        /* the last stop's ack as sent; NULL = none known */
-    char *final_json;           /* FINISHED: completed or error as sent */
-    char *filter;               /* the expression the latest capture installed ("" = all) */
-    struct proto_progress sent; /* totals of the last progress sent */
+    struct capture *cap;           /* RUNNING only: the current file's capture */
+    int ring;                      /* continuous capture: the capture keeps (and lists) the files */
+    char *ack_json;                /* the start's ack as sent (for repeats); NULL after a restart */
+    char *stop_ack_json;           /* the last stop's ack as sent; NULL = none known */
+    char *final_json;              /* FINISHED: completed or error as sent */
+    char *filter;                  /* the expression the latest capture installed ("" = all) */
+    struct proto_progress sent;    /* totals of the last progress sent */
+    enum agent_spec_upload upload; /* the spec's storage mode (dispatch_upload.c) */
+    enum proto_stop_reason up_reason; /* UPLOADING: why capturing ended */
+    char *upload_failure;             /* RUNNING: the uploads failed; ends StorageFailed */
+    void *ring_up;                    /* a ring's upload hook context (dispatch_upload.c) */
     struct dispatch_session *next;
 };
 
@@ -55,6 +62,7 @@ struct dispatch {
     struct dispatch_report *reports, *last_report; /* unanswered, in seq order */
     size_t n_reports;
     unsigned progress_refused; /* progress replies refused so far (logged once) */
+    struct uploads *uploads;   /* the upload queue (dispatch_upload.c) */
 };
 
 /* Gives m the next seq, encodes it (a completed too large for a message lists its newest files),
@@ -94,5 +102,39 @@ struct dispatch_session *dispatch_session_new(struct dispatch *d);
 enum cp_err dispatch_restore(struct dispatch *d, struct cp_error *e) CP_MUST_USE;
 
 int64_t dispatch_epoch_ms(void);
+
+/* agent_spec_read of s's spec, with a storage-only session's private file (agent/spec.h). */
+int dispatch_spec(const struct dispatch_session *s, struct agent_spec *sp, struct cp_error *e);
+
+/* ---- blob uploads (dispatch_upload.c, docs/storage.md) ---- */
+
+/* Starts the upload queue (its wake fd joins d->epfd). CP_EIO, CP_ENOMEM. */
+enum cp_err dispatch_upload_open(struct dispatch *d, const struct dispatch_options *o,
+                                 struct cp_error *e) CP_MUST_USE;
+/* Queues the files of s (an upload session, not a ring) that are not queued yet: file k of the
+ * session's list is blob file k. */
+void dispatch_upload_queue(struct dispatch *d, struct dispatch_session *s);
+/* A ring of an upload session: sets ring->on_file so that each file the ring completes is
+ * linked under the session's upload directory and queued (blob file seq - 1) before the ring can
+ * delete it. base: the ring's base name. No-op for other sessions. */
+void dispatch_upload_ring(struct dispatch *d, struct dispatch_session *s, const char *base,
+                          struct capture_ring *ring);
+/* s's capture has ended with reason and nothing failed: 1 when it now waits for its uploads
+ * (UPLOADING, recorded), 0 when it can end at once. */
+int dispatch_upload_wait(struct dispatch *d, struct dispatch_session *s,
+                         enum proto_stop_reason reason);
+/* At restart, after the spool is loaded: each session's mode; ended sessions waiting for uploads
+ * become UPLOADING; queues no session holds are forgotten. */
+void dispatch_upload_restore(struct dispatch *d);
+/* After the restart's resumptions: parts salvaged are queued, and UPLOADING sessions with
+ * nothing left to upload end. */
+void dispatch_upload_settle(struct dispatch *d);
+/* Storage only: the completed report's files are the blobs (URL without the SAS); *files
+ * (malloc'ed, paths malloc'ed) and *n. 0, or -1 when s is not storage only. */
+int dispatch_upload_report(struct dispatch *d, struct dispatch_session *s,
+                           struct proto_file **files, size_t *n);
+/* s has ended (reported; completed or not): its queue is forgotten. Completed, a storage-only
+ * session's private directory goes (every file in it is in storage). */
+void dispatch_upload_end(struct dispatch *d, struct dispatch_session *s, int completed);
 
 #endif

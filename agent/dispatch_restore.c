@@ -124,7 +124,7 @@ static void ring_collect(struct dispatch *d, int rootfd, struct dispatch_session
     struct cp_error e = {{0}, {0}, {0}};
     struct capture_ring_entry *v = NULL;
     size_t n = 0;
-    if (agent_spec_read(rec->spec, &sp, &e) != 0 || !sp.ring || rootfd < 0)
+    if (dispatch_spec(s, &sp, &e) != 0 || !sp.ring || rootfd < 0)
         goto out; /* not a ring; or resume() reports what is wrong */
     s->ring = 1;
     if (capture_ring_list(rootfd, sp.file, &v, &n, &e) != CP_OK) {
@@ -181,7 +181,7 @@ static void resume(struct dispatch *d, struct dispatch_session *s)
     struct spool_session *rec = &s->rec;
     struct agent_spec sp = {.filter = NULL};
     struct cp_error e = {{0}, {0}, {0}};
-    if (agent_spec_read(rec->spec, &sp, &e) != 0) {
+    if (dispatch_spec(s, &sp, &e) != 0) {
         agent_spec_clear(&sp);
         enum proto_pc_error code = PROTO_PC_INTERNAL_ERROR;
         (void)proto_pc_error_parse(e.code, &code);
@@ -251,6 +251,7 @@ enum cp_err dispatch_restore(struct dispatch *d, struct cp_error *e)
         return err;
     link_reports(d);
     drop_answered(d);
+    dispatch_upload_restore(d);
     int rootfd = open(d->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         log_warnx("event=capture_root_unusable root=\"%s\" detail=\"%s\"", d->root,
@@ -273,6 +274,7 @@ enum cp_err dispatch_restore(struct dispatch *d, struct cp_error *e)
             resumed += s->state == DISPATCH_RUNNING;
         }
     }
+    dispatch_upload_settle(d);
     log_info("event=agent_restored sessions=%zu resumed=%zu unanswered_reports=%zu "
              "stray_partials=%u",
              n, resumed, d->n_reports, stray);

@@ -9,6 +9,7 @@
  * (it may stay root's), then, before the state directory is touched and before any thread
  * exists, the agent becomes --user with only CAP_NET_RAW left, permitted but not effective.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,6 +81,11 @@ int main(int argc, char **argv)
     /* Whatever the agent writes is its own: capture files 0640, directories 0750 at most. */
     umask(027);
 
+    /* Once, before any thread: the upload worker (agent/uploads.h) uses libcurl. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+        log_error("event=curl_init_failed");
+        return 1;
+    }
     char token[AGENT_TOKEN_MAX];
     if (agent_read_token(cfg.token_file, token, sizeof(token), &e) != CP_OK) {
         log_error("event=token_unusable detail=\"%s\"", e.message);
@@ -119,7 +125,8 @@ int main(int argc, char **argv)
     struct dispatch_options dopt = {.capture_root = cfg.capture_root,
                                     .interfaces = cfg.interfaces,
                                     .state = &state,
-                                    .progress_interval_s = (unsigned)cfg.progress_interval};
+                                    .progress_interval_s = (unsigned)cfg.progress_interval,
+                                    .upload_block_size = (size_t)cfg.upload_block_size};
     if (dispatch_new(&dopt, &disp, &e) != CP_OK) {
         log_error("event=dispatch_unusable detail=\"%s\"", e.message);
         close(sfd);
@@ -145,5 +152,6 @@ int main(int argc, char **argv)
     dispatch_free(disp); /* running captures end with their files complete */
     close(sfd);
     memset(token, 0, sizeof(token));
+    curl_global_cleanup();
     return err == CP_OK ? 0 : 1;
 }

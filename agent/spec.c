@@ -109,16 +109,23 @@ out:
     return rc;
 }
 
-/* The local file of the spec, relative to the capture root. Refusals fill e with the PcError. */
-static int spec_file(json_t *spec, const char **rel, struct cp_error *e)
+/* The local file of the spec, relative to the capture root (*rel NULL: storage only), and the
+ * upload mode. Refusals fill e with the PcError. */
+static int spec_file(json_t *spec, const char **rel, enum agent_spec_upload *upload,
+                     struct cp_error *e)
 {
     json_t *sl = json_object_get(spec, "storageLocation");
     const char *path = json_string_value(json_object_get(sl, "filePath"));
+    const char *sid = json_string_value(json_object_get(sl, "storageId"));
     if (!path)
         path = json_string_value(json_object_get(sl, "localPath"));
+    *rel = NULL;
+    *upload = sid && *sid ? (path ? SPEC_UPLOAD_BOTH : SPEC_UPLOAD_ONLY) : SPEC_UPLOAD_NONE;
+    if (*upload == SPEC_UPLOAD_ONLY)
+        return 0;
     if (!path) {
         cp_fail(e, CP_EINVAL, "StorageFailed", "storageLocation",
-                "blob upload is not supported yet: give storageLocation.filePath or localPath");
+                "storageLocation names neither a storage account nor a local path");
         return -1;
     }
     size_t plen = strlen(SPEC_ROOT_PREFIX);
@@ -143,15 +150,15 @@ int agent_spec_read(const char *text, struct agent_spec *out, struct cp_error *e
     int rc = -1;
     if (!json_is_object(spec)) {
         cp_fail(e, CP_EINVAL, "InternalError", "spec", "the spec is not a JSON object");
-    } else if (spec_file(spec, &rel, e) == 0 &&
+    } else if (spec_file(spec, &rel, &out->upload, e) == 0 &&
                spec_uint(spec, "bytesToCapturePerPacket", UINT32_MAX, &snaplen, e) == 0 &&
                spec_uint(spec, "totalBytesPerSession", UINT64_MAX >> 1, &bytes, e) == 0 &&
                spec_uint(spec, "timeLimitInSeconds", UINT32_MAX, &secs, e) == 0 &&
                spec_filter(spec, &out->filter, e) == 0) {
-        if (strlen(rel) > CAPTURE_PATH_MAX_LEN) {
+        if (rel && strlen(rel) > CAPTURE_PATH_MAX_LEN) {
             cp_fail(e, CP_EINVAL, "CaptureFailed", "storageLocation", "the local path is too long");
         } else {
-            snprintf(out->file, sizeof(out->file), "%s", rel);
+            snprintf(out->file, sizeof(out->file), "%s", rel ? rel : "");
             out->snaplen = (uint32_t)snaplen;
             out->byte_limit = bytes;
             out->time_limit_s = (uint32_t)secs;
@@ -166,4 +173,11 @@ void agent_spec_clear(struct agent_spec *s)
 {
     free(s->filter);
     s->filter = NULL;
+}
+
+void agent_spec_upload_file(struct agent_spec *s, const char *capture_id)
+{
+    if (s->upload == SPEC_UPLOAD_ONLY)
+        snprintf(s->file, sizeof(s->file), "%s/%s/%s", SPEC_UPLOAD_DIR, capture_id,
+                 SPEC_UPLOAD_BASE);
 }

@@ -67,6 +67,7 @@ static void session_render(struct dynbuf *b, const struct db_session *s,
     dynbuf_printf(b, ",\"packets\":%lld,\"bytes\":%lld,\"drops\":%lld,\"files\":%lld",
                   (long long)s->packets, (long long)s->bytes, (long long)s->drops,
                   (long long)s->files);
+    dynbuf_printf(b, ",\"uploadedBytes\":%lld", (long long)s->uploaded_bytes);
     add_time(b, "dispatchedTime", s->dispatched_ms);
     add_time(b, "startTime", s->started_ms);
     add_time(b, "firstPacketTime", s->first_packet_ms);
@@ -91,7 +92,7 @@ static int64_t earliest(int64_t a, int64_t b)
 static void details_render(struct dynbuf *b, const struct db_capture *cap,
                            const struct core_session_filters *filters)
 {
-    long long packets = 0, bytes = 0, drops = 0, files = 0;
+    long long packets = 0, bytes = 0, drops = 0, files = 0, uploaded = 0;
     int64_t dispatched = 0, first_packet = 0, ended = 0, progress = 0;
     int all_ended = cap->n_sessions > 0;
     for (size_t i = 0; i < cap->n_sessions; i++) {
@@ -100,6 +101,7 @@ static void details_render(struct dynbuf *b, const struct db_capture *cap,
         bytes += s->bytes;
         drops += s->drops;
         files += s->files;
+        uploaded += s->uploaded_bytes;
         dispatched = earliest(dispatched, s->dispatched_ms);
         first_packet = earliest(first_packet, s->first_packet_ms);
         progress = s->progress_ms > progress ? s->progress_ms : progress;
@@ -110,6 +112,7 @@ static void details_render(struct dynbuf *b, const struct db_capture *cap,
                   "\"captureDetails\":{\"packetCaptureStatus\":\"%s\",\"packets\":%lld,"
                   "\"bytes\":%lld,\"drops\":%lld,\"files\":%lld",
                   core_capture_shown_status(cap), packets, bytes, drops, files);
+    dynbuf_printf(b, ",\"uploadedBytes\":%lld", uploaded);
     add_time(b, "requestedTime", cap->created_ms);
     add_time(b, "dispatchedTime", dispatched);
     add_time(b, "startTime", cap->capture_start_ms);

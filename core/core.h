@@ -231,6 +231,7 @@ struct core_report {
     const char *filter;         /* ack ok: the expression the start installed (NULL: not said) */
     int64_t seq;
     int64_t packets, bytes, drops, files, first_packet_ms; /* progress */
+    int64_t uploaded_bytes;                                /* progress: in blob storage */
     /* Results: err is CP_OK (applied, or applied before: applied = 0), CP_EFORBIDDEN (refused,
      * e says why: not this agent's session or command) or the store's failure. */
     enum cp_err err;

@@ -107,7 +107,7 @@ static enum cp_err apply_session_report(struct db_conn *c, struct core_report *j
             return CP_OK;
         job->watcher_id = s.watcher_id;
         return db_session_set_progress(c, s.id, job->packets, job->bytes, job->drops, job->files,
-                                       job->first_packet_ms, now);
+                                       job->first_packet_ms, job->uploaded_bytes, now);
     }
     /* The session ended: nothing is owed for it any more (a capture deleted meanwhile too). */
     err = db_outbox_ack_session(c, job->id, job->agent_id, NULL, now);

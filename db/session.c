@@ -9,7 +9,7 @@
     "SELECT s.id, s.capture_id, s.agent_id, s.instance_id, s.status, s.stop_reason,"               \
     " s.error_code, s.error_message, s.packets, s.bytes, s.drops, s.files, s.time_limit_ms,"       \
     " s.created_ms, s.dispatched_ms, s.started_ms, s.first_packet_ms, s.ended_ms,"                 \
-    " s.progress_ms, s.backstop_ms, p.watcher_id, COALESCE(a.connected, 0)"                        \
+    " s.progress_ms, s.backstop_ms, p.watcher_id, COALESCE(a.connected, 0), s.uploaded_bytes"      \
     " FROM capture_sessions s JOIN packet_captures p ON p.id = s.capture_id"                       \
     " LEFT JOIN agents a ON a.id = s.agent_id"
 
@@ -38,6 +38,7 @@ static enum cp_err read_row(sqlite3_stmt *st, void *out)
     s->backstop_ms = sqlite3_column_int64(st, 19);
     s->watcher_id = sqlite3_column_int64(st, 20);
     s->agent_connected = sqlite3_column_int(st, 21);
+    s->uploaded_bytes = sqlite3_column_int64(st, 22);
     return CP_OK;
 }
 
@@ -110,12 +111,12 @@ enum cp_err db_session_update_state(struct db_conn *c, const struct db_session *
 
 enum cp_err db_session_set_progress(struct db_conn *c, const char *id, int64_t packets,
                                     int64_t bytes, int64_t drops, int64_t files,
-                                    int64_t first_packet_ms, int64_t now_ms)
+                                    int64_t first_packet_ms, int64_t uploaded_bytes, int64_t now_ms)
 {
     sqlite3_stmt *st = db_conn_stmt(
         c, "UPDATE capture_sessions SET packets = ?2, bytes = ?3, drops = ?4, files = ?5,"
-           " first_packet_ms = COALESCE(first_packet_ms, NULLIF(?6, 0)), progress_ms = ?7"
-           " WHERE id = ?1");
+           " first_packet_ms = COALESCE(first_packet_ms, NULLIF(?6, 0)), progress_ms = ?7,"
+           " uploaded_bytes = ?8 WHERE id = ?1");
     if (!st)
         return CP_EIO;
     if (db_bind_text(st, 1, id))
@@ -126,6 +127,7 @@ enum cp_err db_session_set_progress(struct db_conn *c, const char *id, int64_t p
     sqlite3_bind_int64(st, 5, files);
     sqlite3_bind_int64(st, 6, first_packet_ms);
     sqlite3_bind_int64(st, 7, now_ms);
+    sqlite3_bind_int64(st, 8, uploaded_bytes);
     return step_changed(c, st);
 }
 

@@ -17,7 +17,9 @@
 #define DB_SESSION_ID_MAX       40
 #define DB_SESSION_INSTANCE_MAX 81
 #define DB_SESSION_CODE_MAX     32
-#define DB_SESSION_MESSAGE_MAX  256
+/* An agent's error message is up to 1024 bytes (proto.h PROTO_MESSAGE_MAX); a longer one would
+ * be dropped whole by str_copy, as a StorageFailed naming its blob URL was. */
+#define DB_SESSION_MESSAGE_MAX 1025
 
 struct db_session {
     char id[DB_SESSION_ID_MAX]; /* the captureId its agent knows */
@@ -31,7 +33,8 @@ struct db_session {
     int64_t packets, bytes, drops, files; /* the latest progress totals */
     int64_t time_limit_ms;
     int64_t created_ms, dispatched_ms, started_ms, first_packet_ms, ended_ms, progress_ms;
-    int64_t backstop_ms; /* due time while Running; 0 otherwise */
+    int64_t backstop_ms;    /* due time while Running; 0 otherwise */
+    int64_t uploaded_bytes; /* the latest progress: bytes in blob storage */
     /* read only (joined): */
     int64_t watcher_id;  /* the capture's watcher */
     int agent_connected; /* 1 while the agent's channel is up */
@@ -48,10 +51,11 @@ enum cp_err db_session_get(struct db_conn *c, const char *id, struct db_session 
  * started_ms, ended_ms, backstop_ms. CP_ENOTFOUND when gone. */
 enum cp_err db_session_update_state(struct db_conn *c, const struct db_session *s) CP_MUST_USE;
 /* The cheap path of a progress report: the counters, first_packet_ms (kept once set; 0 = not
- * known) and progress_ms of session id. */
+ * known), uploaded_bytes and progress_ms of session id. */
 enum cp_err db_session_set_progress(struct db_conn *c, const char *id, int64_t packets,
                                     int64_t bytes, int64_t drops, int64_t files,
-                                    int64_t first_packet_ms, int64_t now_ms) CP_MUST_USE;
+                                    int64_t first_packet_ms, int64_t uploaded_bytes,
+                                    int64_t now_ms) CP_MUST_USE;
 /* dispatched_ms = now_ms when it is not set yet. */
 enum cp_err db_session_set_dispatched(struct db_conn *c, const char *id,
                                       int64_t now_ms) CP_MUST_USE;

@@ -48,7 +48,8 @@
  *                    said, as for a stop); only when ok is false: code:PcError,
  *                    message?:text(1024)
  *   progress   A->S  seq, captureId:uuid, packets, bytes, drops, files: int>=0,
- *                    firstPacketAt?:int>=0 (epoch ms of the first packet; absent: none yet)
+ *                    firstPacketAt?:int>=0 (epoch ms of the first packet; absent: none yet),
+ *                    uploadedBytes?:int>=0 (bytes committed to blob storage; absent: none)
  *   completed  A->S  seq, captureId:uuid, stopReason:stopReason,
  *                    files?:[{path:name(2048), bytes:int>=0, sha256?:64 lower-case hex}]
  *                    (PROTO_MAX_FILES)
@@ -276,6 +277,7 @@ struct proto_progress {
     char capture_id[PROTO_ID_SIZE];
     int64_t packets, bytes, drops, files; /* totals so far, all >= 0 */
     int64_t first_packet_at;              /* epoch ms of the first packet; 0 = none yet */
+    int64_t uploaded_bytes; /* bytes of the session's files the blob service holds; 0 = none */
 };
 
 struct proto_file {

@@ -394,7 +394,8 @@ static enum cp_err rd_progress(const struct proto_rd *rd, const json_t *o, struc
         (err = rd_count(rd, o, "", "bytes", &p->bytes)) ||
         (err = rd_count(rd, o, "", "drops", &p->drops)) ||
         (err = rd_count(rd, o, "", "files", &p->files)) ||
-        (err = proto_rd_int(rd, o, "", "firstPacketAt", 0, 0, INT64_MAX, &p->first_packet_at)))
+        (err = proto_rd_int(rd, o, "", "firstPacketAt", 0, 0, INT64_MAX, &p->first_packet_at)) ||
+        (err = proto_rd_int(rd, o, "", "uploadedBytes", 0, 0, INT64_MAX, &p->uploaded_bytes)))
         return err;
     return CP_OK;
 }

@@ -177,6 +177,8 @@ static void enc_progress(struct bld *b, json_t *o, const struct proto_progress *
     put(b, o, "files", json_integer(p->files));
     if (p->first_packet_at != 0)
         put(b, o, "firstPacketAt", json_integer(p->first_packet_at));
+    if (p->uploaded_bytes != 0)
+        put(b, o, "uploadedBytes", json_integer(p->uploaded_bytes));
 }
 
 static void enc_completed(struct bld *b, json_t *o, const struct proto_completed *c)

@@ -78,6 +78,7 @@ struct agent_glue {
     int heartbeat_seconds; /* told to agents in welcome */
     int64_t deadline_ms;   /* dispatch deadline */
     int64_t grace_ms;      /* backstop grace */
+    int64_t grant_ms;      /* blob grant lifetime */
 };
 
 /* ITEM_REFUSED: in place of a message refused for lack of room, so that the agent is held
@@ -535,6 +536,7 @@ static int to_report(const char *agent_id, const struct proto_msg *m, struct cor
         r->drops = m->progress.drops;
         r->files = m->progress.files;
         r->first_packet_ms = m->progress.first_packet_at;
+        r->uploaded_bytes = m->progress.uploaded_bytes;
         break;
     default:
         return 0;
@@ -630,7 +632,7 @@ static int handle_item(struct shard *sh, struct item *it)
             release(sh, it->agent_id);
     } else if (m->type == PROTO_BLOB_REQUEST && g->core) {
         struct proto_msg grant;
-        blob_grant_answer(g->core, it->agent_id, &m->blob_request, &grant);
+        blob_grant_answer(g->core, it->agent_id, &m->blob_request, g->grant_ms, &grant);
         send_msg(g, it->agent_id, &grant);
         free(grant.blob_grant.url);
     } else {
@@ -712,6 +714,7 @@ enum cp_err agent_glue_new(struct agent_glue **out)
     g->heartbeat_seconds = PROTO_HEARTBEAT_SECONDS;
     g->deadline_ms = AGENT_DISPATCH_DEADLINE_MS;
     g->grace_ms = AGENT_BACKSTOP_GRACE_MS;
+    g->grant_ms = BLOB_GRANT_LIFETIME_MS;
     g->ops = (struct hub_ops){.ctx = g,
                               .authenticate = glue_authenticate,
                               .on_open = glue_on_open,
@@ -747,6 +750,14 @@ enum cp_err agent_glue_new(struct agent_glue **out)
     }
     *out = g;
     return CP_OK;
+}
+
+void agent_glue_set_grant_lifetime(struct agent_glue *g, int64_t lifetime_ms)
+{
+    pthread_mutex_lock(&g->mu);
+    if (lifetime_ms > 0)
+        g->grant_ms = lifetime_ms;
+    pthread_mutex_unlock(&g->mu);
 }
 
 void agent_glue_set_timers(struct agent_glue *g, int heartbeat_seconds, int64_t deadline_ms,

@@ -39,6 +39,9 @@ enum cp_err agent_glue_new(struct agent_glue **out) CP_MUST_USE;
  * hub starts. */
 void agent_glue_set_timers(struct agent_glue *g, int heartbeat_seconds, int64_t deadline_ms,
                            int64_t grace_ms);
+/* The lifetime of blob grants (server/blob_grant.h; --storage-grant-seconds, in ms); <= 0
+ * keeps BLOB_GRANT_LIFETIME_MS. Call before the hub starts. */
+void agent_glue_set_grant_lifetime(struct agent_glue *g, int64_t lifetime_ms);
 /* The port to give core_new(); valid while the glue lives. */
 const struct core_agent_port *agent_glue_port(struct agent_glue *g);
 /* core borrowed (must outlive the glue); set once, before the hub starts. */

@@ -29,7 +29,7 @@ static void storage_of(json_t *props, const char **id, const char **path)
 
 /* Signs the URL for blob on the registered account storage_id. */
 static enum cp_err sign(struct core *core, const char *storage_id, const char *blob, int64_t now,
-                        char **url, struct cp_error *e)
+                        int64_t lifetime_ms, char **url, struct cp_error *e)
 {
     struct db_storage_account acct;
     char key[DB_STORAGE_KEY_MAX];
@@ -45,7 +45,7 @@ static enum cp_err sign(struct core *core, const char *storage_id, const char *b
         .blob = blob,
         .permissions = "cw",
         .start_ms = now - BLOB_GRANT_SKEW_MS,
-        .expiry_ms = now + BLOB_GRANT_LIFETIME_MS,
+        .expiry_ms = now + lifetime_ms,
         .protocol = strncmp(acct.blob_endpoint, "http://", 7) == 0 ? STORAGE_SAS_HTTPS_HTTP
                                                                    : STORAGE_SAS_HTTPS,
     };
@@ -55,7 +55,7 @@ static enum cp_err sign(struct core *core, const char *storage_id, const char *b
 }
 
 void blob_grant_answer(struct core *core, const char *agent_id, const struct proto_blob_request *rq,
-                       struct proto_msg *out)
+                       int64_t lifetime_ms, struct proto_msg *out)
 {
     memset(out, 0, sizeof(*out));
     out->type = PROTO_BLOB_GRANT;
@@ -80,14 +80,14 @@ void blob_grant_answer(struct core *core, const char *agent_id, const struct pro
         refuse(g, PROTO_GRANT_NO_STORAGE, "The capture names no storage account.");
     } else if ((err = storage_blob_name(storage_path, s.instance_id, rq->file, blob, sizeof(blob),
                                         &e)) != CP_OK ||
-               (err = sign(core, storage_id, blob, now, &g->url, &e)) != CP_OK) {
+               (err = sign(core, storage_id, blob, now, lifetime_ms, &g->url, &e)) != CP_OK) {
         log_warnx(
             "component=storage event=grant_refused agent=%s capture=%s file=%lld detail=\"%s\"",
             agent_id, rq->capture_id, (long long)rq->file, e.message);
         refuse(g, PROTO_GRANT_STORAGE_FAILED, e.message);
     } else {
         g->ok = 1;
-        g->expires_at = now + BLOB_GRANT_LIFETIME_MS;
+        g->expires_at = now + lifetime_ms;
         log_info("component=storage event=grant agent=%s capture=%s file=%lld blob=\"%s\"",
                  agent_id, rq->capture_id, (long long)rq->file, blob);
     }

@@ -5,7 +5,8 @@
  * which never leaves the server.
  *
  * The SAS allows "cw" (create, write: Put Blob, Put Block, Put Block List) and nothing else, from
- * BLOB_GRANT_SKEW_MS before now (clocks differ) until BLOB_GRANT_LIFETIME_MS after. An upload
+ * BLOB_GRANT_SKEW_MS before now (clocks differ) until the grant's lifetime after
+ * (BLOB_GRANT_LIFETIME_MS unless --storage-grant-seconds says otherwise). An upload
  * that outlives it gets 403 from the blob service and asks again; blocks already staged stay.
  * http:// is allowed in the SAS only when the registered endpoint is itself http:// (an emulator
  * such as Azurite); a real account's SAS is https only.
@@ -27,6 +28,6 @@
  * Called on a glue shard thread.
  */
 void blob_grant_answer(struct core *core, const char *agent_id, const struct proto_blob_request *rq,
-                       struct proto_msg *out);
+                       int64_t lifetime_ms, struct proto_msg *out);
 
 #endif

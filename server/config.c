@@ -51,6 +51,10 @@ static const struct settings_entry settings[] = {
         86400,
         "how long past its time limit a running session may go without its agent reporting the "
         "end before the server ends it (Error/AgentStopped) and stops it on the agent"),
+    NUM(storage_grant_seconds, "storage-grant-seconds", "NETWATCH_STORAGE_GRANT_SECONDS", "900", 1,
+        86400,
+        "lifetime of the write-only SAS URL an agent gets per capture file (blobGrant); an upload "
+        "that outlives it asks for a new one and resumes"),
     FLAG(check_config, "check-config", "validate the configuration and the database, then exit"),
     FLAG(help, "help", "print this help"),
 };

@@ -28,6 +28,7 @@ struct config {
     long agent_heartbeat;             /* seconds between pings to agents */
     long dispatch_deadline_seconds;   /* an agent's time to ack a start */
     long backstop_grace;              /* seconds past a session's time limit before it is ended */
+    long storage_grant_seconds;       /* lifetime of the SAS URLs agents upload with */
     int check_config;                 /* validate and exit */
     int help;
 };

@@ -198,6 +198,7 @@ static int serve(const struct config *cfg)
         goto cleanup;
     agent_glue_set_timers(glue, (int)cfg->agent_heartbeat, cfg->dispatch_deadline_seconds * 1000LL,
                           cfg->backstop_grace * 1000LL);
+    agent_glue_set_grant_lifetime(glue, cfg->storage_grant_seconds * 1000LL);
     struct hub_options hub_opt = {.heartbeat_ms = (unsigned)cfg->agent_heartbeat * 1000u,
                                   .max_channels = (unsigned)cfg->max_agents};
     if (hub_new(&hub_opt, agent_glue_ops(glue), &hub) != CP_OK) {

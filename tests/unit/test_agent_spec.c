@@ -119,10 +119,49 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* storageLocation: File, Both, Storage only (docs/storage.md) and neither. */
+#define STORE                                                                                      \
+    "\"storageId\":\"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/"              \
+    "storageAccounts/a\""
+
+START_TEST(storage_modes)
+{
+    struct agent_spec s;
+    struct cp_error e;
+    ck_assert_int_eq(read_spec("{" LOCAL "}", &s, &e), 0);
+    ck_assert_int_eq(s.upload, SPEC_UPLOAD_NONE);
+    agent_spec_upload_file(&s, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    ck_assert_str_eq(s.file, "a/r.cap"); /* only storage only has a private file */
+    agent_spec_clear(&s);
+    ck_assert_int_eq(
+        read_spec("{\"storageLocation\":{" STORE ",\"filePath\":\"/var/captures/b.cap\"}}", &s, &e),
+        0);
+    ck_assert_int_eq(s.upload, SPEC_UPLOAD_BOTH);
+    ck_assert_str_eq(s.file, "b.cap");
+    agent_spec_clear(&s);
+    ck_assert_int_eq(read_spec("{\"storageLocation\":{" STORE ",\"storagePath\":\"https://"
+                               "a.blob.core.windows.net/x.cap\"}}",
+                               &s, &e),
+                     0);
+    ck_assert_int_eq(s.upload, SPEC_UPLOAD_ONLY);
+    ck_assert_str_eq(s.file, "");
+    agent_spec_upload_file(&s, "0f8fad5b-d9cb-469f-a165-70867728950e");
+    ck_assert_str_eq(s.file, ".netwatch-upload/0f8fad5b-d9cb-469f-a165-70867728950e/capture.cap");
+    agent_spec_clear(&s);
+    ck_assert_int_eq(read_spec("{\"storageLocation\":{\"storagePath\":\"\"}}", &s, &e), -1);
+    ck_assert_str_eq(e.code, "StorageFailed");
+    agent_spec_clear(&s);
+}
+END_TEST
+
 int main(void)
 {
-    const TTest *cases[] = {
-        ordinary_limits, ring_settings, ring_zeros_and_defaults, continuous_false_is_one_file,
-        refusals,        NULL};
+    const TTest *cases[] = {ordinary_limits,
+                            ring_settings,
+                            ring_zeros_and_defaults,
+                            continuous_false_is_one_file,
+                            refusals,
+                            storage_modes,
+                            NULL};
     return tfx_run(tfx_suite("agent_spec", NULL, NULL, cases)) ? 1 : 0;
 }

@@ -182,6 +182,7 @@ static void make_progress(struct proto_msg *m)
     m->progress.drops = 0;
     m->progress.files = 1;
     m->progress.first_packet_at = 1773718655429;
+    m->progress.uploaded_bytes = 834211;
 }
 
 static void make_completed(struct proto_msg *m)
@@ -603,7 +604,16 @@ START_TEST(round_trip_progress)
     ck_assert_int_eq(b.progress.bytes, INT64_MAX);
     ck_assert_int_eq(b.progress.drops, 0);
     ck_assert_int_eq(b.progress.files, 1);
+    ck_assert_int_eq(b.progress.uploaded_bytes, 834211);
     ck_assert_int_eq(proto_msg_seq(&b), 20);
+    free(s);
+    proto_msg_clear(&b);
+    /* Nothing uploaded: the member is left out (it is optional, 0 when absent). */
+    make_progress(&m);
+    m.progress.uploaded_bytes = 0;
+    s = round_trip(&m, &b);
+    ck_assert_ptr_null(strstr(s, "uploadedBytes"));
+    ck_assert_int_eq(b.progress.uploaded_bytes, 0);
     free(s);
     proto_msg_clear(&b);
 }
@@ -1011,6 +1021,9 @@ static const struct refusal refusals[] = {
      "\"drops\":0,\"files\":0}",
      "packets", "at least 0"},
     {PROG_HEAD ",\"seq\":1,\"drops\":0,\"files\":-9223372036854775808}", "files", "at least 0"},
+    {PROG_HEAD ",\"seq\":1,\"drops\":0,\"files\":0,\"uploadedBytes\":-1}", "uploadedBytes",
+     "at least 0"},
+    {PROG_HEAD ",\"seq\":1,\"drops\":0,\"files\":0,\"uploadedBytes\":\"5\"}", "uploadedBytes", ""},
     {DONE_HEAD ",\"stopReason\":\"Manual\",\"files\":[{\"path\":\"/p.cap\",\"bytes\":-1}]}",
      "files[0].bytes", "at least 0"},
     {WELC_HEAD ",\"lastAppliedSeq\":-1}", "lastAppliedSeq", "at least 0"},
