@@ -1,5 +1,5 @@
 /*
- * The storage_accounts table (migrations/0008_storage_accounts.sql): the blob-storage accounts
+ * The storage_accounts table (migrations/0007_storage_accounts.sql): the blob-storage accounts
  * captures may upload to, keyed by their lower-cased Microsoft.Storage/storageAccounts id.
  *
  * The account key is a secret. It is written by db_storage_account_put() and read only by

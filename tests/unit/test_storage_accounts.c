@@ -1,6 +1,6 @@
 /*
  * Check suite for the storage-account registry: core/storage_accounts.c (and so
- * db/storage_account.c and the 0008 migration) on a throwaway store. The CLI and the API's use
+ * db/storage_account.c and the 0007 migration) on a throwaway store. The CLI and the API's use
  * of it run against the real netwatchd in tests/integration/storage_accounts.c.
  */
 #include <check.h>

@@ -1,4 +1,4 @@
--- 0008: the storage-account registry (core/storage_accounts.h). A capture whose
+-- 0007: the storage-account registry (core/storage_accounts.h). A capture whose
 -- storageLocation.storageId names one of these rows uploads to that account; any other
 -- storageId is refused at create time.
 --
