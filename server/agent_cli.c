@@ -27,8 +27,10 @@ void agent_cli_usage(FILE *out)
 }
 
 /* Fills a from argv[3..]; -1 on anything unexpected. */
-static int parse_into(int argc, char **argv, struct cli_args *a)
+/* cli_group.parse: the arguments of the command argv[2], and --db for the frame. */
+static int parse_args(int argc, char **argv, void *args, const char **db)
 {
+    struct cli_args *a = args;
     memset(a, 0, sizeof(*a));
     a->cmd = argv[2];
     for (int i = 3; i < argc; i++) {
@@ -42,11 +44,10 @@ static int parse_into(int argc, char **argv, struct cli_args *a)
         else
             return -1;
     }
-    int is_list = strcmp(a->cmd, "list") == 0;
-    if (is_list)
+    *db = a->db;
+    /* The command is one of the group's (the frame checked): list takes no target. */
+    if (strcmp(a->cmd, "list") == 0)
         return a->target || a->instance ? -1 : 0;
-    if (strcmp(a->cmd, "add") != 0 && strcmp(a->cmd, "revoke") != 0)
-        return -1;
     return a->target ? 0 : -1;
 }
 
@@ -74,8 +75,9 @@ static int failed(const char *cmd, enum cp_err err, const struct cp_error *e)
     return 1;
 }
 
-static int cmd_add(struct db_store *s, const struct cli_args *a)
+static int cmd_add(struct db_store *s, const void *args)
 {
+    const struct cli_args *a = args;
     char token[CORE_AGENT_TOKEN_LEN];
     if (make_token(token) != 0) {
         fprintf(stderr, "netwatchd agent add: no randomness for a token\n");
@@ -98,8 +100,9 @@ static int cmd_add(struct db_store *s, const struct cli_args *a)
     return 0;
 }
 
-static int cmd_revoke(struct db_store *s, const struct cli_args *a)
+static int cmd_revoke(struct db_store *s, const void *args)
 {
+    const struct cli_args *a = args;
     struct db_agent agent;
     struct cp_error e = {{0}, {0}, {0}};
     enum cp_err err;
@@ -139,8 +142,9 @@ static enum cp_err print_agent(const struct db_agent *a, void *arg)
     return CP_OK;
 }
 
-static int cmd_list(struct db_store *s)
+static int cmd_list(struct db_store *s, const void *args)
 {
+    (void)args;
     struct cp_error e = {{0}, {0}, {0}};
     printf("ID\tRESOURCE\tINSTANCE\tSTATE\tCONNECTED\tLAST_SEEN\tVERSION\n");
     enum cp_err err = core_agent_list(s, NULL, print_agent, NULL, &e);
@@ -149,32 +153,12 @@ static int cmd_list(struct db_store *s)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* cli_group.parse: the arguments, and --db for the frame. */
-static int parse_args(int argc, char **argv, void *args, const char **db)
-{
-    struct cli_args *a = args;
-    if (parse_into(argc, argv, a) != 0)
-        return -1;
-    *db = a->db;
-    return 0;
-}
-
-static int run(struct db_store *s, void *args)
-{
-    const struct cli_args *a = args;
-    int rc;
-    if (strcmp(a->cmd, "add") == 0)
-        rc = cmd_add(s, a);
-    else if (strcmp(a->cmd, "revoke") == 0)
-        rc = cmd_revoke(s, a);
-    else
-        rc = cmd_list(s);
-    return rc;
-}
-
 int agent_cli_main(int argc, char **argv)
 {
-    static const struct cli_group group = {"agent", agent_cli_usage, parse_args, run};
+    static const struct cli_command commands[] = {
+        {"add", cmd_add}, {"revoke", cmd_revoke}, {"list", cmd_list}};
+    static const struct cli_group group = {"agent", agent_cli_usage, parse_args, commands,
+                                           sizeof(commands) / sizeof(commands[0])};
     struct cli_args a;
     return cli_group_main(&group, argc, argv, &a);
 }

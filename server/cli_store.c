@@ -35,17 +35,21 @@ int cli_group_main(const struct cli_group *g, int argc, char **argv, void *args)
         g->usage(stdout);
         return 0;
     }
+    const struct cli_command *cmd = NULL;
+    for (size_t i = 0; argc >= 3 && i < g->n_commands && !cmd; i++)
+        if (strcmp(argv[2], g->commands[i].name) == 0)
+            cmd = &g->commands[i];
     const char *db = NULL;
-    if (argc < 3 || g->parse(argc, argv, args, &db) != 0) {
+    if (!cmd || g->parse(argc, argv, args, &db) != 0) {
         g->usage(stderr);
         return 2;
     }
     char what[64];
-    snprintf(what, sizeof(what), "%s %s", g->name, argv[2]);
+    snprintf(what, sizeof(what), "%s %s", g->name, cmd->name);
     struct db_store *s = cli_store_open(what, db, argc, argv);
     if (!s)
         return 1;
-    int rc = g->run(s, args);
+    int rc = cmd->run(s, args);
     db_store_close(s);
     return rc;
 }

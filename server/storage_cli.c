@@ -36,8 +36,10 @@ static int take(const char **slot, const char *v)
 }
 
 /* Fills a from argv[3..]; -1 on anything unexpected. */
-static int parse_into(int argc, char **argv, struct cli_args *a)
+/* cli_group.parse: the arguments of the command argv[2], and --db for the frame. */
+static int parse_args(int argc, char **argv, void *args, const char **db)
 {
+    struct cli_args *a = args;
     memset(a, 0, sizeof(*a));
     a->cmd = argv[2];
     for (int i = 3; i < argc; i++) {
@@ -60,13 +62,13 @@ static int parse_into(int argc, char **argv, struct cli_args *a)
         if (rc != 0)
             return -1;
     }
+    *db = a->db;
     int add = strcmp(a->cmd, "add") == 0;
     if (!add && (a->key_file || a->account || a->endpoint || a->no_verify))
         return -1;
+    /* The command is one of the group's (the frame checked): list takes no target. */
     if (strcmp(a->cmd, "list") == 0)
         return a->target ? -1 : 0;
-    if (!add && strcmp(a->cmd, "remove") != 0)
-        return -1;
     return a->target && (!add || a->key_file) ? 0 : -1;
 }
 
@@ -108,8 +110,9 @@ static int failed(const char *cmd, enum cp_err err, const struct cp_error *e)
     return 1;
 }
 
-static int cmd_add(struct db_store *s, const struct cli_args *a)
+static int cmd_add(struct db_store *s, const void *args)
 {
+    const struct cli_args *a = args;
     char key[DB_STORAGE_KEY_MAX];
     if (read_key(a->key_file, key) != 0)
         return 1;
@@ -136,8 +139,9 @@ static int cmd_add(struct db_store *s, const struct cli_args *a)
     return 0;
 }
 
-static int cmd_remove(struct db_store *s, const struct cli_args *a)
+static int cmd_remove(struct db_store *s, const void *args)
 {
+    const struct cli_args *a = args;
     struct cp_error e = {{0}, {0}, {0}};
     enum cp_err err = core_storage_account_remove(s, a->target, &e);
     if (err != CP_OK)
@@ -155,8 +159,9 @@ static enum cp_err print_account(const struct db_storage_account *a, void *arg)
     return CP_OK;
 }
 
-static int cmd_list(struct db_store *s)
+static int cmd_list(struct db_store *s, const void *args)
 {
+    (void)args;
     struct cp_error e = {{0}, {0}, {0}};
     printf("STORAGE_ID\tACCOUNT\tBLOB_ENDPOINT\tREGISTERED\n");
     enum cp_err err = core_storage_account_list(s, print_account, NULL, &e);
@@ -165,32 +170,12 @@ static int cmd_list(struct db_store *s)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
-/* cli_group.parse: the arguments, and --db for the frame. */
-static int parse_args(int argc, char **argv, void *args, const char **db)
-{
-    struct cli_args *a = args;
-    if (parse_into(argc, argv, a) != 0)
-        return -1;
-    *db = a->db;
-    return 0;
-}
-
-static int run(struct db_store *s, void *args)
-{
-    const struct cli_args *a = args;
-    int rc;
-    if (strcmp(a->cmd, "add") == 0)
-        rc = cmd_add(s, a);
-    else if (strcmp(a->cmd, "remove") == 0)
-        rc = cmd_remove(s, a);
-    else
-        rc = cmd_list(s);
-    return rc;
-}
-
 int storage_cli_main(int argc, char **argv)
 {
-    static const struct cli_group group = {"storage", storage_cli_usage, parse_args, run};
+    static const struct cli_command commands[] = {
+        {"add", cmd_add}, {"remove", cmd_remove}, {"list", cmd_list}};
+    static const struct cli_group group = {"storage", storage_cli_usage, parse_args, commands,
+                                           sizeof(commands) / sizeof(commands[0])};
     struct cli_args a;
     return cli_group_main(&group, argc, argv, &a);
 }
