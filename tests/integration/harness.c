@@ -457,7 +457,7 @@ cleanup:
 
 /* ---- the server process ---- */
 
-static int remove_tree(const char *path)
+int nw_remove_tree(const char *path)
 {
     struct stat st;
     DIR *d;
@@ -476,7 +476,7 @@ static int remove_tree(const char *path)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         snprintf(child, sizeof(child), "%s/%s", path, e->d_name);
-        if (remove_tree(child) != 0)
+        if (nw_remove_tree(child) != 0)
             ret = -1;
     }
     closedir(d);
@@ -826,7 +826,7 @@ void nw_server_cleanup(struct nw_server *s)
     if (keep && *keep)
         fprintf(stderr, "harness: keeping %s\n", s->dir);
     else
-        remove_tree(s->dir);
+        nw_remove_tree(s->dir);
     s->dir[0] = '\0';
 }
 

@@ -73,6 +73,8 @@ void nw_guid(char *out);
 
 /* Reads a whole file into a NUL-terminated heap buffer (caller frees). NULL on error. */
 char *nw_read_file(const char *path, size_t *len);
+/* Removes path and everything under it (symlinks not followed). 0, or -1 when something stayed. */
+int nw_remove_tree(const char *path);
 
 /* "https://host:1/a/b?x=y" -> "/a/b?x=y" (a pointer into url, borrowed); url itself when it
  * already starts with '/'; NULL when it is neither. */

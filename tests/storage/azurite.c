@@ -4,9 +4,10 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "tests/storage/azurite.h"
 
+#include "tests/integration/harness.h"
+
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,54 +20,6 @@
 
 /* What Azurite prints on stdout once its listening socket is bound. */
 #define LISTENS_MARK "successfully listens on http://127.0.0.1:"
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* The whole log file as a NUL-terminated heap string, or NULL. */
-static char *read_log(const struct nw_azurite *a, size_t *len)
-{
-    FILE *f = fopen(a->log_file, "rb");
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-
-    if (f == NULL)
-        return NULL;
-    for (;;) {
-        if (cap - n < 4096) {
-            char *nb = realloc(buf, cap + 65536);
-            if (nb == NULL) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-            cap += 65536;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    if (len)
-        *len = n;
-    return buf;
-}
 
 int nw_azurite_init(struct nw_azurite *a, const char *node, const char *main_js)
 {
@@ -104,7 +57,7 @@ int nw_azurite_init(struct nw_azurite *a, const char *node, const char *main_js)
 static int listening_port(const struct nw_azurite *a, size_t offset)
 {
     size_t len = 0;
-    char *log = read_log(a, &len);
+    char *log = nw_read_file(a->log_file, &len);
     int port = 0;
 
     if (log == NULL)
@@ -163,8 +116,8 @@ int nw_azurite_start(struct nw_azurite *a, int port)
     }
     close(fd);
 
-    deadline = now_ms() + NW_AZURITE_READY_TIMEOUT_S * 1000LL;
-    while (now_ms() < deadline) {
+    deadline = nw_now_ms() + NW_AZURITE_READY_TIMEOUT_S * 1000LL;
+    while (nw_now_ms() < deadline) {
         int status;
         if (waitpid(a->pid, &status, WNOHANG) == a->pid) {
             fprintf(stderr, "azurite: exited before listening (status %d)\n", status);
@@ -179,7 +132,7 @@ int nw_azurite_start(struct nw_azurite *a, int port)
             snprintf(a->endpoint, sizeof(a->endpoint), "%s/%s", a->base_url, NW_AZURITE_ACCOUNT);
             return 0;
         }
-        sleep_ms(20);
+        nw_sleep_ms(20);
     }
     fprintf(stderr, "azurite: not listening within %d s\n", NW_AZURITE_READY_TIMEOUT_S);
     nw_azurite_kill(a);
@@ -189,7 +142,7 @@ int nw_azurite_start(struct nw_azurite *a, int port)
 
 static int reap(struct nw_azurite *a, long timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = nw_now_ms() + timeout_ms;
     int status;
 
     for (;;) {
@@ -200,9 +153,9 @@ static int reap(struct nw_azurite *a, long timeout_ms)
         }
         if (w < 0 && errno != EINTR)
             return -1;
-        if (now_ms() >= deadline)
+        if (nw_now_ms() >= deadline)
             return -1;
-        sleep_ms(10);
+        nw_sleep_ms(10);
     }
 }
 
@@ -226,14 +179,6 @@ int nw_azurite_kill(struct nw_azurite *a)
     return reap(a, 10000);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 void nw_azurite_cleanup(struct nw_azurite *a)
 {
     const char *keep = getenv("NW_KEEP_TMP");
@@ -243,14 +188,14 @@ void nw_azurite_cleanup(struct nw_azurite *a)
         return;
     if (keep && *keep)
         fprintf(stderr, "azurite: keeping %s\n", a->dir);
-    else if (nftw(a->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    else if (nw_remove_tree(a->dir) != 0)
         fprintf(stderr, "azurite: could not remove %s\n", a->dir);
     a->dir[0] = '\0';
 }
 
 long nw_azurite_count(const struct nw_azurite *a, const char *const *needles)
 {
-    char *log = read_log(a, NULL);
+    char *log = nw_read_file(a->log_file, NULL);
     long count = 0;
 
     if (log == NULL)
@@ -274,7 +219,7 @@ long nw_azurite_count(const struct nw_azurite *a, const char *const *needles)
 void nw_azurite_dump_log(const struct nw_azurite *a, size_t max_bytes)
 {
     size_t len = 0;
-    char *log = read_log(a, &len);
+    char *log = nw_read_file(a->log_file, &len);
 
     if (log == NULL)
         return;
