@@ -109,16 +109,18 @@ static int add_account(const char *name, const char *key_text, int verify, char 
     return NW_CHECK(cli(add) == 0, "storage add %s", name) ? 0 : -1;
 }
 
-/* PUTs capture name on vm1 (UDP to port) with storageLocation location; storagePath into path.
- */
-static int put_capture(const char *name, const char *location, int port, char *path, size_t n)
+/* PUTs capture name on vm1 (UDP to port) with storageLocation location and the properties in
+ * extra ("" or members each followed by ','), and waits for the create to succeed; storagePath
+ * into path. */
+static int put_capture_with(const char *name, const char *location, const char *extra, int port,
+                            char *path, size_t n)
 {
     char t[700], body[1600];
     snprintf(body, sizeof(body),
              "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-             "Microsoft.Compute/virtualMachines/vm1\",\"storageLocation\":%s,"
+             "Microsoft.Compute/virtualMachines/vm1\",\"storageLocation\":%s,%s"
              "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
-             srv.sub, location, port);
+             srv.sub, location, extra, port);
     snprintf(t, sizeof(t), "%s/packetCaptures/%s?api-version=" API, nw, name);
     struct nw_response r;
     long code = nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 ? r.status : 0;
@@ -130,6 +132,24 @@ static int put_capture(const char *name, const char *location, int port, char *p
     int ok = NW_CHECK(code == 201 && op[0], "PUT %s: %ld %.300s", name, code, r.body ? r.body : "");
     nw_response_free(&r);
     return ok && nw_operation_ends(&srv, op, 15, "Succeeded", NULL, NULL) ? 0 : -1;
+}
+
+static int put_capture(const char *name, const char *location, int port, char *path, size_t n)
+{
+    return put_capture_with(name, location, "", port, path, n);
+}
+
+/* A Storage-only ring of 2 files of file_size bytes (packets cut to 128 bytes) for seconds. */
+static int put_ring(const char *name, int file_size, int seconds, int port, char *path, size_t n)
+{
+    char loc[400], extra[300];
+    snprintf(loc, sizeof(loc), "{\"storageId\":\"%s\"}", store_ok);
+    snprintf(extra, sizeof(extra),
+             "\"bytesToCapturePerPacket\":128,\"continuousCapture\":true,"
+             "\"captureSettings\":{\"fileCount\":2,\"fileSizeInBytes\":%d,"
+             "\"sessionTimeLimitInSeconds\":%d},",
+             file_size, seconds);
+    return put_capture_with(name, loc, extra, port, path, n);
 }
 
 /* The blob name (container-relative) of a storagePath URL. */
@@ -517,28 +537,8 @@ static int blob_exists(const char *blob)
 static void ring(void)
 {
     int port = 37000 + (int)(getpid() % 20000);
-    char loc[400], path[1200], blob[1300], url[1500];
-    snprintf(loc, sizeof(loc), "{\"storageId\":\"%s\"}", store_ok);
-    char t[700], body[1600];
-    snprintf(body, sizeof(body),
-             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-             "Microsoft.Compute/virtualMachines/vm1\",\"storageLocation\":%s,"
-             "\"bytesToCapturePerPacket\":128,\"continuousCapture\":true,"
-             "\"captureSettings\":{\"fileCount\":2,\"fileSizeInBytes\":3000,"
-             "\"sessionTimeLimitInSeconds\":120},"
-             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
-             srv.sub, loc, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/ring1?api-version=" API, nw);
-    struct nw_response r;
-    long code = nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 ? r.status : 0;
-    const char *p = nw_json_str(r.json, "properties.storageLocation.storagePath");
-    const char *aao = nw_response_header(&r, "Azure-AsyncOperation");
-    char op[600];
-    snprintf(op, sizeof(op), "%s", aao ? aao : "");
-    snprintf(path, sizeof(path), "%s", p ? p : "");
-    int ok = NW_CHECK(code == 201 && op[0], "PUT ring1: %ld %.300s", code, r.body ? r.body : "");
-    nw_response_free(&r);
-    if (!ok || !nw_operation_ends(&srv, op, 15, "Succeeded", NULL, NULL))
+    char path[1200], blob[1300], url[1500];
+    if (put_ring("ring1", 3000, 120, port, path, sizeof(path)) != 0)
         return;
     const char *blob0 = blob_of(path);
     send_traffic(port, "ring", 200);
@@ -609,26 +609,8 @@ static void resumed_parts(void)
 static void long_ring(void)
 {
     int port = 40000 + (int)(getpid() % 20000);
-    char t[700], body[1600], path[1200], blob[1300];
-    snprintf(body, sizeof(body),
-             "{\"properties\":{\"target\":\"/subscriptions/%s/resourceGroups/rg1/providers/"
-             "Microsoft.Compute/virtualMachines/vm1\",\"storageLocation\":{\"storageId\":\"%s\"},"
-             "\"bytesToCapturePerPacket\":128,\"continuousCapture\":true,"
-             "\"captureSettings\":{\"fileCount\":2,\"fileSizeInBytes\":200,"
-             "\"sessionTimeLimitInSeconds\":300},"
-             "\"filters\":[{\"protocol\":\"UDP\",\"localPort\":\"%d\"}]}}",
-             srv.sub, store_ok, port);
-    snprintf(t, sizeof(t), "%s/packetCaptures/ring2?api-version=" API, nw);
-    struct nw_response r;
-    long code = nw_server_request(&srv, "PUT", t, body, NULL, &r) == 0 ? r.status : 0;
-    const char *p = nw_json_str(r.json, "properties.storageLocation.storagePath");
-    const char *aao = nw_response_header(&r, "Azure-AsyncOperation");
-    char op[600];
-    snprintf(op, sizeof(op), "%s", aao ? aao : "");
-    snprintf(path, sizeof(path), "%s", p ? p : "");
-    int ok = NW_CHECK(code == 201 && op[0], "PUT ring2: %ld %.300s", code, r.body ? r.body : "");
-    nw_response_free(&r);
-    if (!ok || !nw_operation_ends(&srv, op, 15, "Succeeded", NULL, NULL))
+    char path[1200], blob[1300];
+    if (put_ring("ring2", 200, 300, port, path, sizeof(path)) != 0)
         return;
     send_traffic(port, "long", 300);
     /* Each file costs the ring a few fsyncs: let it write (and upload) them before the stop. */
